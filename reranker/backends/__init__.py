@@ -1,0 +1,82 @@
+"""Backend registry: one engine per process and settings, shared by every Reranker that asks for it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from reranker.backends.base import Backend
+from reranker.errors import BackendUnavailable, InputError
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "vllm", "transformers", "remote")
+
+_engines: dict[tuple, Backend] = {}
+_lock = threading.Lock()
+
+
+def _construct(name: str, settings: dict[str, Any]) -> Backend:
+    if name == "vllm":
+        from reranker.backends.vllm_backend import VLLMBackend
+
+        keys = ("revision", "dtype", "max_model_len", "tensor_parallel_size", "memory_fraction",
+                "max_num_batched_tokens", "max_num_seqs", "enforce_eager")
+        return VLLMBackend(settings["model"], **{k: settings[k] for k in keys if k in settings})
+    if name == "transformers":
+        from reranker.backends.transformers_backend import TransformersBackend
+
+        keys = ("revision", "dtype", "yes_id", "no_id")
+        return TransformersBackend(settings["model"], **{k: settings[k] for k in keys})
+    if name == "remote":
+        from reranker.backends.remote_backend import RemoteBackend
+
+        return RemoteBackend(settings["model"], settings["servers"], api_key=settings.get("api_key"))
+    raise InputError(f"Unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
+
+
+def load_backend(name: str, settings: dict[str, Any]) -> Backend:
+    """The process-wide engine for these settings, loaded on first use.
+
+    ``auto`` tries vLLM first and falls back to transformers when vLLM is missing or fails to start;
+    the log says which one runs and why.
+    """
+    if name not in BACKENDS:
+        raise InputError(f"Unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
+    candidates = ["vllm", "transformers"] if name == "auto" else [name]
+    with _lock:
+        for candidate in candidates:
+            key = (candidate, tuple(sorted((k, repr(v)) for k, v in settings.items())))
+            if key in _engines:
+                return _engines[key]
+        errors = []
+        for candidate in candidates:
+            key = (candidate, tuple(sorted((k, repr(v)) for k, v in settings.items())))
+            try:
+                engine = _construct(candidate, settings)
+            except BackendUnavailable as exc:
+                if name != "auto":
+                    raise
+                errors.append(f"{candidate}: {exc}")
+                log.warning("backend %s unavailable, trying the next one: %s", candidate, exc)
+                continue
+            _engines[key] = engine
+            log.info("backend %s loaded %s on %s", candidate, settings.get("model"), engine.device)
+            return engine
+        raise BackendUnavailable("No backend could start. " + " | ".join(errors))
+
+
+def loaded_engines() -> list[Backend]:
+    """Engines loaded in this process (for status displays)."""
+    return list(_engines.values())
+
+
+def shutdown_all() -> None:
+    """Close every engine of this process (tests call this at the end of a session)."""
+    with _lock:
+        for engine in _engines.values():
+            close = getattr(engine, "close", None)
+            if close:
+                close()
+        _engines.clear()
