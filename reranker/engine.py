@@ -166,6 +166,8 @@ class Reranker:
             raise InputError("documents must be a list of texts, one item per document.")
         if not documents:
             raise InputError("There are no documents to rank: give at least one.")
+        if not isinstance(query, str) or not query.strip():
+            raise InputError("The query is empty: type what you are looking for.")
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise InputError(f"top_k must be a positive whole number, got {top_k!r}.")
         judged = self.score([(query, d) for d in documents], instruction=instruction)
@@ -301,8 +303,10 @@ def _load_tokenizer_and_config(model: str, revision: str | None):
         config = AutoConfig.from_pretrained(model, revision=revision)
         tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
     except (OSError, ValueError) as exc:
+        if model.startswith((".", "/", "~")) or Path(model).exists():
+            raise ModelError(f"Cannot load model {model!r}: there is no model folder at that path.") from exc
         raise ModelError(
-            f"Cannot load model {model!r}: it is neither a local folder with a model nor reachable on the "
+            f"Cannot load model {model!r}: it is not a local folder and could not be loaded from the "
             f"Hugging Face hub ({str(exc).splitlines()[0]})."
         ) from exc
     if getattr(config, "model_type", None) != "qwen3":

@@ -1,0 +1,8 @@
+"""``python -m reranker``: see reranker/cli.py."""
+
+import sys
+
+from reranker.cli import main
+
+if __name__ == "__main__":  # vLLM starts its workers by spawn: keep this guard
+    sys.exit(main())
