@@ -159,15 +159,27 @@ class Inspector:
         return text, gr.Timer(active=text.startswith("⏳"))
 
     # --- ranking ---------------------------------------------------------------------------------
+    def check(self, query, pasted, mode, upload, text_column, id_column, model, backend, max_length):
+        """Refuse a run early (a message, no output touched) when the inputs cannot be ranked."""
+        _settings(model, backend, max_length)
+        try:
+            self._inputs(query, pasted, mode, upload, text_column, id_column)
+        except RerankerError as exc:
+            raise _error(exc)
+
+    def _inputs(self, query, pasted, mode, upload, text_column, id_column) -> documents.Collection:
+        found = self.collect(pasted, mode, upload, text_column, id_column)
+        if not (query or "").strip():
+            raise InputError("The query is empty: type what you are searching for.")
+        if not found.documents:
+            raise InputError("There are no documents to rank: paste some or upload a file.")
+        return found
+
     def run(self, query, instruction, pasted, mode, upload, text_column, id_column, model, backend, max_length,
             batch_size, sort, min_score, min_confidence, top_k, progress=gr.Progress()):
         settings = _settings(model, backend, max_length)
         try:
-            found = self.collect(pasted, mode, upload, text_column, id_column)
-            if not (query or "").strip():
-                raise InputError("The query is empty: type what you are searching for.")
-            if not found.documents:
-                raise InputError("There are no documents to rank: paste some or upload a file.")
+            found = self._inputs(query, pasted, mode, upload, text_column, id_column)
             if self.holder.state(settings)[0] != "ready":
                 progress(0, desc=f"Loading {settings.model_id} (first run only)…")
             reranker = self.holder.get(settings)
@@ -341,10 +353,11 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
             component.change(ui.count, doc_inputs, count, queue=False, show_progress="hidden",
                              trigger_mode="always_last")
 
-        run_event = dict(fn=ui.run, inputs=[query, instruction, *doc_inputs, *settings, batch_size, *filters],
-                         outputs=[result_state, *view_outputs, summary, status], concurrency_id="model")
-        run_button.click(api_name="rank", **run_event)
-        query.submit(**run_event, api_name=False)
+        run_inputs = [query, instruction, *doc_inputs, *settings, batch_size, *filters]
+        for trigger in (run_button.click, query.submit):
+            trigger(ui.check, [query, *doc_inputs, *settings], None, concurrency_limit=None, api_name=False).success(
+                ui.run, run_inputs, [result_state, *view_outputs, summary, status], concurrency_id="model",
+                show_progress_on=[table], api_name="rank" if trigger == run_button.click else False)
         for component in filters:
             component.change(ui.refresh, [result_state, *filters], view_outputs, api_name=False,
                              show_progress="hidden", concurrency_limit=None)
