@@ -25,6 +25,15 @@ MIGRATIONS = [
         created REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 2: instruction presets the inspector's users saved (built-in presets live in reranker/presets.py).
+    """
+    CREATE TABLE instruction_presets (
+        name TEXT PRIMARY KEY,
+        instruction TEXT NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    """,
 ]
 
 

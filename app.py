@@ -1,0 +1,92 @@
+"""Qwen3-Reranker relevance inspector: one FastAPI server with the Gradio page mounted at "/".
+
+    python app.py [--model 0.6B|4B|8B|PATH] [--backend auto|vllm|transformers] [--host H] [--port P] [--share]
+
+The model comes from ``--model``, else ``$RERANKER_MODEL``, else Qwen3-Reranker-0.6B. It is loaded once in
+the background when the server starts and shared by every user; runs are queued one at a time.
+On a Hugging Face Space, this file is the ``app_file``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import threading
+from pathlib import Path
+
+import gradio as gr
+from fastapi import FastAPI
+
+from reranker.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
+from reranker.engine import DEFAULT_MAX_LENGTH
+from reranker.model_holder import ModelHolder, ModelSettings
+from reranker.presets import PresetStore
+from reranker.store import Database, default_data_dir
+from reranker.ui import CSS_PATH, build_app
+
+log = logging.getLogger("app")
+THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
+
+
+def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MAX_DOCUMENTS) -> FastAPI:
+    """The whole server: a FastAPI app (REST API + Gradio page at "/"), sharing one ModelHolder."""
+    presets = PresetStore(Database(Path(data_dir or default_data_dir()) / "reranker.sqlite3"))
+    demo = build_app(holder, presets, max_documents=max_documents)
+    server = FastAPI(title="Qwen3 Reranker")
+    server.state.models = holder  # the API reads the shared models from here
+
+    # ---- REST API (issue 5) -------------------------------------------------------------------------
+    # reranker/api.py provides the Cohere-compatible routes; include its router HERE, before Gradio is
+    # mounted at "/" (Gradio's catch-all routes must come last), reading models from server.state.models.
+    # --------------------------------------------------------------------------------------------------
+
+    return gr.mount_gradio_app(server, demo, path="/", theme=THEME, css_paths=[CSS_PATH],
+                               max_file_size=MAX_UPLOAD_BYTES, footer_links=["api"])
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=os.environ.get("RERANKER_MODEL", "0.6B"),
+                        help="0.6B, 4B, 8B, a hub id or a local folder (default: $RERANKER_MODEL or 0.6B)")
+    parser.add_argument("--backend", default=os.environ.get("RERANKER_BACKEND", "auto"),
+                        choices=["auto", "vllm", "transformers"], help="scoring backend (default: auto)")
+    parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH, help="tokens per prompt")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--share", action="store_true", help="also publish a temporary public gradio.live link")
+    parser.add_argument("--max-documents", type=int, default=MAX_DOCUMENTS, help="documents per run")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    import uvicorn
+
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    holder = ModelHolder(ModelSettings(args.model, args.backend, args.max_length))
+    holder.start()  # load in the background; the page shows "Loading…" until it is ready
+    server = uvicorn.Server(uvicorn.Config(create_server(holder, max_documents=args.max_documents),
+                                           host=args.host, port=args.port, log_level="warning"))
+    if args.share:
+        threading.Thread(target=_share, args=(server, args.host, args.port), daemon=True).start()
+    print(f"Relevance inspector on http://{args.host}:{args.port}/ (model {args.model}, backend {args.backend})")
+    server.run()
+
+
+def _share(server, host: str, port: int) -> None:
+    """Open Gradio's share tunnel to this server once it is accepting connections."""
+    from gradio import networking
+
+    while not server.started:
+        threading.Event().wait(0.2)
+    try:
+        url = networking.setup_tunnel(host, port, secrets.token_urlsafe(32), None, None)
+        print(f"Public link (valid 1 week): {url}")
+    except Exception as exc:  # no network, share server down: the local server keeps running
+        log.warning("Could not create a share link: %s", exc)
+
+
+if __name__ == "__main__":
+    main()

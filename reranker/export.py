@@ -1,0 +1,53 @@
+"""Exports of a ranking: CSV (settings as ``#`` comment lines above the header) and JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from reranker.inspection import RankedRow, RunResult
+
+COLUMNS = ["rank", "id", "score", "confidence", "logodds", "truncated", "n_tokens", "prompt_tokens", "cached",
+           "duplicate_of", "source", "index", "text"]
+
+
+def rows_frame(rows: Sequence[RankedRow]) -> pd.DataFrame:
+    """The rows as a DataFrame with the export's columns, in the given order."""
+    return pd.DataFrame([asdict(r) for r in rows], columns=COLUMNS)
+
+
+def to_csv(result: RunResult, rows: Sequence[RankedRow], path: str | Path) -> Path:
+    """Write ``rows`` as CSV. The run's settings (query, instruction, model, max length, timestamp) come first,
+    one ``# key: <JSON value>`` line each; :func:`read_csv` reads both back."""
+    path = Path(path)
+    with path.open("w", encoding="utf-8", newline="") as out:
+        for key, value in result.settings().items():
+            out.write(f"# {key}: {json.dumps(value, ensure_ascii=False)}\n")
+        rows_frame(rows).to_csv(out, index=False)
+    return path
+
+
+def read_csv(path: str | Path) -> tuple[dict, pd.DataFrame]:
+    """The settings and rows of a CSV written by :func:`to_csv`."""
+    settings, skip = {}, 0
+    with Path(path).open(encoding="utf-8") as f:
+        for line in f:
+            if not line.startswith("# "):
+                break
+            key, value = line[2:].rstrip("\n").split(": ", 1)
+            settings[key] = json.loads(value)
+            skip += 1
+    frame = pd.read_csv(path, skiprows=skip, dtype={"id": str, "text": str, "duplicate_of": str}, keep_default_na=False)
+    return settings, frame
+
+
+def to_json(result: RunResult, rows: Sequence[RankedRow], path: str | Path) -> Path:
+    """Write ``{"settings": {...}, "results": [...]}`` as UTF-8 JSON."""
+    path = Path(path)
+    payload = {"settings": result.settings(), "results": [{k: asdict(r)[k] for k in COLUMNS} for r in rows]}
+    path.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
+    return path

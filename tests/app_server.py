@@ -1,0 +1,37 @@
+"""Runs the inspector server (FastAPI + Gradio) in a background thread for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+
+import uvicorn
+
+from app import create_server
+from reranker.model_holder import ModelHolder, ModelSettings
+
+
+@contextlib.contextmanager
+def serve(model: str, backend: str, data_dir, max_length: int = 512):
+    """Yield the base URL of a running server whose model is already loaded."""
+    holder = ModelHolder(ModelSettings(model, backend, max_length), cache=str(data_dir))
+    holder.get()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_server(holder, data_dir=data_dir), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("the inspector server did not start")
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

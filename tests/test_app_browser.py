@@ -1,0 +1,85 @@
+"""A real headless Chromium drives the inspector on the tiny model (Playwright, Debian's chromium)."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reranker import export
+from tests.app_server import serve
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+XSS = "<img src=x onerror=alert(1)>"
+DOCS = [
+    "Auroras happen when charged particles from the solar wind hit gases in the upper atmosphere.",
+    "The northern lights are best seen in winter from Tromsø, Fairbanks and Yellowknife.",
+    XSS,
+    "A lighthouse warns ships of dangerous coastlines with a rotating beam.",
+    "Oxygen about 100 km up gives the aurora its common green colour.",
+]
+
+
+@pytest.fixture(scope="module")
+def page(tiny_model, tmp_path_factory):
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.fail("Debian chromium is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serve(tiny_model, "transformers", tmp_path_factory.mktemp("browser-data")) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.dialogs = []
+        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(url)
+        page.get_by_text("loaded · backend").wait_for(timeout=30_000)
+        yield page
+        browser.close()
+
+
+def test_paste_run_table_bars_download(page, tmp_path):
+    page.get_by_label("Query").fill("what causes the northern lights?")
+    page.get_by_label("Documents", exact=True).fill("\n".join(DOCS))
+    page.get_by_text("5 documents (5 pasted)").wait_for()
+    page.get_by_role("button", name="Rank documents").click()
+    page.locator(".rr-table tbody tr").first.wait_for(timeout=60_000)
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert page.locator(".rr-table tbody tr").count() == 5
+    assert page.locator(".rr-table .rr-fill").count() == 10  # a score bar and a confidence bar per row
+    # the document with HTML in it is shown as its text, never as an element
+    assert page.locator(".rr-table td.rr-doc", has_text=XSS).count() == 1
+    assert page.locator(".rr-table img").count() == 0
+    page.screenshot(path=ARTIFACTS / "inspector-ranked.png", full_page=True)
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    saved = ARTIFACTS / download.value.suggested_filename
+    download.value.save_as(saved)
+    settings, frame = export.read_csv(saved)
+    assert settings["query"] == "what causes the northern lights?"
+    assert sorted(frame["text"]) == sorted(DOCS)
+    assert frame["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert page.dialogs == []
+
+
+def test_prompt_inspector_shows_the_prompt(page):
+    page.get_by_text("Prompt inspector").click()
+    page.locator(".rr-prompt").wait_for()
+    assert "prompt tokens of max_length 512" in page.locator(".rr-prompt-meta").inner_text()
+    assert "<Query>: what causes the northern lights?" in page.locator(".rr-prompt").inner_text()
+    page.screenshot(path=ARTIFACTS / "inspector-prompt.png", full_page=True)
+    assert page.dialogs == []
+
+
+def test_an_error_keeps_the_inputs(page):
+    page.get_by_label("Query").fill("")
+    page.get_by_role("button", name="Rank documents").click()
+    page.get_by_text("The query is empty").first.wait_for()
+    page.wait_for_timeout(500)  # let the message finish sliding in
+    page.screenshot(path=ARTIFACTS / "inspector-error.png")
+    assert page.get_by_label("Documents", exact=True).input_value() == "\n".join(DOCS)
+    assert page.locator(".rr-table tbody tr").count() == 5  # the last ranking stays too

@@ -1,0 +1,39 @@
+"""CSV and JSON exports carry the run's settings and round-trip the rows."""
+
+import json
+
+from reranker import export
+from reranker.inspection import RankedRow, RunResult
+
+
+def result():
+    rows = [
+        RankedRow(rank=1, index=1, id="b", source="pasted", text='Line, with "quotes"\nand 한국어', score=0.9,
+                  confidence=0.8, logodds=2.2, truncated=False, n_tokens=9, prompt_tokens=70, cached=True,
+                  duplicate_of=None),
+        RankedRow(rank=2, index=0, id="007", source="x.csv", text="=SUM(A1)", score=0.1, confidence=0.8,
+                  logodds=-2.2, truncated=True, n_tokens=900, prompt_tokens=512, cached=False, duplicate_of="b"),
+    ]
+    return RunResult(query="q, 1", instruction="Find it", model="/models/tiny", backend="transformers", device="cpu",
+                     max_length=512, timestamp="2026-11-25T04:00:00+00:00", seconds=0.5, rows=rows)
+
+
+def test_csv_round_trip(tmp_path):
+    res = result()
+    path = export.to_csv(res, res.rows, tmp_path / "r.csv")
+    settings, frame = export.read_csv(path)
+    assert settings == {"query": "q, 1", "instruction": "Find it", "model": "/models/tiny", "backend": "transformers",
+                        "device": "cpu", "max_length": 512, "timestamp": "2026-11-25T04:00:00+00:00"}
+    assert list(frame.columns) == export.COLUMNS
+    assert frame["id"].tolist() == ["b", "007"]
+    assert frame["text"].tolist() == [r.text for r in res.rows]
+    assert frame["score"].tolist() == [0.9, 0.1]
+    assert frame["truncated"].tolist() == [False, True]
+    assert frame["duplicate_of"].tolist() == ["", "b"]
+
+
+def test_json_export(tmp_path):
+    res = result()
+    payload = json.loads(export.to_json(res, res.rows[1:], tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert payload["settings"]["max_length"] == 512 and payload["settings"]["query"] == "q, 1"
+    assert payload["results"] == [{k: getattr(res.rows[1], k) for k in export.COLUMNS}]
