@@ -30,7 +30,8 @@ def ranking_figure(rows: Sequence[RankedRow]) -> go.Figure:
             marker=dict(color=[r.confidence for r in rows], colorscale="Viridis", cmin=0, cmax=1,
                         colorbar=dict(title="confidence", x=0.6, len=0.9, thickness=12)),
             customdata=[[r.confidence, _hover(r)] for r in rows],
-            hovertemplate="rank %{x}<br>score %{y:.4f}<br>confidence %{customdata[0]:.3f}<br>%{customdata[1]}<extra></extra>",
+            hovertemplate=("rank %{x}<br>score %{y:.4f}<br>confidence %{customdata[0]:.3f}<br>%{customdata[1]}"
+                           "<extra></extra>"),
             name="score",
         ),
         row=1, col=1,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import html
 import logging
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import gradio as gr
@@ -58,7 +60,15 @@ EXAMPLES = [
 
 
 def _error(exc: RerankerError) -> gr.Error:
-    return gr.Error(str(exc), title="Cannot do that yet")
+    return gr.Error(str(exc), title="Please check the input" if isinstance(exc, InputError) else "Model problem")
+
+
+def _prune(folder: Path, max_age_s: float = 3600) -> None:
+    """Delete export files older than ``max_age_s`` (Gradio keeps its own copy of served files)."""
+    cutoff = time.time() - max_age_s
+    for file in folder.iterdir():
+        if file.stat().st_mtime < cutoff:
+            file.unlink(missing_ok=True)
 
 
 def _upload_path(upload) -> str | None:
@@ -135,11 +145,13 @@ class Inspector:
         name = html.escape(settings.model_id)
         if state == "ready":
             info = reranker.info()
-            return (f"🟢 <b>{name}</b> loaded · backend <b>{info['backend']}</b> on <b>{html.escape(info['device'])}</b>"
+            return (f"🟢 <b>{name}</b> loaded · backend <b>{info['backend']}</b> "
+                    f"on <b>{html.escape(info['device'])}</b>"
                     f" · max length {info['max_length']:,} · {info['pairs']:,} pairs scored, "
                     f"{info['cache_hits']:,} from the cache")
         if state == "loading":
-            return f"⏳ Loading <b>{name}</b> ({html.escape(settings.backend)} backend): the first load can take a few minutes…"
+            return (f"⏳ Loading <b>{name}</b> ({html.escape(settings.backend)} backend): "
+                    "the first load can take a few minutes…")
         if state == "failed":
             return f'<span class="rr-error">⚠ {name} could not be loaded: {html.escape(error)}</span>'
         return f"⚪ <b>{name}</b> is not loaded yet; it loads on the first run (or press Load)."
@@ -220,7 +232,8 @@ class Inspector:
             raise gr.Error(f"Check the filters: {exc}")
         table = results_table.render(rows, result.query, max_length=result.max_length, total=len(result.rows))
         choices = [(f"#{r.rank} · {r.id} · {r.score:.3f}", r.rank) for r in sorted(rows, key=lambda r: r.rank)]
-        stem = self.export_dir / f"ranking-{result.timestamp.replace(':', '')}-{id(state) % 10_000:04d}"
+        _prune(self.export_dir)
+        stem = self.export_dir / f"ranking-{result.timestamp.replace(':', '')}-{uuid.uuid4().hex[:6]}"
         csv_path = export.to_csv(result, rows, stem.with_suffix(".csv"))
         json_path = export.to_json(result, rows, stem.with_suffix(".json"))
         figure = charts.ranking_figure(rows) if rows else None
@@ -270,7 +283,7 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
     ui = Inspector(holder, presets, max_documents=max_documents)
     default = holder.default
     model_choices = list(MODELS) + ([default.model] if default.model not in MODELS else [])
-    with gr.Blocks(title="Qwen3 Reranker · relevance inspector") as demo:
+    with gr.Blocks(title="Qwen3 Reranker · relevance inspector", delete_cache=(3600, 3600)) as demo:
         result_state = gr.State(None)
         gr.HTML('<div class="rr-header"><h1>Relevance inspector</h1><p>Rank documents against a query with '
                 'Qwen3-Reranker, see how sure the model is, and inspect the exact prompt it read. '
@@ -311,8 +324,11 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                         upload = gr.File(label="File (.txt .md .csv .tsv .jsonl .json .xlsx .parquet)",
                                          file_types=list(documents.SUPPORTED_SUFFIXES), type="filepath")
                         with gr.Row():
-                            text_column = gr.Dropdown(label="Text column / field", visible=False, allow_custom_value=True)
-                            id_column = gr.Dropdown(label="Id column (optional)", visible=False, allow_custom_value=True)
+                            # custom values: API callers name a column without having seen the preview
+                            text_column = gr.Dropdown(label="Text column / field", visible=False,
+                                                      allow_custom_value=True)
+                            id_column = gr.Dropdown(label="Id column (optional)", visible=False,
+                                                    allow_custom_value=True)
                         preview = gr.Dataframe(label="First rows", visible=False, interactive=False, max_height=220)
                 count = gr.HTML(ui.count("", "line", None, None, None), elem_classes="rr-count")
 
