@@ -22,13 +22,13 @@ def _hover(row: RankedRow) -> str:
 def ranking_figure(rows: Sequence[RankedRow]) -> go.Figure:
     """Two panels: each document's score by rank (bar colour = confidence), and a histogram of scores."""
     rows = sorted(rows, key=lambda r: r.rank)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.08,
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.13,
                         subplot_titles=("Score by rank", "Score distribution"))
     fig.add_trace(
         go.Bar(
             x=[r.rank for r in rows], y=[r.score for r in rows],
             marker=dict(color=[r.confidence for r in rows], colorscale="Viridis", cmin=0, cmax=1,
-                        colorbar=dict(title="confidence", x=0.6, len=0.9, thickness=12)),
+                        colorbar=dict(title="confidence", x=0.635, xanchor="left", len=0.9, thickness=10)),
             customdata=[[r.confidence, _hover(r)] for r in rows],
             hovertemplate=("rank %{x}<br>score %{y:.4f}<br>confidence %{customdata[0]:.3f}<br>%{customdata[1]}"
                            "<extra></extra>"),

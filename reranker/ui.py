@@ -163,12 +163,12 @@ class Inspector:
             self.holder.get(settings)
         except RerankerError as exc:
             raise _error(exc)
-        return self.status(model, backend, max_length)
+        return (self.status(model, backend, max_length),) * 2
 
     def poll_status(self, model, backend, max_length):
         """Status line for the timer; the timer stops once nothing is loading."""
         text = self.status(model, backend, max_length)
-        return text, gr.Timer(active=text.startswith("⏳"))
+        return text, text, gr.Timer(active=text.startswith("⏳"))
 
     # --- ranking ---------------------------------------------------------------------------------
     def check(self, query, pasted, mode, upload, text_column, id_column, model, backend, max_length):
@@ -206,7 +206,7 @@ class Inspector:
             gr.Info(note)
         state = {"result": result, "settings": settings}
         return (state, *self.refresh(state, sort, min_score, min_confidence, top_k), self.summary(result),
-                self.status(model, backend, max_length))
+                *(self.status(model, backend, max_length),) * 2)
 
     @staticmethod
     def summary(result: inspection.RunResult) -> str:
@@ -300,10 +300,11 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
             max_length = gr.Number(default.max_length, label="Max length (tokens)", precision=0, minimum=64)
             batch_size = gr.Number(32, label="Batch size (documents per engine call)", precision=0, minimum=1)
             load_button = gr.Button("Load model")
+            status_side = gr.HTML(elem_classes="rr-status")
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
-                query = gr.Textbox(label="Query", placeholder="What are you searching for?", lines=2, max_lines=6)
+                query = gr.Textbox(label="Query", placeholder="What are you searching for? (Enter ranks)", max_lines=4)
                 with gr.Group():
                     preset = gr.Dropdown(list(presets.all()), value=DEFAULT_PRESET, label="Instruction preset")
                     instruction = gr.Textbox(DEFAULT_INSTRUCTION, label="Instruction", lines=2, max_lines=6)
@@ -357,11 +358,12 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         filters = [sort, min_score, min_confidence, top_k]
         view_outputs = [table, chart, row_choice, csv_download, json_download]
 
-        demo.load(ui.poll_status, settings, [status, status_timer], queue=False)
-        status_timer.tick(ui.poll_status, settings, [status, status_timer], queue=False, show_progress="hidden")
+        status_outputs = [status, status_side, status_timer]
+        demo.load(ui.poll_status, settings, status_outputs, queue=False)
+        status_timer.tick(ui.poll_status, settings, status_outputs, queue=False, show_progress="hidden")
         for component in settings:
-            component.change(ui.poll_status, settings, [status, status_timer], queue=False, show_progress="hidden")
-        load_button.click(ui.load, settings, status, concurrency_id="model")
+            component.change(ui.poll_status, settings, status_outputs, queue=False, show_progress="hidden")
+        load_button.click(ui.load, settings, [status, status_side], concurrency_id="model")
 
         upload.change(ui.inspect_upload, upload, [text_column, id_column, preview], queue=False).then(
             ui.count, doc_inputs, count, queue=False, show_progress="hidden")
@@ -372,8 +374,8 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         run_inputs = [query, instruction, *doc_inputs, *settings, batch_size, *filters]
         for trigger in (run_button.click, query.submit):
             trigger(ui.check, [query, *doc_inputs, *settings], None, concurrency_limit=None, api_name=False).success(
-                ui.run, run_inputs, [result_state, *view_outputs, summary, status], concurrency_id="model",
-                show_progress_on=[table], api_name="rank" if trigger == run_button.click else False)
+                ui.run, run_inputs, [result_state, *view_outputs, summary, status, status_side],
+                concurrency_id="model", show_progress_on=[table], api_name="rank" if trigger == run_button.click else False)
         for component in filters:
             component.change(ui.refresh, [result_state, *filters], view_outputs, api_name=False,
                              show_progress="hidden", concurrency_limit=None)

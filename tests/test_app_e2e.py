@@ -32,7 +32,7 @@ def rank(client, model, backend, query=QUERY, pasted=PASTED, upload=None, top_k=
 
 
 def check_against_engine(outputs, reranker, tmp_path):
-    table, _chart, _rows, csv_file, json_file, summary, status = outputs
+    table, _chart, _rows, csv_file, json_file, summary, status, _status_in_settings = outputs
     settings, frame = export.read_csv(csv_file)
     texts = PASTED.split("\n") + [t for _, t in CSV_ROWS]
     engine = reranker.rank(QUERY, texts)
