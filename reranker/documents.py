@@ -63,7 +63,7 @@ class Collection:
             sources[doc.source] = sources.get(doc.source, 0) + 1
         parts = [f"{n} pasted" if s == "pasted" else f"{n} from {s}" for s, n in sources.items()]
         total = len(self.documents)
-        line = f"**{total} document{'s' if total != 1 else ''}** ({', '.join(parts)})"
+        line = f"{total} document{'s' if total != 1 else ''} ({', '.join(parts)})"
         if self.duplicates:
             line += f" · {len(self.duplicates)} duplicate{'s' if len(self.duplicates) != 1 else ''} flagged"
         return line

@@ -112,7 +112,7 @@ class Inspector:
         except RerankerError as exc:
             return f'<span class="rr-error">⚠ {html.escape(str(exc))}</span>'
         notes = "".join(f"<br><small>ℹ {html.escape(n)}</small>" for n in found.notes)
-        summary = html.escape(found.summary()).replace("**", "")
+        summary = html.escape(found.summary())
         return f"<b>{summary}</b>{notes}" if found.documents else summary
 
     def inspect_upload(self, upload):

@@ -92,3 +92,9 @@ def test_vllm_backend_end_to_end(tiny_model, vllm_reranker, csv_upload, tmp_path
         outputs = rank(Client(url, verbose=False), tiny_model, "vllm", upload=csv_upload)
     check_against_engine(outputs, vllm_reranker, tmp_path)
     assert "on vllm" in outputs[5]
+
+
+def test_a_model_that_cannot_load_is_a_message(transformers_app, tmp_path):
+    client = Client(transformers_app, verbose=False)
+    with pytest.raises(AppError, match="Cannot load model"):
+        rank(client, str(tmp_path / "no-such-model"), "transformers")
