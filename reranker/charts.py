@@ -23,7 +23,7 @@ def ranking_figure(rows: Sequence[RankedRow]) -> go.Figure:
     """Two panels: each document's score by rank (bar colour = confidence), and a histogram of scores."""
     rows = sorted(rows, key=lambda r: r.rank)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.13,
-                        subplot_titles=("Score by rank", "Score distribution"))
+                        subplot_titles=("Score by rank", "Documents per score bin"))
     fig.add_trace(
         go.Bar(
             x=[r.rank for r in rows], y=[r.score for r in rows],
@@ -45,7 +45,6 @@ def ranking_figure(rows: Sequence[RankedRow]) -> go.Figure:
     fig.update_yaxes(range=[0, 1], title_text="score", row=1, col=1)
     fig.update_xaxes(title_text="rank", dtick=1 if len(rows) <= 20 else None, row=1, col=1)
     fig.update_xaxes(range=[0, 1], title_text="score", row=1, col=2)
-    fig.update_yaxes(title_text="documents", row=1, col=2)
     fig.update_layout(height=340, margin=dict(l=50, r=20, t=40, b=40), showlegend=False, bargap=0.15,
                       template="plotly_white")
     return fig

@@ -365,11 +365,12 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
             component.change(ui.poll_status, settings, status_outputs, queue=False, show_progress="hidden")
         load_button.click(ui.load, settings, [status, status_side], concurrency_id="model")
 
-        upload.change(ui.inspect_upload, upload, [text_column, id_column, preview], queue=False).then(
-            ui.count, doc_inputs, count, queue=False, show_progress="hidden")
+        # one queue for the live count, so its answers arrive in the order the inputs changed
+        count_event = dict(fn=ui.count, inputs=doc_inputs, outputs=count, show_progress="hidden", api_name=False,
+                           concurrency_id="count", concurrency_limit=1, trigger_mode="always_last")
+        upload.change(ui.inspect_upload, upload, [text_column, id_column, preview], queue=False).then(**count_event)
         for component in (pasted, split_mode, text_column, id_column):
-            component.change(ui.count, doc_inputs, count, queue=False, show_progress="hidden",
-                             trigger_mode="always_last")
+            component.change(**count_event)
 
         run_inputs = [query, instruction, *doc_inputs, *settings, batch_size, *filters]
         for trigger in (run_button.click, query.submit):
