@@ -59,8 +59,14 @@ EXAMPLES = [
 ]
 
 
+def _message(text: str) -> str:
+    """Text for a toast: Gradio renders toast messages as HTML, and ours can quote file names and columns."""
+    return html.escape(text, quote=False)
+
+
 def _error(exc: RerankerError) -> gr.Error:
-    return gr.Error(str(exc), title="Please check the input" if isinstance(exc, InputError) else "Model problem")
+    title = "Please check the input" if isinstance(exc, InputError) else "Model problem"
+    return gr.Error(_message(str(exc)), title=title)
 
 
 def _prune(folder: Path, max_age_s: float = 3600) -> None:
@@ -88,7 +94,7 @@ def _settings(model: str, backend: str, max_length) -> ModelSettings:
     try:
         return ModelSettings(model, backend, int(max_length))
     except (TypeError, ValueError):
-        raise gr.Error(f"Max length must be a whole number of tokens, got {max_length!r}.")
+        raise gr.Error(_message(f"Max length must be a whole number of tokens, got {max_length!r}."))
 
 
 class Inspector:
@@ -124,7 +130,7 @@ class Inspector:
         try:
             frame, _ = documents.read_table(path)
         except RerankerError as exc:
-            gr.Warning(str(exc))
+            gr.Warning(_message(str(exc)))
             return hidden, hidden, gr.update(visible=False, value=None)
         text, ident = documents.guess_columns(frame)
         columns = list(frame.columns)
@@ -203,7 +209,7 @@ class Inspector:
         except RerankerError as exc:
             raise _error(exc)
         for note in result.notes:
-            gr.Info(note)
+            gr.Info(_message(note))
         state = {"result": result, "settings": settings}
         return (state, *self.refresh(state, sort, min_score, min_confidence, top_k), self.summary(result),
                 *(self.status(model, backend, max_length),) * 2)
@@ -229,7 +235,7 @@ class Inspector:
             rows = inspection.view(result.rows, sort=sort, min_score=float(min_score or 0),
                                    min_confidence=float(min_confidence or 0), top_k=int(top_k) if top_k else None)
         except (RerankerError, ValueError) as exc:
-            raise gr.Error(f"Check the filters: {exc}")
+            raise gr.Error(_message(f"Check the filters: {exc}"))
         table = results_table.render(rows, result.query, max_length=result.max_length, total=len(result.rows))
         choices = [(f"#{r.rank} · {r.id} · {r.score:.3f}", r.rank) for r in sorted(rows, key=lambda r: r.rank)]
         _prune(self.export_dir)
@@ -266,7 +272,7 @@ class Inspector:
         except RerankerError as exc:
             raise _error(exc)
         name = " ".join(name.split())
-        gr.Info(f"Preset {name!r} {'updated' if replaced else 'saved'}.")
+        gr.Info(_message(f"Preset {name!r} {'updated' if replaced else 'saved'}."))
         return gr.update(choices=list(self.presets.all()), value=name), ""
 
     def delete_preset(self, name):
@@ -274,7 +280,7 @@ class Inspector:
             self.presets.delete(name)
         except RerankerError as exc:
             raise _error(exc)
-        gr.Info(f"Preset {name!r} deleted.")
+        gr.Info(_message(f"Preset {name!r} deleted."))
         return gr.update(choices=list(self.presets.all()), value=DEFAULT_PRESET)
 
 

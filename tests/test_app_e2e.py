@@ -98,3 +98,24 @@ def test_a_model_that_cannot_load_is_a_message(transformers_app, tmp_path):
     client = Client(transformers_app, verbose=False)
     with pytest.raises(AppError, match="Cannot load model"):
         rank(client, str(tmp_path / "no-such-model"), "transformers")
+
+
+def test_preset_saved_through_the_page_survives_a_restart(tiny_model, tmp_path):
+    for attempt in range(2):
+        with serve(tiny_model, "transformers", tmp_path) as url:
+            client = Client(url, verbose=False)
+            if attempt == 0:
+                update = client.predict("Support tickets", "Given a support ticket, find the fix", api_name="/save_preset")
+                assert update[0]["value"] == "Support tickets"
+            else:  # a new server on the same data folder offers the saved preset
+                with pytest.raises(AppError, match="built in and cannot be deleted"):
+                    client.predict("Code search", api_name="/delete_preset")
+                update = client.predict("Support tickets", api_name="/delete_preset")
+                assert "Support tickets" not in [c[0] for c in update["choices"]]
+
+
+def test_messages_quoting_user_text_are_escaped():
+    from reranker.errors import InputError
+    from reranker.ui import _error
+
+    assert _error(InputError("no column '<img src=x>'")).message == "no column '&lt;img src=x&gt;'"
