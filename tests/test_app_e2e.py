@@ -1,10 +1,19 @@
 """The running inspector driven through gradio_client on the tiny model: paste, upload, run, export, inspect."""
 
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from reranker import export
+from reranker.errors import InputError
+from reranker.ui import _error
 from tests.app_server import serve
 
 QUERY = "what causes the northern lights?"
@@ -115,7 +124,33 @@ def test_preset_saved_through_the_page_survives_a_restart(tiny_model, tmp_path):
 
 
 def test_messages_quoting_user_text_are_escaped():
-    from reranker.errors import InputError
-    from reranker.ui import _error
-
     assert _error(InputError("no column '<img src=x>'")).message == "no column '&lt;img src=x&gt;'"
+
+
+def test_python_app_py_serves_the_model_named_by_the_environment(tiny_model, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RERANKER_MODEL": tiny_model, "RERANKER_BACKEND": "transformers",
+           "RERANKER_CACHE_DIR": str(tmp_path)}
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--max-length", "512"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(url + "config", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.time() < deadline, "app.py did not start"
+            time.sleep(0.5)
+        assert tiny_model in httpx.get(url + "config").text  # the model dropdown defaults to $RERANKER_MODEL
+        outputs = Client(url, verbose=False).predict(
+            QUERY, "", PASTED, "line", None, None, None, tiny_model, "transformers", 512, 8, "rank", 0, 0, 0,
+            api_name="/rank")
+        assert f"`{tiny_model}` on transformers" in outputs[5]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
