@@ -40,7 +40,7 @@ def rank(client, model, backend, query=QUERY, pasted=PASTED, upload=None, top_k=
                           model, backend, 512, 2, "rank", 0, 0, top_k, api_name="/rank")
 
 
-def check_against_engine(outputs, reranker, tmp_path):
+def check_against_engine(outputs, reranker):
     table, _chart, _rows, csv_file, json_file, summary, status, _status_in_settings = outputs
     settings, frame = export.read_csv(csv_file)
     texts = PASTED.split("\n") + [t for _, t in CSV_ROWS]
@@ -56,7 +56,7 @@ def check_against_engine(outputs, reranker, tmp_path):
 
 def test_paste_upload_run_export(transformers_app, tiny_model, hf_reranker, csv_upload, tmp_path):
     client = Client(transformers_app, verbose=False)
-    frame = check_against_engine(rank(client, tiny_model, "transformers", upload=csv_upload), hf_reranker, tmp_path)
+    frame = check_against_engine(rank(client, tiny_model, "transformers", upload=csv_upload), hf_reranker)
     # the row inspector shows the exact prompt of the chosen row, from this session's state
     prompt = client.predict(2, api_name="/inspect_row")
     second = frame["text"][1]
@@ -99,7 +99,7 @@ def test_concurrent_users_are_queued_not_crashed(transformers_app, tiny_model):
 def test_vllm_backend_end_to_end(tiny_model, vllm_reranker, csv_upload, tmp_path):
     with serve(tiny_model, "vllm", tmp_path / "data") as url:
         outputs = rank(Client(url, verbose=False), tiny_model, "vllm", upload=csv_upload)
-    check_against_engine(outputs, vllm_reranker, tmp_path)
+    check_against_engine(outputs, vllm_reranker)
     assert "on vllm" in outputs[5]
 
 
