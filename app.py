@@ -53,8 +53,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--backend", default=os.environ.get("RERANKER_BACKEND", "auto"),
                         choices=["auto", "vllm", "transformers"], help="scoring backend (default: auto)")
     parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH, help="tokens per prompt")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                        help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also publish a temporary public gradio.live link")
     parser.add_argument("--max-documents", type=int, default=MAX_DOCUMENTS, help="documents per run")
     return parser.parse_args(argv)

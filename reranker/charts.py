@@ -22,15 +22,16 @@ def _hover(row: RankedRow) -> str:
 def ranking_figure(rows: Sequence[RankedRow]) -> go.Figure:
     """Two panels: each document's score by rank (bar colour = confidence), and a histogram of scores."""
     rows = sorted(rows, key=lambda r: r.rank)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.08,
-                        subplot_titles=("Score by rank", "Score distribution"))
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.13,
+                        subplot_titles=("Score by rank", "Documents per score bin"))
     fig.add_trace(
         go.Bar(
             x=[r.rank for r in rows], y=[r.score for r in rows],
             marker=dict(color=[r.confidence for r in rows], colorscale="Viridis", cmin=0, cmax=1,
-                        colorbar=dict(title="confidence", x=0.6, len=0.9, thickness=12)),
+                        colorbar=dict(title="confidence", x=0.635, xanchor="left", len=0.9, thickness=10)),
             customdata=[[r.confidence, _hover(r)] for r in rows],
-            hovertemplate="rank %{x}<br>score %{y:.4f}<br>confidence %{customdata[0]:.3f}<br>%{customdata[1]}<extra></extra>",
+            hovertemplate=("rank %{x}<br>score %{y:.4f}<br>confidence %{customdata[0]:.3f}<br>%{customdata[1]}"
+                           "<extra></extra>"),
             name="score",
         ),
         row=1, col=1,
@@ -44,7 +45,6 @@ def ranking_figure(rows: Sequence[RankedRow]) -> go.Figure:
     fig.update_yaxes(range=[0, 1], title_text="score", row=1, col=1)
     fig.update_xaxes(title_text="rank", dtick=1 if len(rows) <= 20 else None, row=1, col=1)
     fig.update_xaxes(range=[0, 1], title_text="score", row=1, col=2)
-    fig.update_yaxes(title_text="documents", row=1, col=2)
     fig.update_layout(height=340, margin=dict(l=50, r=20, t=40, b=40), showlegend=False, bargap=0.15,
                       template="plotly_white")
     return fig

@@ -63,7 +63,7 @@ class Collection:
             sources[doc.source] = sources.get(doc.source, 0) + 1
         parts = [f"{n} pasted" if s == "pasted" else f"{n} from {s}" for s, n in sources.items()]
         total = len(self.documents)
-        line = f"**{total} document{'s' if total != 1 else ''}** ({', '.join(parts)})"
+        line = f"{total} document{'s' if total != 1 else ''} ({', '.join(parts)})"
         if self.duplicates:
             line += f" · {len(self.duplicates)} duplicate{'s' if len(self.duplicates) != 1 else ''} flagged"
         return line
@@ -125,7 +125,8 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
         elif suffix == ".json":
             frame = _read_json(text, name)
         else:
-            raise InputError(f"{name}: {suffix or 'no extension'} is not a table; use one of {', '.join(TABLE_SUFFIXES)}.")
+            raise InputError(f"{name}: {suffix or 'no extension'} is not a table; "
+                             f"use one of {', '.join(TABLE_SUFFIXES)}.")
     if frame.empty:
         raise InputError(f"{name} has no rows.")
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -143,7 +144,8 @@ def guess_columns(frame: pd.DataFrame) -> tuple[str, str | None]:
     return text, ident
 
 
-def documents_from_table(frame: pd.DataFrame, text_column: str, id_column: str | None, source: str) -> tuple[list[Document], list[str]]:
+def documents_from_table(frame: pd.DataFrame, text_column: str, id_column: str | None,
+                         source: str) -> tuple[list[Document], list[str]]:
     """One document per row of ``text_column``; rows with empty text are skipped and reported."""
     for label, column in (("text", text_column), ("id", id_column)):
         if column and column not in frame.columns:
@@ -167,7 +169,8 @@ def documents_from_table(frame: pd.DataFrame, text_column: str, id_column: str |
     return documents, notes
 
 
-def read_upload(path: str | Path, mode: str, text_column: str | None, id_column: str | None) -> tuple[list[Document], list[str]]:
+def read_upload(path: str | Path, mode: str, text_column: str | None,
+                id_column: str | None) -> tuple[list[Document], list[str]]:
     """Documents from one uploaded file: text files are split like pasted text, tables read by column."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -199,7 +202,8 @@ def collect(pasted: str, mode: str, upload: str | Path | None = None, text_colum
         docs += more
     if len(docs) > max_documents:
         raise InputError(f"{len(docs):,} documents is more than the {max_documents:,} one run can rank here. "
-                         "Keep the most promising ones, or use batch scoring (python -m reranker score) for large sets.")
+                         "Keep the most promising ones, or use batch scoring (python -m reranker score) "
+                         "for large sets.")
     too_long = [d for d in docs if len(d.text) > max_chars]
     if too_long:
         first = too_long[0]
@@ -284,7 +288,8 @@ def _read_json(text: str, name: str) -> pd.DataFrame:
     rows = [{"text": v} if isinstance(v, str) else v for v in value]
     kinds = {type(r).__name__ for r in rows if not isinstance(r, dict)}
     if kinds:
-        raise InputError(f"{name}: every item must be a text or an object with fields; found {', '.join(sorted(kinds))}.")
+        raise InputError(f"{name}: every item must be a text or an object with fields; "
+                         f"found {', '.join(sorted(kinds))}.")
     return pd.DataFrame(rows, dtype=object)
 
 

@@ -111,7 +111,8 @@ def view(rows: list[RankedRow], *, sort: str = "rank", min_score: float = 0.0, m
     """The rows to show: the best ``top_k`` by rank, then those above both minimums, in the chosen order."""
     if sort not in SORTS:
         raise InputError(f"Unknown sort {sort!r}: choose one of {', '.join(SORTS)}.")
-    chosen = [r for r in rows if (not top_k or r.rank <= top_k) and r.score >= min_score and r.confidence >= min_confidence]
+    chosen = [r for r in rows
+              if (not top_k or r.rank <= top_k) and r.score >= min_score and r.confidence >= min_confidence]
     keys = {
         "rank": lambda r: r.rank,
         "rank_desc": lambda r: -r.rank,

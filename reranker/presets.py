@@ -12,8 +12,10 @@ BUILT_IN = {
     "Web search (default)": DEFAULT_INSTRUCTION,
     "Question answering": "Given a question, retrieve passages that answer the question",
     "Code search": "Given a code search query, retrieve code snippets and documentation that implement or explain it",
-    "Legal / patent": "Given a legal or patent query, retrieve statutes, case law, claims or patent passages relevant to it",
-    "Product search": "Given a shopper's product search query, retrieve product listings that match what the shopper wants",
+    "Legal / patent":
+        "Given a legal or patent query, retrieve statutes, case law, claims or patent passages relevant to it",
+    "Product search":
+        "Given a shopper's product search query, retrieve product listings that match what the shopper wants",
 }
 MAX_NAME_CHARS = 80
 
@@ -62,6 +64,7 @@ class PresetStore:
         if name in BUILT_IN:
             raise InputError(f"{name!r} is built in and cannot be deleted.")
         conn = self.db.conn
-        deleted = with_tx(conn, lambda: conn.execute("DELETE FROM instruction_presets WHERE name = ?", (name,)).rowcount)
+        sql = "DELETE FROM instruction_presets WHERE name = ?"
+        deleted = with_tx(conn, lambda: conn.execute(sql, (name,)).rowcount)
         if not deleted:
             raise InputError(f"There is no saved preset named {name!r}.")

@@ -69,14 +69,15 @@ def _bar(value: float, kind: str) -> str:
     value = max(0.0, min(1.0, value))
     colour = f"hsl({value * 140:.0f} 65% 45%)" if kind == "score" else "#818cf8"
     return (f'<div class="rr-barcell" title="{kind} {value:.4f}"><div class="rr-bar"><div class="rr-fill" '
-            f'style="width:{value * 100:.1f}%;background:{colour}"></div></div><span class="rr-num">{value:.3f}</span></div>')
+            f'style="width:{value * 100:.1f}%;background:{colour}"></div></div>'
+            f'<span class="rr-num">{value:.3f}</span></div>')
 
 
 def _flags(row: RankedRow, max_length: int) -> str:
     flags = []
     if row.truncated:
-        flags.append(f'<span class="rr-flag rr-cut" title="The document has {row.n_tokens:,} tokens; the prompt was cut to '
-                     f'{max_length:,} tokens, so the model did not read its end.">truncated</span>')
+        flags.append(f'<span class="rr-flag rr-cut" title="The document has {row.n_tokens:,} tokens; the prompt was '
+                     f'cut to {max_length:,} tokens, so the model did not read its end.">truncated</span>')
     if row.cached:
         flags.append('<span class="rr-flag rr-cached" title="Score read from the cache, not recomputed.">cached</span>')
     if row.duplicate_of:
@@ -101,7 +102,8 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
     """The ranked table for ``rows`` (already filtered and sorted); ``total`` = rows before filtering."""
     if not rows:
         if total:
-            return f'<div class="rr-empty">None of the {total} ranked documents pass the filters: lower the minimums.</div>'
+            return (f'<div class="rr-empty">None of the {total} ranked documents pass the filters: '
+                    'lower the minimums.</div>')
         return '<div class="rr-empty">Run a query to see the ranking here.</div>'
     terms = query_terms(query)
     body = []
@@ -115,6 +117,7 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
         )
     caption = f"{len(rows)} of {total} documents" if total and total != len(rows) else f"{len(rows)} documents"
     return (
-        f'<div class="rr-table-wrap"><table class="rr-table"><caption>{caption}</caption><thead><tr><th>Rank</th><th>Id</th><th>Score</th>'
-        '<th>Confidence</th><th>Document</th><th></th></tr></thead><tbody>' + "".join(body) + "</tbody></table></div>"
+        f'<div class="rr-table-wrap"><table class="rr-table"><caption>{caption}</caption><thead><tr><th>Rank</th>'
+        '<th>Id</th><th>Score</th><th>Confidence</th><th>Document</th><th></th></tr></thead><tbody>'
+        + "".join(body) + "</tbody></table></div>"
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 import html
 import logging
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import gradio as gr
@@ -57,8 +59,22 @@ EXAMPLES = [
 ]
 
 
+def _message(text: str) -> str:
+    """Text for a toast: Gradio renders toast messages as HTML, and ours can quote file names and columns."""
+    return html.escape(text, quote=False)
+
+
 def _error(exc: RerankerError) -> gr.Error:
-    return gr.Error(str(exc), title="Cannot do that yet")
+    title = "Please check the input" if isinstance(exc, InputError) else "Model problem"
+    return gr.Error(_message(str(exc)), title=title)
+
+
+def _prune(folder: Path, max_age_s: float = 3600) -> None:
+    """Delete export files older than ``max_age_s`` (Gradio keeps its own copy of served files)."""
+    cutoff = time.time() - max_age_s
+    for file in folder.iterdir():
+        if file.stat().st_mtime < cutoff:
+            file.unlink(missing_ok=True)
 
 
 def _upload_path(upload) -> str | None:
@@ -78,7 +94,7 @@ def _settings(model: str, backend: str, max_length) -> ModelSettings:
     try:
         return ModelSettings(model, backend, int(max_length))
     except (TypeError, ValueError):
-        raise gr.Error(f"Max length must be a whole number of tokens, got {max_length!r}.")
+        raise gr.Error(_message(f"Max length must be a whole number of tokens, got {max_length!r}."))
 
 
 class Inspector:
@@ -102,7 +118,7 @@ class Inspector:
         except RerankerError as exc:
             return f'<span class="rr-error">⚠ {html.escape(str(exc))}</span>'
         notes = "".join(f"<br><small>ℹ {html.escape(n)}</small>" for n in found.notes)
-        summary = html.escape(found.summary()).replace("**", "")
+        summary = html.escape(found.summary())
         return f"<b>{summary}</b>{notes}" if found.documents else summary
 
     def inspect_upload(self, upload):
@@ -114,7 +130,7 @@ class Inspector:
         try:
             frame, _ = documents.read_table(path)
         except RerankerError as exc:
-            gr.Warning(str(exc))
+            gr.Warning(_message(str(exc)))
             return hidden, hidden, gr.update(visible=False, value=None)
         text, ident = documents.guess_columns(frame)
         columns = list(frame.columns)
@@ -135,11 +151,13 @@ class Inspector:
         name = html.escape(settings.model_id)
         if state == "ready":
             info = reranker.info()
-            return (f"🟢 <b>{name}</b> loaded · backend <b>{info['backend']}</b> on <b>{html.escape(info['device'])}</b>"
+            return (f"🟢 <b>{name}</b> loaded · backend <b>{info['backend']}</b> "
+                    f"on <b>{html.escape(info['device'])}</b>"
                     f" · max length {info['max_length']:,} · {info['pairs']:,} pairs scored, "
                     f"{info['cache_hits']:,} from the cache")
         if state == "loading":
-            return f"⏳ Loading <b>{name}</b> ({html.escape(settings.backend)} backend): the first load can take a few minutes…"
+            return (f"⏳ Loading <b>{name}</b> ({html.escape(settings.backend)} backend): "
+                    "the first load can take a few minutes…")
         if state == "failed":
             return f'<span class="rr-error">⚠ {name} could not be loaded: {html.escape(error)}</span>'
         return f"⚪ <b>{name}</b> is not loaded yet; it loads on the first run (or press Load)."
@@ -151,12 +169,12 @@ class Inspector:
             self.holder.get(settings)
         except RerankerError as exc:
             raise _error(exc)
-        return self.status(model, backend, max_length)
+        return (self.status(model, backend, max_length),) * 2
 
     def poll_status(self, model, backend, max_length):
         """Status line for the timer; the timer stops once nothing is loading."""
         text = self.status(model, backend, max_length)
-        return text, gr.Timer(active=text.startswith("⏳"))
+        return text, text, gr.Timer(active=text.startswith("⏳"))
 
     # --- ranking ---------------------------------------------------------------------------------
     def check(self, query, pasted, mode, upload, text_column, id_column, model, backend, max_length):
@@ -191,10 +209,10 @@ class Inspector:
         except RerankerError as exc:
             raise _error(exc)
         for note in result.notes:
-            gr.Info(note)
+            gr.Info(_message(note))
         state = {"result": result, "settings": settings}
         return (state, *self.refresh(state, sort, min_score, min_confidence, top_k), self.summary(result),
-                self.status(model, backend, max_length))
+                *(self.status(model, backend, max_length),) * 2)
 
     @staticmethod
     def summary(result: inspection.RunResult) -> str:
@@ -217,10 +235,11 @@ class Inspector:
             rows = inspection.view(result.rows, sort=sort, min_score=float(min_score or 0),
                                    min_confidence=float(min_confidence or 0), top_k=int(top_k) if top_k else None)
         except (RerankerError, ValueError) as exc:
-            raise gr.Error(f"Check the filters: {exc}")
+            raise gr.Error(_message(f"Check the filters: {exc}"))
         table = results_table.render(rows, result.query, max_length=result.max_length, total=len(result.rows))
         choices = [(f"#{r.rank} · {r.id} · {r.score:.3f}", r.rank) for r in sorted(rows, key=lambda r: r.rank)]
-        stem = self.export_dir / f"ranking-{result.timestamp.replace(':', '')}-{id(state) % 10_000:04d}"
+        _prune(self.export_dir)
+        stem = self.export_dir / f"ranking-{result.timestamp.replace(':', '')}-{uuid.uuid4().hex[:6]}"
         csv_path = export.to_csv(result, rows, stem.with_suffix(".csv"))
         json_path = export.to_json(result, rows, stem.with_suffix(".json"))
         figure = charts.ranking_figure(rows) if rows else None
@@ -253,7 +272,7 @@ class Inspector:
         except RerankerError as exc:
             raise _error(exc)
         name = " ".join(name.split())
-        gr.Info(f"Preset {name!r} {'updated' if replaced else 'saved'}.")
+        gr.Info(_message(f"Preset {name!r} {'updated' if replaced else 'saved'}."))
         return gr.update(choices=list(self.presets.all()), value=name), ""
 
     def delete_preset(self, name):
@@ -261,7 +280,7 @@ class Inspector:
             self.presets.delete(name)
         except RerankerError as exc:
             raise _error(exc)
-        gr.Info(f"Preset {name!r} deleted.")
+        gr.Info(_message(f"Preset {name!r} deleted."))
         return gr.update(choices=list(self.presets.all()), value=DEFAULT_PRESET)
 
 
@@ -270,7 +289,7 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
     ui = Inspector(holder, presets, max_documents=max_documents)
     default = holder.default
     model_choices = list(MODELS) + ([default.model] if default.model not in MODELS else [])
-    with gr.Blocks(title="Qwen3 Reranker · relevance inspector") as demo:
+    with gr.Blocks(title="Qwen3 Reranker · relevance inspector", delete_cache=(3600, 3600)) as demo:
         result_state = gr.State(None)
         gr.HTML('<div class="rr-header"><h1>Relevance inspector</h1><p>Rank documents against a query with '
                 'Qwen3-Reranker, see how sure the model is, and inspect the exact prompt it read. '
@@ -287,10 +306,11 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
             max_length = gr.Number(default.max_length, label="Max length (tokens)", precision=0, minimum=64)
             batch_size = gr.Number(32, label="Batch size (documents per engine call)", precision=0, minimum=1)
             load_button = gr.Button("Load model")
+            status_side = gr.HTML(elem_classes="rr-status")
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
-                query = gr.Textbox(label="Query", placeholder="What are you searching for?", lines=2, max_lines=6)
+                query = gr.Textbox(label="Query", placeholder="What are you searching for? (Enter ranks)", max_lines=4)
                 with gr.Group():
                     preset = gr.Dropdown(list(presets.all()), value=DEFAULT_PRESET, label="Instruction preset")
                     instruction = gr.Textbox(DEFAULT_INSTRUCTION, label="Instruction", lines=2, max_lines=6)
@@ -311,8 +331,11 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                         upload = gr.File(label="File (.txt .md .csv .tsv .jsonl .json .xlsx .parquet)",
                                          file_types=list(documents.SUPPORTED_SUFFIXES), type="filepath")
                         with gr.Row():
-                            text_column = gr.Dropdown(label="Text column / field", visible=False, allow_custom_value=True)
-                            id_column = gr.Dropdown(label="Id column (optional)", visible=False, allow_custom_value=True)
+                            # custom values: API callers name a column without having seen the preview
+                            text_column = gr.Dropdown(label="Text column / field", visible=False,
+                                                      allow_custom_value=True)
+                            id_column = gr.Dropdown(label="Id column (optional)", visible=False,
+                                                    allow_custom_value=True)
                         preview = gr.Dataframe(label="First rows", visible=False, interactive=False, max_height=220)
                 count = gr.HTML(ui.count("", "line", None, None, None), elem_classes="rr-count")
 
@@ -341,23 +364,25 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         filters = [sort, min_score, min_confidence, top_k]
         view_outputs = [table, chart, row_choice, csv_download, json_download]
 
-        demo.load(ui.poll_status, settings, [status, status_timer], queue=False)
-        status_timer.tick(ui.poll_status, settings, [status, status_timer], queue=False, show_progress="hidden")
+        status_outputs = [status, status_side, status_timer]
+        demo.load(ui.poll_status, settings, status_outputs, queue=False)
+        status_timer.tick(ui.poll_status, settings, status_outputs, queue=False, show_progress="hidden")
         for component in settings:
-            component.change(ui.poll_status, settings, [status, status_timer], queue=False, show_progress="hidden")
-        load_button.click(ui.load, settings, status, concurrency_id="model")
+            component.change(ui.poll_status, settings, status_outputs, queue=False, show_progress="hidden")
+        load_button.click(ui.load, settings, [status, status_side], concurrency_id="model")
 
-        upload.change(ui.inspect_upload, upload, [text_column, id_column, preview], queue=False).then(
-            ui.count, doc_inputs, count, queue=False, show_progress="hidden")
+        # one queue for the live count, so its answers arrive in the order the inputs changed
+        count_event = dict(fn=ui.count, inputs=doc_inputs, outputs=count, show_progress="hidden", api_name=False,
+                           concurrency_id="count", concurrency_limit=1, trigger_mode="always_last")
+        upload.change(ui.inspect_upload, upload, [text_column, id_column, preview], queue=False).then(**count_event)
         for component in (pasted, split_mode, text_column, id_column):
-            component.change(ui.count, doc_inputs, count, queue=False, show_progress="hidden",
-                             trigger_mode="always_last")
+            component.change(**count_event)
 
         run_inputs = [query, instruction, *doc_inputs, *settings, batch_size, *filters]
         for trigger in (run_button.click, query.submit):
             trigger(ui.check, [query, *doc_inputs, *settings], None, concurrency_limit=None, api_name=False).success(
-                ui.run, run_inputs, [result_state, *view_outputs, summary, status], concurrency_id="model",
-                show_progress_on=[table], api_name="rank" if trigger == run_button.click else False)
+                ui.run, run_inputs, [result_state, *view_outputs, summary, status, status_side],
+                concurrency_id="model", show_progress_on=[table], api_name="rank" if trigger == run_button.click else False)
         for component in filters:
             component.change(ui.refresh, [result_state, *filters], view_outputs, api_name=False,
                              show_progress="hidden", concurrency_limit=None)

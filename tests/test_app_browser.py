@@ -36,7 +36,7 @@ def page(tiny_model, tmp_path_factory):
         page.dialogs = []
         page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
         page.goto(url)
-        page.get_by_text("loaded · backend").wait_for(timeout=30_000)
+        page.get_by_text("loaded · backend").first.wait_for(timeout=30_000)
         yield page
         browser.close()
 
@@ -57,7 +57,8 @@ def test_paste_run_table_bars_download(page, tmp_path):
 
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV").click()
-    saved = ARTIFACTS / download.value.suggested_filename
+    assert download.value.suggested_filename.endswith(".csv")
+    saved = ARTIFACTS / "inspector-download.csv"
     download.value.save_as(saved)
     settings, frame = export.read_csv(saved)
     assert settings["query"] == "what causes the northern lights?"
@@ -83,3 +84,23 @@ def test_an_error_keeps_the_inputs(page):
     page.screenshot(path=ARTIFACTS / "inspector-error.png")
     assert page.get_by_label("Documents", exact=True).input_value() == "\n".join(DOCS)
     assert page.locator(".rr-table tbody tr").count() == 5  # the last ranking stays too
+
+
+def test_upload_preview_and_top_k_filter(page, tmp_path):
+    csv = tmp_path / "extra.csv"
+    csv.write_bytes(f"\ufeffkey;body\nk1;Aurora photography tips\nk2;{XSS.replace('1', '2')}\n".encode("utf-8"))
+    page.get_by_label("Query").fill("what causes the northern lights?")
+    page.get_by_role("tab", name="Upload").click()
+    page.locator("input[type=file]").set_input_files(str(csv))
+    page.get_by_text("7 documents (5 pasted, 2 from extra.csv)").wait_for(timeout=30_000)
+    assert page.get_by_text("Aurora photography tips").count() >= 1  # the preview of the first rows
+    assert page.locator("img[src=x]").count() == 0  # HTML in a previewed cell stays text
+    page.get_by_label("Query").press("Enter")  # Enter in the query ranks too
+    page.get_by_text("7 documents ranked").wait_for(timeout=60_000)
+    assert page.locator(".rr-table tbody tr").count() == 7
+    page.get_by_label("Top-k (0 = all)").fill("3")
+    page.get_by_label("Top-k (0 = all)").press("Enter")
+    page.get_by_text("3 of 7 documents").wait_for()
+    assert page.locator(".rr-table tbody tr").count() == 3
+    page.screenshot(path=ARTIFACTS / "inspector-upload-topk.png", full_page=True)
+    assert page.dialogs == []

@@ -1,10 +1,19 @@
 """The running inspector driven through gradio_client on the tiny model: paste, upload, run, export, inspect."""
 
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from reranker import export
+from reranker.errors import InputError
+from reranker.ui import _error
 from tests.app_server import serve
 
 QUERY = "what causes the northern lights?"
@@ -31,8 +40,8 @@ def rank(client, model, backend, query=QUERY, pasted=PASTED, upload=None, top_k=
                           model, backend, 512, 2, "rank", 0, 0, top_k, api_name="/rank")
 
 
-def check_against_engine(outputs, reranker, tmp_path):
-    table, _chart, _rows, csv_file, json_file, summary, status = outputs
+def check_against_engine(outputs, reranker):
+    table, _chart, _rows, csv_file, json_file, summary, status, _status_in_settings = outputs
     settings, frame = export.read_csv(csv_file)
     texts = PASTED.split("\n") + [t for _, t in CSV_ROWS]
     engine = reranker.rank(QUERY, texts)
@@ -47,7 +56,7 @@ def check_against_engine(outputs, reranker, tmp_path):
 
 def test_paste_upload_run_export(transformers_app, tiny_model, hf_reranker, csv_upload, tmp_path):
     client = Client(transformers_app, verbose=False)
-    frame = check_against_engine(rank(client, tiny_model, "transformers", upload=csv_upload), hf_reranker, tmp_path)
+    frame = check_against_engine(rank(client, tiny_model, "transformers", upload=csv_upload), hf_reranker)
     # the row inspector shows the exact prompt of the chosen row, from this session's state
     prompt = client.predict(2, api_name="/inspect_row")
     second = frame["text"][1]
@@ -90,5 +99,58 @@ def test_concurrent_users_are_queued_not_crashed(transformers_app, tiny_model):
 def test_vllm_backend_end_to_end(tiny_model, vllm_reranker, csv_upload, tmp_path):
     with serve(tiny_model, "vllm", tmp_path / "data") as url:
         outputs = rank(Client(url, verbose=False), tiny_model, "vllm", upload=csv_upload)
-    check_against_engine(outputs, vllm_reranker, tmp_path)
+    check_against_engine(outputs, vllm_reranker)
     assert "on vllm" in outputs[5]
+
+
+def test_a_model_that_cannot_load_is_a_message(transformers_app, tmp_path):
+    client = Client(transformers_app, verbose=False)
+    with pytest.raises(AppError, match="Cannot load model"):
+        rank(client, str(tmp_path / "no-such-model"), "transformers")
+
+
+def test_preset_saved_through_the_page_survives_a_restart(tiny_model, tmp_path):
+    for attempt in range(2):
+        with serve(tiny_model, "transformers", tmp_path) as url:
+            client = Client(url, verbose=False)
+            if attempt == 0:
+                update = client.predict("Support tickets", "Given a support ticket, find the fix", api_name="/save_preset")
+                assert update[0]["value"] == "Support tickets"
+            else:  # a new server on the same data folder offers the saved preset
+                with pytest.raises(AppError, match="built in and cannot be deleted"):
+                    client.predict("Code search", api_name="/delete_preset")
+                update = client.predict("Support tickets", api_name="/delete_preset")
+                assert "Support tickets" not in [c[0] for c in update["choices"]]
+
+
+def test_messages_quoting_user_text_are_escaped():
+    assert _error(InputError("no column '<img src=x>'")).message == "no column '&lt;img src=x&gt;'"
+
+
+def test_python_app_py_serves_the_model_named_by_the_environment(tiny_model, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RERANKER_MODEL": tiny_model, "RERANKER_BACKEND": "transformers",
+           "RERANKER_CACHE_DIR": str(tmp_path)}
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--max-length", "512"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(url + "config", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.time() < deadline, "app.py did not start"
+            time.sleep(0.5)
+        assert tiny_model in httpx.get(url + "config").text  # the model dropdown defaults to $RERANKER_MODEL
+        outputs = Client(url, verbose=False).predict(
+            QUERY, "", PASTED, "line", None, None, None, tiny_model, "transformers", 512, 8, "rank", 0, 0, 0,
+            api_name="/rank")
+        assert f"`{tiny_model}` on transformers" in outputs[5]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
