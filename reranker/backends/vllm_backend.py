@@ -72,8 +72,9 @@ class VLLMBackend:
             # On CPUs torch.compile adds ~25 s to start-up for little gain on short requests.
             enforce_eager=(not on_gpu) if enforce_eager is None else enforce_eager,
         )
-        if max_num_batched_tokens:
-            options["max_num_batched_tokens"] = max_num_batched_tokens
+        if max_num_batched_tokens or on_gpu:
+            # On an H100 32768 scored ~25% more pairs/s than vLLM's default of 16384 (docs/benchmarks.md).
+            options["max_num_batched_tokens"] = max_num_batched_tokens or 32768
         if max_num_seqs:
             options["max_num_seqs"] = max_num_seqs
         log.info("starting vLLM engine: %s", {k: v for k, v in options.items() if k != "hf_overrides"})
