@@ -5,6 +5,7 @@
 #   bash benchmarks/gpu.sh paths OUT        # paths (a), (c), (d) with the default engine settings
 #   bash benchmarks/gpu.sh original OUT     # path (b)
 #   bash benchmarks/gpu.sh levers OUT       # path (a) with other token budgets, and with enforce_eager
+#   bash benchmarks/gpu.sh async OUT        # path (a) without, then with vLLM's async scheduling
 set -u
 export PYTHONPATH=/tmp/vllm-site:${PYTHONPATH:-} VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 MODEL=/tmp/qwen3-reranker-0.6b-random
@@ -20,5 +21,8 @@ tiktoken_file='/tmp/vllm-carry/qwen.tiktoken')" && du -sh "$MODEL" ;;
   levers)
     python3 -m reranker.bench run "${WORKLOAD[@]}" --out "$2" --paths '' --batched-tokens-sweep 8192,16384,65536 \
       --eager-lever --time-limit 520 ;;
-  *) echo "usage: bash benchmarks/gpu.sh model|paths|original|levers [OUT]"; exit 2 ;;
+  async)
+    python3 -m reranker.bench run "${WORKLOAD[@]}" --out "$2" --paths ours --doc-sweep '' --async-lever \
+      --time-limit 540 ;;
+  *) echo "usage: bash benchmarks/gpu.sh model|paths|original|levers|async [OUT]"; exit 2 ;;
 esac

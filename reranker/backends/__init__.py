@@ -22,7 +22,7 @@ def _construct(name: str, settings: dict[str, Any]) -> Backend:
         from reranker.backends.vllm_backend import VLLMBackend
 
         keys = ("revision", "dtype", "max_model_len", "tensor_parallel_size", "memory_fraction",
-                "max_num_batched_tokens", "max_num_seqs", "enforce_eager")
+                "max_num_batched_tokens", "max_num_seqs", "enforce_eager", "async_scheduling")
         return VLLMBackend(settings["model"], **{k: settings[k] for k in keys if k in settings})
     if name == "transformers":
         from reranker.backends.transformers_backend import TransformersBackend

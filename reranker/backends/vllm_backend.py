@@ -48,6 +48,7 @@ class VLLMBackend:
         max_num_batched_tokens: int | None = None,
         max_num_seqs: int | None = None,
         enforce_eager: bool | None = None,
+        async_scheduling: bool | None = None,
     ):
         try:
             from vllm import LLM, PoolingParams
@@ -77,6 +78,8 @@ class VLLMBackend:
             options["max_num_batched_tokens"] = max_num_batched_tokens or 32768
         if max_num_seqs:
             options["max_num_seqs"] = max_num_seqs
+        if async_scheduling is not None:  # vLLM turns it off for pooling models unless asked
+            options["async_scheduling"] = async_scheduling
         log.info("starting vLLM engine: %s", {k: v for k, v in options.items() if k != "hf_overrides"})
         try:
             self.llm = LLM(**options)

@@ -65,6 +65,8 @@ def parser() -> argparse.ArgumentParser:
     measure.add_argument("--max-seqs-sweep", type=_ints, default=[], help="likewise for max_num_seqs")
     measure.add_argument("--eager-lever", action="store_true",
                          help="also run path (a) with enforce_eager (no CUDA graphs or torch.compile)")
+    measure.add_argument("--async-lever", action="store_true",
+                         help="also run path (a) with vLLM's async scheduling (off by default for pooling models)")
     measure.add_argument("--only", type=lambda s: [x.strip() for x in s.split(";")],
                          help="run only the workers with these labels (';'-separated)")
     measure.add_argument("--time-limit", type=float, default=3600, help="seconds for the whole run")
