@@ -191,12 +191,11 @@ class Annotator:
         in_run = {document_hash(r.text) for r in result.rows}
         labels = [judgements[k].label for k in in_run if k in judgements]
         missed = sum(d.kind == "missed" for d in disagreeing.values())
-        by_label = " · ".join(f"{labels.count(label)} {name}" for label, name in LABELS.items())
+        by_label = ", ".join(f"{labels.count(label)} {name.split()[0]}" for label, name in LABELS.items())
         n = len(disagreeing)
         return (f'<span class="rr-count-line"><b id="rr-disagreement-count">{n} disagreement{"s" if n != 1 else ""}'
-                f'</b> at threshold {_threshold(threshold):.2f} ({missed} judged relevant but scored below, '
-                f'{n - missed} judged not relevant but scored at or above) · {len(labels)} of {len(in_run)} '
-                f'documents judged ({by_label})</span>')
+                f'</b> at threshold {_threshold(threshold):.2f} ({missed} relevant scored low · {n - missed} not '
+                f'relevant scored high) · {len(labels)} of {len(in_run)} documents judged: {by_label}</span>')
 
     # --- judging ----------------------------------------------------------------------------------
     def _row(self, result: inspection.RunResult, rank) -> inspection.RankedRow:
