@@ -66,7 +66,7 @@ def run(args) -> dict:
             parent, child = context.Pipe()
             spec = dict(model=str(args.model), max_length=8192, engine=engine, index=index,
                         workload=workload, pairs_file=None)
-            proc = context.Process(target=_engine_process, args=(spec, child), daemon=True)
+            proc = context.Process(target=_engine_process, args=(spec, child))  # not daemonic: vLLM starts children
             proc.start()
             links.append(parent)
             procs.append(proc)
@@ -86,7 +86,7 @@ def run(args) -> dict:
             pairs_s, tokens_s = (float(np.median([r[i] for r in rates])) for i in (0, 1))
             row = {"engines busy": busy_engines, "pairs per engine": args.queries * args.docs_per_query,
                    "pairs/s": round(pairs_s, 1), "prompt tokens/s": round(tokens_s),
-                   "GPU busy %": round(float(np.mean([s for s in shares if s is not None] or [np.nan])), 1),
+                   "GPU busy %": round(float(np.mean(known)), 1) if (known := [s for s in shares if s is not None]) else None,
                    "samples pairs/s": [round(r[0], 1) for r in rates]}
             results["rows"].append(row)
             log.info("%s", row)
