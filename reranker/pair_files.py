@@ -32,7 +32,7 @@ import logging
 import math
 import sqlite3
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator, Union
 
@@ -284,7 +284,7 @@ class PairTable:
 
     def describe(self) -> dict:
         """What identifies this input's reading (for a job's fingerprint)."""
-        return {"kind": "table", "format": self.fmt, "columns": self.columns.__dict__,
+        return {"kind": "table", "format": self.fmt, "columns": asdict(self.columns),
                 "delimiter": self.resolved_delimiter() if self.fmt in ("csv", "tsv") else None}
 
     def resolved_delimiter(self) -> str:

@@ -269,8 +269,8 @@ def test_trec_input_through_the_command(tiny_model, hf_reranker, tmp_path, capsy
 
 
 def test_a_finished_job_is_a_no_op_that_loads_no_model(tiny_model, tmp_path, capsys):
-    write_csv(tmp_path / "pairs.csv", make_pairs(10))
-    args = ["score", str(tmp_path / "pairs.csv"), "-o", str(tmp_path / "out.parquet"), *score_args(tiny_model)]
+    pd.DataFrame(make_pairs(10)).to_parquet(tmp_path / "pairs.parquet")
+    args = ["score", str(tmp_path / "pairs.parquet"), "-o", str(tmp_path / "out.parquet"), *score_args(tiny_model)]
     assert main(args) == 0
     before = (tmp_path / "out.parquet").stat().st_mtime_ns
     capsys.readouterr()
@@ -278,7 +278,7 @@ def test_a_finished_job_is_a_no_op_that_loads_no_model(tiny_model, tmp_path, cap
     def no_model():
         raise AssertionError("a finished job must not load the model")
 
-    job = BatchJob(PairTable(tmp_path / "pairs.csv"), tmp_path / "out.parquet", model=tiny_model, max_length=512)
+    job = BatchJob(PairTable(tmp_path / "pairs.parquet"), tmp_path / "out.parquet", model=tiny_model, max_length=512)
     summary = run_batch(job, no_model)
     assert summary.already_done and summary.written == [] and summary.pairs == 10
     assert main(args) == 0
@@ -368,3 +368,16 @@ def test_sigkill_then_rerun_scores_every_pair_exactly_once(tiny_model, tmp_path,
     again = run_cli(args)
     stdout, _ = again.communicate(timeout=300)
     assert again.returncode == 0 and stdout.startswith("Nothing to do")
+
+
+def test_a_second_process_on_the_same_job_is_refused(tiny_model, tmp_path):
+    from reranker.batch import JobFile
+
+    write_csv(tmp_path / "pairs.csv", make_pairs(10))
+    job = BatchJob(PairTable(tmp_path / "pairs.csv"), tmp_path / "out.parquet", model=tiny_model, max_length=512)
+    first = JobFile(job.job_path)  # held, as by a run in progress (flock: another open file description)
+    try:
+        with pytest.raises(InputError, match="Another process is running this job"):
+            run_batch(job, lambda: None)
+    finally:
+        first.close()
