@@ -33,7 +33,8 @@ def _construct(name: str, settings: dict[str, Any]) -> Backend:
         from reranker.backends.remote_backend import RemoteBackend
 
         keys = ("api_key", "batch_size", "in_flight", "timeout")
-        return RemoteBackend(settings["model"], settings.get("servers"), **{k: settings[k] for k in keys if k in settings})
+        options = {k: settings[k] for k in keys if k in settings}
+        return RemoteBackend(settings["model"], settings.get("servers"), **options)
     raise InputError(f"Unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
 
 
