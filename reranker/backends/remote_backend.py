@@ -15,6 +15,7 @@ the call fails only when no server is left. ``report()`` says who scored what an
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -140,6 +141,8 @@ class RemoteBackend:
                     "--max-model-len."
                 )
         batches = deque(range(0, len(prompts), self.batch_size))
+        attempts: dict[int, int] = {}
+        max_attempts = 2 * len(self._servers) + 1
         running: dict[Future, tuple[int, ServerState]] = {}
         probes: dict[Future, ServerState] = {}
         load = {id(s): 0 for s in self._servers}
@@ -148,7 +151,7 @@ class RemoteBackend:
             for server in self._live_servers(load):
                 while batches and load[id(server)] < self.in_flight:
                     start = batches.popleft()
-                    chunk = [list(map(int, p)) for p in prompts[start:start + self.batch_size]]
+                    chunk = prompts[start:start + self.batch_size]
                     running[self._pool.submit(self._classify, server, chunk)] = (start, server)
                     load[id(server)] += 1
             if not running:
@@ -169,6 +172,10 @@ class RemoteBackend:
                     values = future.result()
                 except ServerError as exc:
                     self._record_failure(server, str(exc), exc.fatal_for_server)
+                    attempts[start] = attempts.get(start, 0) + 1
+                    if attempts[start] >= max_attempts:  # not the servers: this batch breaks every one of them
+                        raise ModelError(f"Prompts {start}-{start + self.batch_size - 1} of this call failed "
+                                         f"{attempts[start]} times, on every server; last error: {exc}") from exc
                     batches.appendleft(start)  # another live server takes it next
                     with self._lock:
                         self._retries += 1
@@ -286,11 +293,12 @@ class RemoteBackend:
         except httpx.HTTPError as exc:
             raise ServerError(f"{type(exc).__name__}: {exc}", fatal_for_server=False) from exc
 
-    def _classify(self, server: ServerState, prompts: list[list[int]]) -> np.ndarray:
+    def _classify(self, server: ServerState, prompts: Sequence[Sequence[int]]) -> np.ndarray:
         """Raw classifier outputs of one batch from one server."""
-        response = self._request("POST", server.url, "/classify", json={
-            "model": self.served_model, "input": prompts, "use_activation": False,
-        })
+        body = {"model": self.served_model, "input": [p if isinstance(p, list) else list(p) for p in prompts],
+                "use_activation": False}
+        response = self._request("POST", server.url, "/classify", content=json.dumps(body, default=int),
+                                 headers={"Content-Type": "application/json"})
         if response.status_code in (400, 422):  # the request itself is wrong: no other server will take it
             raise ModelError(f"{server.url} rejected the prompts ({response.status_code}): {_detail(response)}")
         if response.status_code == 404:
