@@ -286,8 +286,9 @@ class RemoteBackend:
 
         try:
             return self._http.request(method, url + path, **kwargs)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            raise ServerError(f"{type(exc).__name__}: {exc or 'connection lost'}", fatal_for_server=True) from exc
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
+                httpx.WriteError) as exc:
+            raise ServerError(f"{type(exc).__name__}: {str(exc) or 'connection lost'}", fatal_for_server=True) from exc
         except httpx.TimeoutException as exc:
             raise ServerError(f"timed out ({type(exc).__name__})", fatal_for_server=False) from exc
         except httpx.HTTPError as exc:
