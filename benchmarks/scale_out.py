@@ -72,11 +72,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--doc-tokens", type=int, default=256)
     parser.add_argument("--docs-per-query", type=int, default=20)
     parser.add_argument("--memory-fraction", type=float, default=0.85 if gpus else 0.15)
+    parser.add_argument("--max-num-batched-tokens", type=int, default=32768 if gpus else None,
+                        help="servers' token budget per step (default: 32768 on GPUs, the local backend's)")
     parser.add_argument("--batch-size", type=int, default=64, help="prompts per request (remote backend)")
     parser.add_argument("--in-flight", type=int, default=4, help="requests in flight per server (remote backend)")
     parser.add_argument("--chunk-size", type=int, default=10000, help="rows per chunk of the batch command")
     parser.add_argument("--kill-at", type=float, default=0.4,
-                        help="kill the last server after this share of the N-server batch run's time")
+                        help="in the last run, kill the last server once this share of the pairs is committed")
     return parser.parse_args()
 
 
@@ -130,7 +132,8 @@ def start(args, out: Path, model: str, count: int, *, tp: int = 1, gpu_offset: i
     started = time.perf_counter()
     servers = start_servers(model, count, out / "logs", env=env, tensor_parallel_size=tp,
                             dtype=None if on_gpu else "float32", max_model_len=8192,
-                            memory_fraction=args.memory_fraction, enforce_eager=not on_gpu)
+                            memory_fraction=args.memory_fraction, enforce_eager=not on_gpu,
+                            extra=_token_budget(args))
     print(f"{count} server(s) of {Path(model).name} (tp {tp}) ready in {time.perf_counter() - started:.0f} s",
           flush=True)
     return servers
@@ -218,9 +221,8 @@ def run_dp(args, out: Path, result: dict) -> None:
         runs += [cli1, cli_n]
 
         reset_prefix_caches(servers)
-        kill_after = args.kill_at * cli_n["seconds"]
         kill = run_batch_command(args, out, model, workload, urls, f"batch command, {len(urls)} servers, "
-                                 f"last one killed after {kill_after:.1f} s", kill=(servers[-1], kill_after))
+                                 f"last one killed at {args.kill_at:.0%} of the pairs", kill=servers[-1])
         kill["checks"] = check_output(Path(kill.pop("output")), workload, values1)
         runs.append(kill)
     finally:
@@ -229,38 +231,61 @@ def run_dp(args, out: Path, result: dict) -> None:
 
 
 def run_batch_command(args, out: Path, model: str, workload: Path, urls: list[str], label: str,
-                      kill: tuple | None = None) -> dict:
-    """``python -m reranker score`` on the workload; optionally SIGKILL a server after some seconds."""
-    name = label.split(",", 1)[1].strip().replace(" ", "-").replace(",", "")
+                      kill=None) -> dict:
+    """``python -m reranker score`` on the workload. With ``kill`` (a server), the run commits small chunks
+    and that server is SIGKILLed once --kill-at of the pairs are committed in the job file."""
+    import pandas as pd
+
+    name = label.split(",", 1)[1].strip().replace(" ", "-").replace(",", "").replace("%", "pct")
     output = Path(args.work) / f"scores-{name}.parquet"
+    pairs = len(pd.read_parquet(workload, columns=["doc_id"]))
+    chunk = max(100, pairs // 20) if kill else args.chunk_size
     command = [sys.executable, "-m", "reranker", "score", str(workload), "-o", str(output), "--restart",
                "--model", model, "--servers", ",".join(urls), "--no-cache", "--no-progress",
-               "--chunk-size", str(args.chunk_size)]
+               "--chunk-size", str(chunk)]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    killed_at = None
+    killed = {}
     if kill:
-        server, after = kill
-        timer = threading.Timer(after, server.kill)
-        timer.start()
+        watcher = threading.Thread(target=_kill_when_committed, daemon=True,
+                                   args=(process, output, int(args.kill_at * pairs), kill, started, killed))
+        watcher.start()
     stdout, _ = process.communicate()
     seconds = time.perf_counter() - started
-    if kill:
-        timer.cancel()
-        killed_at = round(after, 1) if not server.alive() else None
     (out / "logs").mkdir(exist_ok=True)
     (out / "logs" / f"{name}.txt").write_text(" ".join(command) + "\n\n" + stdout)
     if process.returncode != 0:
         raise RuntimeError(f"{label} failed ({process.returncode}):\n{stdout[-3000:]}")
-    pairs = int(__import__("pandas").read_parquet(workload, columns=["doc_id"]).shape[0])
-    row = {"run": label, "servers": len(urls), "pairs": pairs, "seconds": round(seconds, 2),
+    row = {"run": label, "servers": len(urls), "pairs": pairs, "chunk_size": chunk, "seconds": round(seconds, 2),
            "pairs_per_s": round(pairs / seconds, 1), "summary": stdout.strip().splitlines()[-12:],
            "output": str(output)}
     if kill:
-        row["killed"] = {"server": kill[0].url, "after_s": killed_at,
-                         "note": None if killed_at else "the job ended before the kill: lower --kill-at"}
+        watcher.join()
+        row["killed"] = {"server": kill.url, **killed} if killed else {
+            "server": kill.url, "note": "the job ended before the kill: lower --kill-at"}
     print(f"{label}: {row['pairs_per_s']} pairs/s (wall time, including start-up)", flush=True)
     return row
+
+
+def _kill_when_committed(process, output: Path, rows: int, server, started: float, killed: dict) -> None:
+    """SIGKILL ``server`` once the batch job file holds ``rows`` results (polled read-only)."""
+    import sqlite3
+
+    job = output.with_name(output.name + ".job.sqlite3")
+    while process.poll() is None:
+        try:
+            conn = sqlite3.connect(f"file:{job}?mode=ro", uri=True, timeout=1)
+            try:
+                done = conn.execute("SELECT count(*) FROM results").fetchone()[0]
+            finally:
+                conn.close()
+        except sqlite3.Error:  # not created yet, or busy
+            done = 0
+        if done >= rows:
+            server.kill()
+            killed.update(after_s=round(time.perf_counter() - started, 1), pairs_committed=done)
+            return
+        time.sleep(0.2)
 
 
 def check_output(output: Path, workload: Path, reference: np.ndarray) -> dict:
@@ -325,9 +350,15 @@ def _server_command_text(model: str, args) -> str:
 
     on_gpu = _gpu_count() > 0
     command = server_command(model, 8000, host="0.0.0.0", max_model_len=8192, memory_fraction=args.memory_fraction,
-                             dtype=None if on_gpu else "float32", enforce_eager=not on_gpu)
+                             dtype=None if on_gpu else "float32", enforce_eager=not on_gpu,
+                             extra=_token_budget(args))
     return "CUDA_VISIBLE_DEVICES=<gpu> " + " ".join(
         f"'{c}'" if c.startswith("{") else c for c in ["python3", *command[1:]])
+
+
+def _token_budget(args) -> list[str]:
+    n = args.max_num_batched_tokens
+    return ["--max-num-batched-tokens", str(n)] if n else []
 
 
 def _gpu_count() -> int:
