@@ -21,6 +21,7 @@ before each run (the servers run with VLLM_SERVER_DEV_MODE=1 for ``/reset_prefix
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -105,7 +106,7 @@ def ensure_workload(args, tokenizer) -> Path:
 
     from reranker.bench.workload import WorkloadSpec, synthetic
 
-    path = Path(args.work) / f"workload-{args.pairs}x{args.doc_tokens}-{args.docs_per_query}.parquet"
+    path = Path(args.work) / f"workload-{args.pairs}x{args.doc_tokens}-{args.docs_per_query}.{_FORMAT}"
     if not path.exists():
         queries = -(-args.pairs // args.docs_per_query)
         spec = WorkloadSpec(queries=queries, docs_per_query=args.docs_per_query, doc_tokens=args.doc_tokens)
@@ -114,7 +115,7 @@ def ensure_workload(args, tokenizer) -> Path:
         frame.insert(0, "query_id", frame["query"].str.split(":", n=1).str[0].map(lambda q: f"q{q}"))
         frame.insert(2, "doc_id", [f"d{i}" for i in range(len(frame))])
         path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_parquet(path, index=False)
+        _write_table(frame, path)
     return path
 
 
@@ -149,9 +150,7 @@ def reset_prefix_caches(servers) -> None:
 
 def build_prompts(reranker, workload: Path, limit: int | None = None) -> tuple[list[list[int]], float]:
     """Token prompts of the workload in file order (grouped by query), and the seconds tokenization took."""
-    import pandas as pd
-
-    frame = pd.read_parquet(workload)
+    frame = _read_table(workload)
     if limit:
         frame = frame.head(limit)
     started = time.perf_counter()
@@ -235,11 +234,9 @@ def run_batch_command(args, out: Path, model: str, workload: Path, urls: list[st
                       kill=None) -> dict:
     """``python -m reranker score`` on the workload. With ``kill`` (a server), the run commits small chunks
     and that server is SIGKILLed once --kill-at of the pairs are committed in the job file."""
-    import pandas as pd
-
     name = label.split(",", 1)[1].strip().replace(" ", "-").replace(",", "").replace("%", "pct")
-    output = Path(args.work) / f"scores-{name}.parquet"
-    pairs = len(pd.read_parquet(workload, columns=["doc_id"]))
+    output = Path(args.work) / f"scores-{name}.{_FORMAT}"
+    pairs = len(_read_table(workload))
     chunk = max(100, pairs // 20) if kill else args.chunk_size
     command = [sys.executable, "-m", "reranker", "score", str(workload), "-o", str(output), "--restart",
                "--model", model, "--servers", ",".join(urls), "--no-cache", "--no-progress",
@@ -291,10 +288,8 @@ def _kill_when_committed(process, output: Path, rows: int, server, started: floa
 
 def check_output(output: Path, workload: Path, reference: np.ndarray) -> dict:
     """Every input pair exactly once, and the scores against the 1-server backend run (same file order)."""
-    import pandas as pd
-
-    got = pd.read_parquet(output)
-    ids = pd.read_parquet(workload, columns=["query_id", "doc_id"])
+    got = _read_table(output)
+    ids = _read_table(workload)[["query_id", "doc_id"]]
     keys = list(zip(got["query_id"], got["doc_id"]))
     merged = ids.merge(got[["query_id", "doc_id", "logodds"]], on=["query_id", "doc_id"], how="left")
     return {
@@ -355,6 +350,25 @@ def _server_command_text(model: str, args) -> str:
                              extra=_token_budget(args))
     return "CUDA_VISIBLE_DEVICES=<gpu> " + " ".join(
         f"'{c}'" if c.startswith("{") else c for c in ["python3", *command[1:]])
+
+
+# Parquet when pyarrow is installed, else JSON Lines (both are inputs and outputs of the batch command).
+_FORMAT = "parquet" if importlib.util.find_spec("pyarrow") else "jsonl"
+
+
+def _write_table(frame, path: Path) -> None:
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_json(path, orient="records", lines=True, force_ascii=False)
+
+
+def _read_table(path: Path):
+    import pandas as pd
+
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_json(path, lines=True, dtype={"query_id": str, "doc_id": str})
 
 
 def _token_budget(args) -> list[str]:
