@@ -83,7 +83,7 @@ def servers(tiny_model, tmp_path_factory):
     from reranker.vllm_servers import start_servers
 
     started = start_servers(tiny_model, 2, tmp_path_factory.mktemp("vllm-logs"), dtype="float32",
-                            max_model_len=8192, memory_fraction=0.15, enforce_eager=True,
+                            max_model_len=8192, memory_fraction=0.1, enforce_eager=True,
                             env=[{"VLLM_LOGGING_LEVEL": "WARNING"}] * 2)
     yield started
     for server in started:
