@@ -459,7 +459,8 @@ def _parquet_chunks(path: Path, columns: Columns, chunk_rows: int) -> Iterator[l
                 values = {name: data[name][i] for name in wanted}
                 rows.append(make_row(values, row, columns,
                                      lambda v=values: json.dumps(v, default=repr, ensure_ascii=False)))
-            yield rows
+            if rows:  # a row group with no rows yields an empty batch
+                yield rows
 
 
 # ---------------------------------------------------------------------------------------------------------
