@@ -21,7 +21,6 @@ from reranker.errors import InputError
 from reranker.pair_files import (
     Columns, PairRow, PairTable, RejectRow, iter_pair_chunks, iter_trec_chunks, read_qrels, read_run, read_topics,
 )
-from reranker.prompt import DEFAULT_INSTRUCTION
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ["query_id", "query", "doc_id", "document"]
