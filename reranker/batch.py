@@ -26,6 +26,8 @@ import os
 import sqlite3
 import sys
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Union
@@ -40,6 +42,7 @@ OUTPUT_FORMATS = {".parquet": "parquet", ".jsonl": "jsonl"}
 TOP_K_FORMATS = {".csv": "csv", ".trec": "trec", ".run": "trec", ".txt": "trec"}
 REJECT_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 EXPORT_BATCH = 20000  # rows per read from the job file while exporting
+CHUNKS_IN_FLIGHT = 2  # the next chunk is prepared and sent while the current one is scored
 RESULT_COLUMNS = ["row", "query_id", "doc_id", "label", "score", "confidence", "logodds", "truncated",
                   "n_tokens", "cached"]
 
@@ -145,6 +148,7 @@ class BatchSummary:
     scored_now: int = 0  # pairs this run scored (the rest were committed by an earlier run)
     cache_hits_now: int = 0
     wall_s: float = 0.0
+    scoring_s: float = 0.0  # from the model being ready to the last chunk committed
     already_done: bool = False
     written: list[Path] = field(default_factory=list)
     rejects_path: Path | None = None
@@ -168,6 +172,9 @@ class BatchSummary:
                 f"cache hits: {self.cache_hits_now} of {self.scored_now} pairs in this run",
                 f"wall time: {self.wall_s:.1f} s, {self.pairs_per_s:.1f} pairs/s",
             ]
+            if self.scoring_s > 0 and self.scored_now:
+                lines.append(f"scoring (after the model was ready): {self.scoring_s:.1f} s, "
+                             f"{self.scored_now / self.scoring_s:.1f} pairs/s")
             lines += [f"  row {e}" for e in self.reject_examples]
             lines += [f"wrote {p}" for p in self.written]
         return lines + self.backend_report
@@ -332,6 +339,11 @@ def run_batch(job: BatchJob, load_reranker: Callable[[], object]) -> BatchSummar
 
 
 def _score_all(job: BatchJob, jobfile: JobFile, load_reranker: Callable[[], object], summary: BatchSummary) -> None:
+    """Score every chunk not yet committed, committing each in input order.
+
+    The next chunk is read, tokenized and sent while the current one is still being scored (two chunks in
+    flight), so the engine or the servers are not left idle while this process prepares prompts.
+    """
     from tqdm import tqdm
 
     committed = jobfile.committed_chunks()
@@ -343,6 +355,23 @@ def _score_all(job: BatchJob, jobfile: JobFile, load_reranker: Callable[[], obje
                smoothing=0.05,
                desc="scoring", disable=not job.progress, file=sys.stderr, dynamic_ncols=True)
     n_chunks = 0
+    scoring_started = time.monotonic()
+    in_flight: deque[tuple[int, list[Row], Future]] = deque()
+
+    def commit_oldest() -> None:
+        nonlocal done_rejects
+        index, rows, future = in_flight.popleft()
+        results, rejects, hits = future.result()
+        if index == 0 and not results:
+            _check_first_chunk(rejects)
+        jobfile.commit_chunk(index, rows, results, rejects, hits)
+        summary.scored_now += len(results)
+        summary.cache_hits_now += hits
+        done_rejects += len(rejects)
+        bar.set_postfix(rejects=done_rejects, refresh=False)
+        bar.update(len(rows))
+
+    pool = ThreadPoolExecutor(max_workers=CHUNKS_IN_FLIGHT, thread_name_prefix="score-chunk")
     try:
         for index, rows in enumerate(job.source.chunks(job.chunk_rows)):
             n_chunks = index + 1
@@ -354,21 +383,20 @@ def _score_all(job: BatchJob, jobfile: JobFile, load_reranker: Callable[[], obje
                         "differently. Re-run with --restart."
                     )
                 continue
-            results, rejects, hits = score_chunk(reranker, rows, job.instruction)
-            if index == 0 and not results:
-                _check_first_chunk(rejects)
-            jobfile.commit_chunk(index, rows, results, rejects, hits)
-            summary.scored_now += len(results)
-            summary.cache_hits_now += hits
-            done_rejects += len(rejects)
-            bar.set_postfix(rejects=done_rejects, refresh=False)
-            bar.update(len(rows))
+            in_flight.append((index, rows, pool.submit(score_chunk, reranker, rows, job.instruction)))
+            if len(in_flight) == CHUNKS_IN_FLIGHT:
+                commit_oldest()
+        while in_flight:
+            commit_oldest()
     except KeyboardInterrupt:
         bar.close()
         pairs, rejects = jobfile.counts()
         print(f"Interrupted: {pairs + rejects} rows are committed in {job.job_path.name}; "
               "re-run the same command to resume.", file=sys.stderr)
         raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    summary.scoring_s = time.monotonic() - scoring_started
     if total is not None and bar.n != total:
         bar.total = bar.n  # the CSV line count over-counts rows whose quoted cells span lines
     bar.close()
