@@ -91,12 +91,13 @@ class RerankResponse(BaseModel):
 class APIError(Exception):
     """An answer other than 200: HTTP status, a message for the caller, optional headers and extra fields."""
 
-    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any):
+    def __init__(self, status_code: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(message)
-        self.status, self.message, self.headers, self.extra = status, message, headers, extra
+        self.status_code, self.message, self.headers, self.extra = status_code, message, headers, extra
 
     def response(self) -> JSONResponse:
-        return JSONResponse({"message": self.message, **self.extra}, status_code=self.status, headers=self.headers)
+        return JSONResponse({"message": self.message, **self.extra}, status_code=self.status_code,
+                            headers=self.headers)
 
 
 def _field(loc: tuple) -> str:
