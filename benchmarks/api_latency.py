@@ -154,7 +154,8 @@ def main(argv=None) -> None:
     parser.add_argument("--backend", default="auto", help="with --start: auto, vllm or transformers")
     parser.add_argument("--max-length", type=int, default=8192, help="with --start: the app's --max-length")
     parser.add_argument("--startup-timeout", type=float, default=1200, help="seconds to wait for /health")
-    parser.add_argument("--api-key", default=os.environ.get("RERANKER_API_KEY"), help="bearer key, if the server has one")
+    parser.add_argument("--api-key", default=os.environ.get("RERANKER_API_KEY"),
+                        help="bearer key, if the server has one (default: $RERANKER_API_KEY)")
     parser.add_argument("--model-field", default=None, help="the request's \"model\" field (default: left out)")
     parser.add_argument("--documents", type=int, default=50, help="documents per request (default: %(default)s)")
     parser.add_argument("--doc-words", type=int, default=234, help="words per document (234 = ~256 Qwen3 tokens)")
@@ -208,9 +209,9 @@ def main(argv=None) -> None:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    latency = report["latency_ms"]
-    print(f"{args.requests} requests of {args.documents} documents (~{report['workload']['prompt_tokens_per_document_mean']}"
-          f" prompt tokens each) on {health.get('backend')} / {health.get('device')}: p50 {latency['p50']} ms, "
+    latency, per_document = report["latency_ms"], report["workload"]["prompt_tokens_per_document_mean"]
+    print(f"{args.requests} requests of {args.documents} documents (~{per_document} prompt tokens each)"
+          f" on {health.get('backend')} / {health.get('device')}: p50 {latency['p50']} ms, "
           f"p95 {latency['p95']} ms -> {args.out}")
 
 

@@ -118,6 +118,7 @@ def test_models_and_health(api, tiny_model, hf_reranker):
     report = run_check(hf_reranker)  # the random tiny model fails the canary check; /health says so
     assert body["canary"]["passed"] is False
     assert body["canary"]["relevant"] == pytest.approx(report.relevant, abs=1e-6)
+    assert {"/v1/rerank", "/v2/rerank", "/v1/models", "/health"} <= set(httpx.get(f"{api}/openapi.json").json()["paths"])
 
 
 # ---- limits, validation, auth, errors ------------------------------------------------------------------------
@@ -161,7 +162,8 @@ def test_validation_errors_are_422_naming_the_field(api, body, field, words):
 
 
 def test_bad_json_is_422(api):
-    response = httpx.post(f"{api}/v1/rerank", content=b'{"query": ', headers={**AUTH, "Content-Type": "application/json"})
+    headers = {**AUTH, "Content-Type": "application/json"}
+    response = httpx.post(f"{api}/v1/rerank", content=b'{"query": ', headers=headers)
     assert response.status_code == 422 and "not valid JSON" in response.json()["message"]
 
 
@@ -282,3 +284,24 @@ def test_langchain_cohere_rerank(api, tiny_model, hf_reranker):
     kept = reranker.compress_documents([Document(page_content=d) for d in DOCS], "langchain " + QUERY)
     ranking = expected(hf_reranker, "langchain " + QUERY, DOCS)[:2]
     assert [(d.page_content, d.metadata["relevance_score"]) for d in kept] == [(DOCS[i], s) for i, s in ranking]
+
+
+# ---- the latency benchmark script ---------------------------------------------------------------------------
+
+def test_latency_benchmark_reports_percentiles(api, tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "api_latency.py"
+    spec = importlib.util.spec_from_file_location("api_latency", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "latency.json"
+    bench.main(["--url", api, "--api-key", KEY, "--requests", "4", "--warmup", "1", "--documents", "5",
+                "--doc-words", "20", "--pool", "10", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert len(report["all_ms"]) == 4 and report["latency_ms"]["p50"] <= report["latency_ms"]["p95"]
+    assert report["server"]["backend"] == "transformers" and report["client_machine"]["cpu_cores"] >= 1
+    assert report["workload"]["documents_per_request"] == 5
+    assert bench.percentile([1, 2, 3, 4], 50) == 2.5 and bench.percentile([5, 1, 3], 100) == 5
