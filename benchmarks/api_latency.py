@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import random
+import shlex
 import shutil
 import socket
 import statistics
@@ -190,7 +191,7 @@ def main(argv=None) -> None:
         "benchmark": "api_latency",
         "label": args.label,
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["python", "benchmarks/api_latency.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": shlex.join(["python", "benchmarks/api_latency.py", *(argv if argv is not None else sys.argv[1:])]),
         "client_machine": machine(),
         "server": {"url": url if not args.start else "started by this script (loopback)",
                    "started_by_script": args.start, "seconds_until_ready": round(ready_s, 1) if args.start else None,
