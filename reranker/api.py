@@ -121,7 +121,8 @@ def _validation_error(exc: RequestValidationError) -> APIError:
                                     "model, query, documents, top_n, rank_fields, return_documents, instruction, "
                                     "and max_chunks_per_doc (v1) or max_tokens_per_doc (v2)"))
         elif kind == "missing":
-            problems.append((field, f"the field {field!r} is required"))
+            problems.append((field, "the request body is empty: send a JSON object with query and documents"
+                             if field == "body" else f"the field {field!r} is required"))
         elif field == "body" and kind in ("model_attributes_type", "dict_type"):
             problems.append(("body", "the request body must be a JSON object (Content-Type: application/json)"))
         else:

@@ -161,10 +161,15 @@ def test_validation_errors_are_422_naming_the_field(api, body, field, words):
     assert words in response.json()["message"] and "Traceback" not in response.text
 
 
-def test_bad_json_is_422(api):
-    headers = {**AUTH, "Content-Type": "application/json"}
-    response = httpx.post(f"{api}/v1/rerank", content=b'{"query": ', headers=headers)
-    assert response.status_code == 422 and "not valid JSON" in response.json()["message"]
+@pytest.mark.parametrize("content, content_type, words", [
+    (b'{"query": ', "application/json", "not valid JSON"),
+    (b"", "application/json", "request body is empty"),
+    (b"query=x", "application/x-www-form-urlencoded", "must be a JSON object"),
+    (b'["a", "b"]', "application/json", "must be a JSON object"),
+])
+def test_a_body_that_is_not_a_json_object_is_422(api, content, content_type, words):
+    response = httpx.post(f"{api}/v1/rerank", content=content, headers={**AUTH, "Content-Type": content_type})
+    assert response.status_code == 422 and words in response.json()["message"]
 
 
 def test_api_key_is_required_on_the_api_but_not_the_page(api):
