@@ -235,7 +235,7 @@ class RerankAPI:
                 shown_doc = doc
             else:
                 problems.append((f"documents[{i}]", f"documents[{i}] must be a text or an object with a \"text\" "
-                                                    f"field, not {type(doc).__name__ if doc is not None else 'null'}"))
+                                                    f"field, not {_json_type(doc)}"))
                 continue
             if not text.strip():
                 problems.append((f"documents[{i}]", f"documents[{i}] is empty"))
@@ -246,7 +246,8 @@ class RerankAPI:
         if not body.documents:
             problems.append(("documents", "give at least one document"))
         if problems:
-            raise APIError(422, "Invalid request: " + "; ".join(m for _, m in problems[:10]) + ".",
+            more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+            raise APIError(422, "Invalid request: " + "; ".join(m for _, m in problems[:10]) + more + ".",
                            errors=[{"field": f, "message": m} for f, m in problems])
         return texts, shown
 
@@ -342,6 +343,14 @@ def _first_tokens(reranker: Reranker, texts: list[str], max_tokens: int) -> tupl
             cut += 1
         kept.append(text)
     return kept, cut
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    return "a number" if isinstance(value, (int, float)) else "a list" if isinstance(value, list) else "a value"
 
 
 def _canary(report: CheckReport | str | None) -> dict[str, Any] | None:
