@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from reranker.batch import add_score_arguments
 from reranker.engine import DEFAULT_MAX_LENGTH, DEFAULT_MODEL
 from reranker.errors import InputError, RerankerError
 
@@ -21,8 +22,11 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="hub id, 0.6B/4B/8B, or a local folder (env RERANKER_MODEL; default %(default)s)")
     parser.add_argument("--backend", default=os.environ.get("RERANKER_BACKEND", "auto"),
                         choices=["auto", "vllm", "transformers", "remote"], help="default: %(default)s")
-    parser.add_argument("--server", action="append", dest="servers", metavar="URL",
-                        help="vLLM server for --backend remote (repeat for several)")
+    parser.add_argument("--servers", "--server", action="append", dest="servers", metavar="URL[,URL...]",
+                        help="score on these vLLM servers (backend remote; comma-separated or repeated; "
+                             "env RERANKER_SERVERS); see docs/scale-out.md")
+    parser.add_argument("--servers-api-key", default=os.environ.get("RERANKER_SERVERS_API_KEY"),
+                        help="bearer token the vLLM servers were started with (env RERANKER_SERVERS_API_KEY)")
     parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH,
                         help="prompt token limit; only documents are cut (default %(default)s)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the score cache")
@@ -33,9 +37,27 @@ def load_reranker(args: argparse.Namespace):
     """The Reranker the shared model options describe."""
     from reranker.engine import Reranker
 
-    options = {"servers": args.servers} if args.servers else {}
-    return Reranker(args.model, backend=args.backend, max_length=args.max_length,
+    backend, options = remote_options(args.backend, args.servers, args.servers_api_key)
+    return Reranker(args.model, backend=backend, max_length=args.max_length,
                     cache=not args.no_cache, **options)
+
+
+def remote_options(backend: str, servers: list[str] | None, api_key: str | None) -> tuple[str, dict]:
+    """The backend to use and its engine options: servers (else $RERANKER_SERVERS) select the remote backend."""
+    from reranker.backends.remote_backend import parse_servers
+
+    if not servers and backend in ("auto", "remote") and os.environ.get("RERANKER_SERVERS"):
+        servers = [os.environ["RERANKER_SERVERS"]]
+    if not servers:
+        if backend == "remote":
+            raise InputError("--backend remote needs --servers URL[,URL...] (or RERANKER_SERVERS).")
+        return backend, {}
+    if backend not in ("auto", "remote"):
+        raise InputError(f"--servers scores on vLLM servers: use --backend remote (or auto), not {backend}.")
+    options = {"servers": parse_servers(",".join(servers))}
+    if api_key:
+        options["api_key"] = api_key
+    return "remote", options
 
 
 def split_documents(text: str, split: str) -> list[str]:
@@ -124,6 +146,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from reranker.batch import run_score_command
+
+    return run_score_command(args, lambda: load_reranker(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reranker", description="Qwen3-Reranker relevance judgements.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="known-answer check: does the model separate canary pairs?")
     add_model_options(check)
     check.set_defaults(handler=cmd_check)
+
+    score = commands.add_parser("score", help="score a file of pairs in resumable chunks (docs/batch.md)")
+    add_score_arguments(score)
+    add_model_options(score)
+    score.set_defaults(handler=cmd_score)
     return parser
 
 

@@ -34,6 +34,23 @@ MIGRATIONS = [
         updated REAL NOT NULL
     );
     """,
+    # 3: relevance judgements people recorded (reranker/annotations.py); one per (query, document text hash).
+    """
+    CREATE TABLE annotations (
+        id INTEGER PRIMARY KEY,
+        query TEXT NOT NULL,
+        doc_hash TEXT NOT NULL,
+        document TEXT NOT NULL,
+        instruction TEXT NOT NULL,
+        model TEXT NOT NULL,
+        score REAL,
+        label INTEGER NOT NULL CHECK (label IN (0, 1, 2)),
+        note TEXT NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        UNIQUE (query, doc_hash)
+    );
+    """,
 ]
 
 
