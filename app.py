@@ -20,6 +20,7 @@ from pathlib import Path
 import gradio as gr
 from fastapi import FastAPI
 
+from reranker.api import API_KEY_ENV, DEFAULT_MAX_REQUEST_BYTES, install_api
 from reranker.cli import remote_options
 from reranker.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
 from reranker.engine import DEFAULT_MAX_LENGTH
@@ -33,17 +34,15 @@ log = logging.getLogger("app")
 THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
 
 
-def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MAX_DOCUMENTS) -> FastAPI:
+def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MAX_DOCUMENTS, api_key: str | None = None,
+                  max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> FastAPI:
     """The whole server: a FastAPI app (REST API + Gradio page at "/"), sharing one ModelHolder."""
     presets = PresetStore(Database(Path(data_dir or default_data_dir()) / "reranker.sqlite3"))
     demo = build_app(holder, presets, max_documents=max_documents)
     server = FastAPI(title="Qwen3 Reranker")
-    server.state.models = holder  # the API reads the shared models from here
-
-    # ---- REST API (issue 5) -------------------------------------------------------------------------
-    # reranker/api.py provides the Cohere-compatible routes; include its router HERE, before Gradio is
-    # mounted at "/" (Gradio's catch-all routes must come last), reading models from server.state.models.
-    # --------------------------------------------------------------------------------------------------
+    server.state.models = holder
+    # the REST API's routes come before Gradio is mounted at "/" (Gradio's catch-all routes must come last)
+    install_api(server, holder, api_key=api_key, max_documents=max_documents, max_request_bytes=max_request_bytes)
 
     return gr.mount_gradio_app(server, demo, path="/", theme=THEME, css_paths=[CSS_PATH],
                                max_file_size=MAX_UPLOAD_BYTES, footer_links=["api"])
@@ -66,7 +65,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                         help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also publish a temporary public gradio.live link")
-    parser.add_argument("--max-documents", type=int, default=MAX_DOCUMENTS, help="documents per run")
+    parser.add_argument("--max-documents", type=int, default=MAX_DOCUMENTS, help="documents per run or API request")
+    parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV) or None,
+                        help=f"require 'Authorization: Bearer KEY' on the REST API (default: ${API_KEY_ENV}; none)")
+    parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
+                        help=f"largest REST API request body (default: {DEFAULT_MAX_REQUEST_BYTES:,})")
     return parser.parse_args(argv)
 
 
@@ -81,11 +84,13 @@ def main(argv=None) -> None:
         raise SystemExit(f"Error: {exc}") from exc
     holder = ModelHolder(ModelSettings(args.model, backend, args.max_length), engine_options=engine_options)
     holder.start()  # load in the background; the page shows "Loading…" until it is ready
-    server = uvicorn.Server(uvicorn.Config(create_server(holder, max_documents=args.max_documents),
-                                           host=args.host, port=args.port, log_level="warning"))
+    app = create_server(holder, max_documents=args.max_documents, api_key=args.api_key,
+                        max_request_bytes=args.max_request_bytes)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
     if args.share:
         threading.Thread(target=_share, args=(server, args.host, args.port), daemon=True).start()
-    print(f"Relevance inspector on http://{args.host}:{args.port}/ (model {args.model}, backend {backend})")
+    print(f"Relevance inspector on http://{args.host}:{args.port}/ (model {args.model}, backend {backend}); "
+          f"REST API at /v1/rerank and /v2/rerank{' (API key required)' if args.api_key else ''}")
     server.run()
 
 

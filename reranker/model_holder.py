@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from reranker.check import CheckReport, run_check
 from reranker.engine import MODELS, Reranker
 from reranker.errors import RerankerError
 
@@ -38,6 +39,7 @@ class ModelHolder:
         self.cache = cache
         self.engine_options = engine_options or {}
         self._loads: dict[ModelSettings, Future] = {}
+        self._checks: dict[ModelSettings, CheckReport | str] = {}
         self._lock = threading.Lock()
 
     def start(self, settings: ModelSettings | None = None) -> Future:
@@ -61,7 +63,23 @@ class ModelHolder:
             log.warning("loading %s failed: %s", settings, exc)
             future.set_exception(exc)
             return
+        self._checks[settings] = self._canary(settings, reranker)
         future.set_result(reranker)
+
+    @staticmethod
+    def _canary(settings: ModelSettings, reranker: Reranker) -> CheckReport | str:
+        """Run the known-answer check once on a freshly loaded model and log its verdict."""
+        try:
+            report = run_check(reranker)
+        except Exception as exc:  # the model loaded but cannot score; it stays loaded and requests will say why
+            log.warning("canary check of %s could not run: %s", settings.model_id, exc)
+            return str(exc) if isinstance(exc, RerankerError) else f"{type(exc).__name__}: {exc}"
+        (log.info if report.passed else log.warning)("canary check of %s: %s", settings.model_id, report.summary())
+        return report
+
+    def check(self, settings: ModelSettings | None = None) -> CheckReport | str | None:
+        """The start-up canary check of a loaded model (its report, or why it could not run); None before."""
+        return self._checks.get(settings or self.default)
 
     def get(self, settings: ModelSettings | None = None) -> Reranker:
         """The Reranker for ``settings``, loading it first if needed (blocks until it is ready)."""

