@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from reranker.batch import add_score_arguments
 from reranker.engine import DEFAULT_MAX_LENGTH, DEFAULT_MODEL
 from reranker.errors import InputError, RerankerError
 
@@ -124,6 +125,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from reranker.batch import run_score_command
+
+    return run_score_command(args, lambda: load_reranker(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reranker", description="Qwen3-Reranker relevance judgements.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="known-answer check: does the model separate canary pairs?")
     add_model_options(check)
     check.set_defaults(handler=cmd_check)
+
+    score = commands.add_parser("score", help="score a file of pairs in resumable chunks (docs/batch.md)")
+    add_score_arguments(score)
+    add_model_options(score)
+    score.set_defaults(handler=cmd_score)
     return parser
 
 
