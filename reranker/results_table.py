@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Sequence
+from typing import Mapping, Sequence
 
+from reranker.annotations import LABELS, Annotation, Disagreement, document_hash
 from reranker.inspection import RankedRow
 
 SNIPPET_CHARS = 320
@@ -98,26 +99,71 @@ def _document_cell(row: RankedRow, terms: Sequence[str]) -> str:
     return cell
 
 
-def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int | None = None) -> str:
-    """The ranked table for ``rows`` (already filtered and sorted); ``total`` = rows before filtering."""
+JUDGE_BUTTONS = ((2, "Relevant"), (1, "Partly"), (0, "Not"))
+
+
+def _judgement_cell(row: RankedRow, judged: Annotation | None, disagreement: Disagreement | None) -> str:
+    """One-click buttons for relevant / partly / not relevant (keys 2/1/0), the note, and both verdicts."""
+    what = html.escape(row.id, quote=True)
+    buttons = [
+        f'<button type="button" class="rr-jb rr-j{label}" data-action="label" data-label="{label}" '
+        f'aria-pressed="{"true" if judged and judged.label == label else "false"}" '
+        f'title="{LABELS[label].capitalize()} (key {label})" aria-label="{LABELS[label]}: {what}">{name}</button>'
+        for label, name in JUDGE_BUTTONS
+    ]
+    if judged:
+        buttons.append(f'<button type="button" class="rr-jb rr-jclear" data-action="clear" '
+                       f'title="Delete this judgement (key Delete)" aria-label="delete judgement: {what}">✕</button>')
+    cell = f'<div class="rr-judge" role="group" aria-label="Judge {what}">{"".join(buttons)}</div>'
+    if judged and judged.note:
+        cell += f'<div class="rr-note" title="Your note">📝 {html.escape(judged.note)}</div>'
+    if disagreement:
+        cell += (f'<div class="rr-verdicts" title="Model verdict at the disagreement threshold vs your judgement">'
+                 f'model: <b>{disagreement.model_verdict}</b> ({disagreement.score:.3f}) · '
+                 f'you: <b>{disagreement.user_verdict}</b></div>')
+    return cell
+
+
+def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int | None = None,
+           judgements: Mapping[str, Annotation] | None = None, disagreeing: Mapping[str, Disagreement] | None = None,
+           empty_message: str | None = None) -> str:
+    """The ranked table for ``rows`` (already filtered and sorted); ``total`` = rows before filtering.
+
+    With ``judgements`` (document hash → the user's judgement for this query) each row gets judgement
+    buttons; rows whose hash is in ``disagreeing`` are marked with both verdicts. ``empty_message``
+    replaces the text shown when ``rows`` is empty.
+    """
     if not rows:
+        if empty_message:
+            return f'<div class="rr-empty">{html.escape(empty_message)}</div>'
         if total:
             return (f'<div class="rr-empty">None of the {total} ranked documents pass the filters: '
                     'lower the minimums.</div>')
         return '<div class="rr-empty">Run a query to see the ranking here.</div>'
     terms = query_terms(query)
+    annotate = judgements is not None
     body = []
     for row in rows:
-        body.append(
-            f'<tr data-rank="{row.rank}"><td class="rr-rank">{row.rank}</td>'
-            f'<td class="rr-id" title="{html.escape(row.source, quote=True)}">{html.escape(row.id)}</td>'
-            f'<td>{_bar(row.score, "score")}</td><td>{_bar(row.confidence, "confidence")}</td>'
-            f'<td class="rr-doc">{_document_cell(row, terms)}</td>'
-            f'<td class="rr-flags">{_flags(row, max_length)}</td></tr>'
-        )
+        cells = (f'<td class="rr-rank">{row.rank}</td>'
+                 f'<td class="rr-id" title="{html.escape(row.source, quote=True)}">{html.escape(row.id)}</td>'
+                 f'<td>{_bar(row.score, "score")}</td><td>{_bar(row.confidence, "confidence")}</td>'
+                 f'<td class="rr-doc">{_document_cell(row, terms)}</td>'
+                 f'<td class="rr-flags">{_flags(row, max_length)}</td>')
+        if not annotate:
+            body.append(f'<tr data-rank="{row.rank}">{cells}</tr>')
+            continue
+        key = document_hash(row.text)
+        judged, disagreement = judgements.get(key), (disagreeing or {}).get(key)
+        classes = "rr-row" + (f" rr-judged rr-judged-{judged.label}" if judged else "") + (
+            " rr-disagree" if disagreement else "")
+        body.append(f'<tr data-rank="{row.rank}" tabindex="0" class="{classes}">{cells}'
+                    f'<td class="rr-judge-cell">{_judgement_cell(row, judged, disagreement)}</td></tr>')
     caption = f"{len(rows)} of {total} documents" if total and total != len(rows) else f"{len(rows)} documents"
+    if annotate:
+        caption += " · judge with the buttons, or focus a row and press 2 / 1 / 0 (Delete clears, ↑↓ move)"
+    judge_header = "<th>Your judgement</th>" if annotate else ""
     return (
         f'<div class="rr-table-wrap"><table class="rr-table"><caption>{caption}</caption><thead><tr><th>Rank</th>'
-        '<th>Id</th><th>Score</th><th>Confidence</th><th>Document</th><th></th></tr></thead><tbody>'
+        f'<th>Id</th><th>Score</th><th>Confidence</th><th>Document</th><th></th>{judge_header}</tr></thead><tbody>'
         + "".join(body) + "</tbody></table></div>"
     )

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from reranker import charts, documents, export, inspection, prompt_inspector, results_table
+from reranker import charts, documents, export, inspection, prompt_inspector, results_table, ui_annotate
 from reranker import ui_compare  # the A/B tab; it reads this module's helpers when called
+from reranker.annotations import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.engine import MODELS
 from reranker.errors import InputError, RerankerError
 from reranker.model_holder import ModelHolder, ModelSettings
@@ -101,11 +102,13 @@ def _settings(model: str, backend: str, max_length) -> ModelSettings:
 class Inspector:
     """Handlers bound to one process's models and preset store."""
 
-    def __init__(self, holder: ModelHolder, presets: PresetStore, *, max_documents: int):
+    def __init__(self, holder: ModelHolder, presets: PresetStore, *, max_documents: int,
+                 annotations: AnnotationStore):
         self.holder = holder
         self.presets = presets
         self.max_documents = max_documents
         self.export_dir = Path(tempfile.mkdtemp(prefix="reranker-exports-"))
+        self.annotator = ui_annotate.Annotator(annotations, self.export_dir)
 
     # --- documents -------------------------------------------------------------------------------
     def collect(self, pasted, mode, upload, text_column, id_column) -> documents.Collection:
@@ -195,7 +198,8 @@ class Inspector:
         return found
 
     def run(self, query, instruction, pasted, mode, upload, text_column, id_column, model, backend, max_length,
-            batch_size, sort, min_score, min_confidence, top_k, progress=gr.Progress()):
+            batch_size, sort, min_score, min_confidence, top_k, threshold=DEFAULT_THRESHOLD, only=False,
+            progress=gr.Progress()):
         settings = _settings(model, backend, max_length)
         try:
             found = self._inputs(query, pasted, mode, upload, text_column, id_column)
@@ -212,7 +216,8 @@ class Inspector:
         for note in result.notes:
             gr.Info(_message(note))
         state = {"result": result, "settings": settings}
-        return (state, *self.refresh(state, sort, min_score, min_confidence, top_k), self.summary(result),
+        return (state, *self.refresh(state, sort, min_score, min_confidence, top_k, threshold, only),
+                self.summary(result),
                 *(self.status(model, backend, max_length),) * 2)
 
     @staticmethod
@@ -226,8 +231,8 @@ class Inspector:
             f"({result.device}), max length {result.max_length:,}"
         )
 
-    def refresh(self, state, sort, min_score, min_confidence, top_k):
-        """Table, chart, row choices and export files for the current filters (no model call)."""
+    def refresh(self, state, sort, min_score, min_confidence, top_k, threshold=DEFAULT_THRESHOLD, only=False):
+        """Table (with judgements), chart, row choices and export files for the current filters (no model call)."""
         if not state:
             empty = results_table.render([], "", max_length=0)
             return empty, None, gr.update(choices=[], value=None), None, None
@@ -237,7 +242,10 @@ class Inspector:
                                    min_confidence=float(min_confidence or 0), top_k=int(top_k) if top_k else None)
         except (RerankerError, ValueError) as exc:
             raise gr.Error(_message(f"Check the filters: {exc}"))
-        table = results_table.render(rows, result.query, max_length=result.max_length, total=len(result.rows))
+        try:
+            table = self.annotator.render(result, rows, threshold, bool(only))
+        except RerankerError as exc:
+            raise gr.Error(_message(str(exc)))
         choices = [(f"#{r.rank} · {r.id} · {r.score:.3f}", r.rank) for r in sorted(rows, key=lambda r: r.rank)]
         _prune(self.export_dir)
         stem = self.export_dir / f"ranking-{result.timestamp.replace(':', '')}-{uuid.uuid4().hex[:6]}"
@@ -285,9 +293,12 @@ class Inspector:
         return gr.update(choices=list(self.presets.all()), value=DEFAULT_PRESET)
 
 
-def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int = documents.MAX_DOCUMENTS) -> gr.Blocks:
-    """The inspector page. ``holder`` supplies the (shared) models; ``presets`` the instruction presets."""
-    ui = Inspector(holder, presets, max_documents=max_documents)
+def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int = documents.MAX_DOCUMENTS,
+              annotations: AnnotationStore | None = None) -> gr.Blocks:
+    """The inspector page. ``holder`` supplies the (shared) models; ``presets`` the instruction presets;
+    ``annotations`` the judgements (default: in the presets' database)."""
+    ui = Inspector(holder, presets, max_documents=max_documents,
+                   annotations=annotations or AnnotationStore(presets.db))
     default = holder.default
     model_choices = list(MODELS) + ([default.model] if default.model not in MODELS else [])
     with gr.Blocks(title="Qwen3 Reranker · relevance inspector", delete_cache=(3600, 3600)) as demo:
@@ -349,10 +360,13 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
             min_confidence = gr.Slider(0, 1, value=0, step=0.01, label="Minimum confidence", scale=2)
             top_k = gr.Number(0, label="Top-k (0 = all)", precision=0, minimum=0, scale=1)
         chart = gr.Plot(label="Scores by rank and their distribution", show_label=False)
-        table = gr.HTML(results_table.render([], "", max_length=0))
+        judging = ui_annotate.build_controls(ui.annotator)
+        table = gr.HTML(results_table.render([], "", max_length=0), js_on_load=ui_annotate.TABLE_JS,
+                        css_template=ui_annotate.TABLE_CSS)
         with gr.Row():
             csv_download = gr.DownloadButton("Download CSV", value=None, size="sm")
             json_download = gr.DownloadButton("Download JSON", value=None, size="sm")
+        judgement_panel = ui_annotate.build_panel()
         with gr.Accordion("Prompt inspector: the exact prompt the model read for one row", open=False):
             row_choice = gr.Dropdown([], label="Row", value=None)
             prompt_view = gr.HTML(ui.inspect_row(None, None))
@@ -379,16 +393,20 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         for component in (pasted, split_mode, text_column, id_column):
             component.change(**count_event)
 
-        run_inputs = [query, instruction, *doc_inputs, *settings, batch_size, *filters]
+        run_inputs = [query, instruction, *doc_inputs, *settings, batch_size, *filters, judging.threshold, judging.only]
         for trigger in (run_button.click, query.submit):
             trigger(ui.check, [query, *doc_inputs, *settings], None, concurrency_limit=None, api_name=False).success(
                 ui.run, run_inputs, [result_state, *view_outputs, summary, status, status_side],
                 concurrency_id="model", show_progress_on=[table], api_name="rank" if trigger == run_button.click else False)
         for component in filters:
-            component.change(ui.refresh, [result_state, *filters], view_outputs, api_name=False,
+            component.change(ui.refresh, [result_state, *filters, judging.threshold, judging.only], view_outputs,
+                             api_name=False,
                              show_progress="hidden", concurrency_limit=None)
         row_choice.change(ui.inspect_row, [result_state, row_choice], prompt_view, api_name="inspect_row",
                           concurrency_limit=None)
+
+        ui_annotate.wire(ui.annotator, judging, judgement_panel, table=table, result_state=result_state,
+                         filters=filters)
 
         preset.input(ui.choose_preset, preset, instruction, queue=False)
         reset_button.click(lambda: (DEFAULT_PRESET, DEFAULT_INSTRUCTION), None, [preset, instruction], queue=False)

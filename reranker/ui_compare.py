@@ -128,7 +128,7 @@ class CompareTab:
 
     def __init__(self, inspector: inspector_ui.Inspector):
         self.inspector = inspector
-        self.annotations = AnnotationStore(inspector.presets.db)
+        self.annotations: AnnotationStore = inspector.annotator.store  # the judgements the ranked table records
 
     def run(self, query, pasted, mode, upload, text_column, id_column, backend, batch_size,
             instruction_a, model_a, max_length_a, instruction_b, model_b, max_length_b, k, relevant_from, threshold,
