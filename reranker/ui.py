@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from reranker import charts, documents, export, inspection, prompt_inspector, results_table, ui_annotate
-from reranker import ui_compare  # the A/B tab; it reads this module's helpers when called
+from reranker import ui_compare, ui_multi_query  # the A/B and multi-query tabs; they use this module's helpers
 from reranker.annotations import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.engine import MODELS
 from reranker.errors import InputError, RerankerError
@@ -414,5 +414,6 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         delete_button.click(ui.delete_preset, preset, preset, api_name="delete_preset")
 
         ui_compare.build_tab(ui, query=query, doc_inputs=doc_inputs, backend=backend, batch_size=batch_size)
+        ui_multi_query.build_tab(ui, settings=settings, batch_size=batch_size)
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo
