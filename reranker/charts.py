@@ -99,7 +99,8 @@ def slope_figure(shifts: Sequence, label_a: str = "A", label_b: str = "B") -> go
                      range=[-0.45, 1.45] if labelled else [-0.1, 1.1], showgrid=False, zeroline=False)
     fig.update_yaxes(autorange=False, range=[n + 0.7, 0.3], title_text="rank", dtick=1 if n <= 25 else None,
                      zeroline=False)
-    fig.update_layout(height=max(320, min(900, 22 * n + 120)), margin=dict(l=50, r=20, t=30, b=30),
-                      template="plotly_white", legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
-                      hovermode="closest")
+    fig.update_layout(height=max(320, min(900, 22 * n + 120)), margin=dict(l=50, r=20, t=40, b=30),
+                      template="plotly_white", hovermode="closest",
+                      title=dict(text="Rank under A and under B", x=0.01, y=0.98, font=dict(size=14)),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
     return fig

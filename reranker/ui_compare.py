@@ -214,7 +214,7 @@ def build_tab(inspector: inspector_ui.Inspector, *, query, doc_inputs: list, bac
         run_button = gr.Button("Compare A and B", variant="primary")
         summary = gr.Markdown()
         metrics_view = gr.HTML(elem_classes="rr-ab-metrics")
-        slope = gr.Plot(label="Rank under A and under B", elem_classes="rr-ab-slope")
+        slope = gr.Plot(label="Rank under A and under B", show_label=False, elem_classes="rr-ab-slope")
         moved = gr.HTML(elem_classes="rr-ab-moved")
         with gr.Row(equal_height=False):
             with gr.Column():
