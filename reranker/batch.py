@@ -18,6 +18,7 @@ Outputs are written from the job file to a temporary file and renamed into place
 from __future__ import annotations
 
 import csv
+import glob
 import hashlib
 import json
 import logging
@@ -190,12 +191,39 @@ class JobFile:
     def __init__(self, path: Path):
         self.path = path
         self.conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self._hold_exclusively()
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")  # a crash of the process never loses a commit
         self.conn.executescript(SCHEMA)
 
+    def _hold_exclusively(self) -> None:
+        """One process per job: a second run of the same job stops with a message instead of racing the first.
+        (An advisory ``flock`` on the job file, released by the OS when the process ends, even by ``kill -9``.)"""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; SQLite's own locking still keeps the file consistent
+            self._lock = None
+            return
+        self._lock = open(self.path, "rb")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            self.conn.close()
+            raise InputError(f"Another process is running this job ({self.path.name}): wait for it to finish "
+                             "or stop it, then re-run to resume.") from None
+
     def close(self) -> None:
         self.conn.close()
+        if self._lock:
+            self._lock.close()
+
+    def clear(self) -> None:
+        """Forget everything (``--restart``), in one transaction."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        for table in ("meta", "chunks", "results", "rejects"):
+            self.conn.execute(f"DELETE FROM {table}")
+        self.conn.execute("COMMIT")
 
     def get(self, key: str):
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -241,11 +269,6 @@ class JobFile:
                                 f"{(pairs, rejects)} committed, {overlap} rows both scored and rejected.")
 
 
-def remove_job_file(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-
-
 def describe_mismatch(old: dict, new: dict) -> str:
     """Which parts of a job's identity differ, in words."""
     changed = []
@@ -268,11 +291,11 @@ def run_batch(job: BatchJob, load_reranker: Callable[[], object]) -> BatchSummar
     """
     started = time.monotonic()
     job.output.parent.mkdir(parents=True, exist_ok=True)
-    if job.restart:
-        remove_job_file(job.job_path)
     identity = job.identity()
     jobfile = JobFile(job.job_path)
     try:
+        if job.restart:
+            jobfile.clear()
         stored = jobfile.get("identity")
         if stored is not None and stored != identity:
             raise InputError(
@@ -409,6 +432,8 @@ def _score_isolating_bad_queries(reranker, pairs: list[PairRow], instruction: st
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # left by a run killed while exporting
+        stale.unlink(missing_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(temporary)

@@ -32,9 +32,9 @@ import logging
 import math
 import sqlite3
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator, Union
+from typing import IO, Any, Callable, Iterator, Union
 
 from reranker.errors import InputError
 
@@ -185,8 +185,10 @@ def _type_name(value: Any) -> str:
     return names.get(type(value), f"a {type(value).__name__}")
 
 
-def make_row(values: dict[str, Any], row: int, columns: Columns, excerpt: str) -> Row:
-    """A ``PairRow`` from one record's values (keyed by column name), or a ``RejectRow`` saying what is wrong."""
+def make_row(values: dict[str, Any], row: int, columns: Columns, excerpt: str | Callable[[], str]) -> Row:
+    """A ``PairRow`` from one record's values (keyed by column name), or a ``RejectRow`` saying what is wrong.
+
+    ``excerpt``: the raw record as text, or a function that makes it (called only for a reject)."""
     problems: list[str] = []
     query_id = _as_id(values.get(columns.query_id), columns.query_id, problems)
     query = _as_text(values.get(columns.query), columns.query, problems)
@@ -199,7 +201,7 @@ def make_row(values: dict[str, Any], row: int, columns: Columns, excerpt: str) -
             instruction = _as_text(raw, columns.instruction, problems)
     label = _as_label(values.get(columns.label), columns.label, problems) if columns.label else None
     if problems:
-        return RejectRow(row, "; ".join(problems), _excerpt(excerpt))
+        return RejectRow(row, "; ".join(problems), _excerpt(excerpt if isinstance(excerpt, str) else excerpt()))
     return PairRow(row, query_id, query, doc_id, document, instruction, label)
 
 
@@ -284,7 +286,7 @@ class PairTable:
 
     def describe(self) -> dict:
         """What identifies this input's reading (for a job's fingerprint)."""
-        return {"kind": "table", "format": self.fmt, "columns": self.columns.__dict__,
+        return {"kind": "table", "format": self.fmt, "columns": asdict(self.columns),
                 "delimiter": self.resolved_delimiter() if self.fmt in ("csv", "tsv") else None}
 
     def resolved_delimiter(self) -> str:
@@ -360,7 +362,7 @@ def _table_chunks(path: Path, columns: Columns, chunk_rows: int, delimiter: str)
     except pd.errors.EmptyDataError as exc:
         raise InputError(f"{path.name} is empty: it needs a header row and at least one pair.") from exc
     except (pd.errors.ParserError, csv.Error) as exc:
-        raise InputError(f"{path.name} is not a readable {delimiter!r}-separated table: {exc}") from exc
+        raise InputError(f"{path.name} is not a readable {delimiter!r}-separated table: {_csv_hint(exc)}") from exc
     error = _missing_columns_error(path, columns, [c.strip() for c in seen_header])
     if error:
         reader.close()
@@ -368,6 +370,7 @@ def _table_chunks(path: Path, columns: Columns, chunk_rows: int, delimiter: str)
     # Headers may carry spaces around names: look values up by the stripped name.
     names = {c.strip(): c for c in seen_header}
     wanted = [c for c in columns.required() + columns.optional() if c in names]
+    rows_read = 0
     with reader:
         while True:
             try:
@@ -375,7 +378,9 @@ def _table_chunks(path: Path, columns: Columns, chunk_rows: int, delimiter: str)
             except StopIteration:
                 return
             except (pd.errors.ParserError, csv.Error) as exc:
-                raise InputError(f"{path.name} cannot be read past this point: {exc}") from exc
+                done = f"after row {rows_read}" if rows_read else "from its first row"
+                raise InputError(f"{path.name} cannot be read {done}: {_csv_hint(exc)}") from exc
+            rows_read += len(frame)
             rows: list[Row] = []
             records = frame.to_dict("records")
             for index, record in zip(frame.index, records):
@@ -386,9 +391,16 @@ def _table_chunks(path: Path, columns: Columns, chunk_rows: int, delimiter: str)
                     rows.append(RejectRow(row, f"the row {reason}", _excerpt(raw)))
                     continue
                 values = {c: record[names[c]] for c in wanted}
-                raw = delimiter.join("" if v is None else str(v) for v in record.values())
-                rows.append(make_row(values, row, columns, raw))
+                rows.append(make_row(values, row, columns,
+                                     lambda r=record: delimiter.join("" if v is None else str(v) for v in r.values())))
             yield rows
+
+
+def _csv_hint(exc: Exception) -> str:
+    text = str(exc).strip()
+    if "end of data" in text or "EOF" in text:
+        text += " (a quoted cell is never closed: look for a stray double quote)"
+    return text
 
 
 def _jsonl_chunks(path: Path, columns: Columns, chunk_rows: int) -> Iterator[list[Row]]:
@@ -445,8 +457,10 @@ def _parquet_chunks(path: Path, columns: Columns, chunk_rows: int) -> Iterator[l
             for i in range(batch.num_rows):
                 row += 1
                 values = {name: data[name][i] for name in wanted}
-                rows.append(make_row(values, row, columns, json.dumps(values, default=repr, ensure_ascii=False)))
-            yield rows
+                rows.append(make_row(values, row, columns,
+                                     lambda v=values: json.dumps(v, default=repr, ensure_ascii=False)))
+            if rows:  # a row group with no rows yields an empty batch
+                yield rows
 
 
 # ---------------------------------------------------------------------------------------------------------
