@@ -347,6 +347,7 @@ def build_controls(annotator: Annotator) -> Controls:
     """Threshold slider, disagreements-only switch and count; place right above the ranked table."""
     with gr.Row(equal_height=True, elem_classes="rr-annotate-bar"):
         threshold = gr.Slider(0, 1, value=DEFAULT_THRESHOLD, step=0.01, label="Disagreement threshold", scale=2,
+                              elem_id="rr-threshold",
                               info="The model says “relevant” at a score ≥ this")
         only = gr.Checkbox(False, label="Disagreements only", scale=1,
                            info="Judged relevant but scored low, or judged not relevant but scored high")
