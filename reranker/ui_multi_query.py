@@ -156,7 +156,8 @@ def build_tab(inspector: inspector_ui.Inspector, *, settings: list, batch_size) 
             "`python -m reranker score` (resumable). The model is the one in the settings panel.")
         kind = gr.Radio(INPUT_KINDS, value="table", label="Input")
         with gr.Group(visible=True) as table_group:
-            table = gr.File(label="Pair table (.csv .tsv .jsonl .parquet)", file_types=TABLE_TYPES, type="filepath")
+            table = gr.File(label="Pair table (.csv .tsv .jsonl .parquet)", file_types=TABLE_TYPES, type="filepath",
+                            elem_id="rr-mq-table")
             with gr.Row():
                 pickers = [gr.Dropdown(label=label, visible=False, allow_custom_value=True) for label in (
                     "Query column", "Document column", "Label column (0/1/2)", "Query id column", "Document id column")]
