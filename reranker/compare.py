@@ -31,9 +31,6 @@ class Side:
     reranker: Reranker
     instruction: str | None = None
 
-    def describe(self) -> str:
-        return f"{self.reranker.model}, max length {self.reranker.max_length:,}"
-
 
 @dataclass(frozen=True)
 class Shift:

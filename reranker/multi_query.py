@@ -63,15 +63,6 @@ class PairSet:
     def queries(self) -> int:
         return len({p.query_id for p in self.pairs})
 
-    def summary(self) -> str:
-        line = f"{len(self.pairs):,} pairs for {self.queries:,} queries from {self.source}"
-        if self.has_labels:
-            labelled = sum(p.label is not None for p in self.pairs)
-            line += f", {labelled:,} with a label"
-        if self.rejects:
-            line += f"; {len(self.rejects):,} row(s) cannot be used (listed below)"
-        return line
-
 
 @dataclass
 class MultiQueryResult:

@@ -413,7 +413,8 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         save_button.click(ui.save_preset, [preset_name, instruction], [preset, preset_name], api_name="save_preset")
         delete_button.click(ui.delete_preset, preset, preset, api_name="delete_preset")
 
-        ui_compare.build_tab(ui, query=query, doc_inputs=doc_inputs, backend=backend, batch_size=batch_size)
+        ui_compare.build_tab(ui, query=query, instruction=instruction, doc_inputs=doc_inputs, settings=settings,
+                             batch_size=batch_size)
         ui_multi_query.build_tab(ui, settings=settings, batch_size=batch_size)
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo

@@ -180,8 +180,11 @@ class CompareTab:
         return str(path)
 
 
-def build_tab(inspector: inspector_ui.Inspector, *, query, doc_inputs: list, backend, batch_size) -> None:
-    """The "A/B compare" tab, wired to the page's query, document inputs, backend and batch size."""
+def build_tab(inspector: inspector_ui.Inspector, *, query, instruction, doc_inputs: list, settings: list,
+              batch_size) -> None:
+    """The "A/B compare" tab, wired to the page's query, instruction, document inputs, model settings (model,
+    backend, max length) and batch size."""
+    page_instruction, page_model, backend, page_max_length = instruction, *settings
     tab = CompareTab(inspector)
     default = inspector.holder.default
     presets = inspector.presets
@@ -203,8 +206,12 @@ def build_tab(inspector: inspector_ui.Inspector, *, query, doc_inputs: list, bac
                                             allow_custom_value=True, scale=3)
                         max_length = gr.Number(default.max_length, label=f"{name}: max length", precision=0,
                                                minimum=64, scale=2)
-                preset.input(inspector.choose_preset, preset, instruction, queue=False)
-                preset.focus(lambda: gr.update(choices=list(presets.all())), None, preset, queue=False)
+                    copy = gr.Button("↺ Use the page's instruction, model and max length", size="sm")
+                preset.input(inspector.choose_preset, preset, instruction, queue=False, api_name=False)
+                preset.focus(lambda: gr.update(choices=list(presets.all())), None, preset, queue=False,
+                             api_name=False)
+                copy.click(lambda *values: values, [page_instruction, page_model, page_max_length],
+                           [instruction, model, max_length], queue=False, api_name=False)
                 side_inputs += [instruction, model, max_length]
         with gr.Row():
             k = gr.Number(DEFAULT_K, label="k for nDCG@k and P@k", precision=0, minimum=1, scale=1)

@@ -41,7 +41,8 @@ def ab(client, model, query=QUERY, pasted="\n".join(DOCS), instruction_b=INSTRUC
 
 def test_ab_run_shows_both_rankings_chart_and_metrics(app, tiny_model, hf_reranker):
     summary, metrics_html, plot, moved, table_a, table_b, csv_file = ab(Client(app, verbose=False), tiny_model)
-    expected = compare(QUERY, collect("\n".join(DOCS), "line"), Side(hf_reranker, None), Side(hf_reranker, INSTRUCTION_B))
+    expected = compare(QUERY, collect("\n".join(DOCS), "line"), Side(hf_reranker, None),
+                       Side(hf_reranker, INSTRUCTION_B))
     frame = pd.read_csv(csv_file, dtype={"id": str})
     assert frame["rank_a"].tolist() == [1, 2, 3, 4, 5]
     by_id = {s.id: s for s in expected.shifts}

@@ -107,7 +107,8 @@ def test_values_equal_trec_eval_through_ir_measures(k, relevant_from):
     rankings, labels = _random_case(random.Random(k * 10 + relevant_from), 40)
     ours = evaluate_many(rankings, labels, k=k, relevant_from=relevant_from)
     qrels = [ir_measures.Qrel(q, d, label) for q, judged in labels.items() for d, label in judged.items()]
-    run = [ir_measures.ScoredDoc(q, d, float(len(docs) - i)) for q, docs in rankings.items() for i, d in enumerate(docs)]
+    run = [ir_measures.ScoredDoc(q, d, float(len(docs) - i))
+           for q, docs in rankings.items() for i, d in enumerate(docs)]
     measures = {f"nDCG@{k}": nDCG @ k, "MRR": RR(rel=relevant_from), "MAP": AP(rel=relevant_from),
                 f"P@{k}": P(rel=relevant_from) @ k}
     theirs = {}
@@ -121,6 +122,6 @@ def test_values_equal_trec_eval_through_ir_measures(k, relevant_from):
                     query_id, name)
                 compared += 1
             else:  # undefined here only where trec_eval has nothing relevant to find
-                relevant = [v for v in labels[query_id].values() if v >= (1 if name.startswith("nDCG") else relevant_from)]
-                assert not relevant
+                level = 1 if name.startswith("nDCG") else relevant_from
+                assert not [v for v in labels[query_id].values() if v >= level]
     assert compared >= 100

@@ -45,7 +45,6 @@ def test_table_rows_are_read_and_every_problem_is_reported(pairs_csv):
     assert "label 5 is not on the scale 0 (not relevant), 1 (partly relevant), 2 (relevant)" in reasons[6]
     assert reasons[7] == "empty document"
     assert "already at row 5" in reasons[8]
-    assert "6 pairs for 2 queries" in pairs.summary() and "3 row(s) cannot be used" in pairs.summary()
 
 
 def test_run_ranks_each_query_like_the_engine_and_measures_it(pairs_csv, hf_reranker):
@@ -97,7 +96,8 @@ def test_jsonl_and_parquet_with_id_columns(tmp_path, hf_reranker):
     pd.DataFrame(rows).to_parquet(parquet)
     for path, bad_rows in ((jsonl, {3, 5}), (parquet, {3})):
         columns = multi_query.guess_columns(multi_query.table_columns(path))
-        assert columns == TableColumns(query="query", document="text", label="relevance", query_id="qid", doc_id="docid")
+        assert columns == TableColumns(query="query", document="text", label="relevance", query_id="qid",
+                                       doc_id="docid")
         pairs = multi_query.read_table(path, columns)
         assert {r.row for r in pairs.rejects} == bad_rows
         assert "query id 'q1' has another text at row 1" in pairs.rejects[0].reason
