@@ -1,6 +1,7 @@
 """Qwen3-Reranker relevance inspector: one FastAPI server with the Gradio page mounted at "/".
 
     python app.py [--model 0.6B|4B|8B|PATH] [--backend auto|vllm|transformers] [--host H] [--port P] [--share]
+    python app.py --model 0.6B --servers http://gpu1:8000,http://gpu2:8000    (scores on vLLM servers)
 
 The model comes from ``--model``, else ``$RERANKER_MODEL``, else Qwen3-Reranker-0.6B. It is loaded once in
 the background when the server starts and shared by every user; runs are queued one at a time.
@@ -19,8 +20,10 @@ from pathlib import Path
 import gradio as gr
 from fastapi import FastAPI
 
+from reranker.cli import remote_options
 from reranker.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
 from reranker.engine import DEFAULT_MAX_LENGTH
+from reranker.errors import InputError
 from reranker.model_holder import ModelHolder, ModelSettings
 from reranker.presets import PresetStore
 from reranker.store import Database, default_data_dir
@@ -51,7 +54,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", default=os.environ.get("RERANKER_MODEL", "0.6B"),
                         help="0.6B, 4B, 8B, a hub id or a local folder (default: $RERANKER_MODEL or 0.6B)")
     parser.add_argument("--backend", default=os.environ.get("RERANKER_BACKEND", "auto"),
-                        choices=["auto", "vllm", "transformers"], help="scoring backend (default: auto)")
+                        choices=["auto", "vllm", "transformers", "remote"],
+                        help="scoring backend (default: auto; remote when --servers is given)")
+    parser.add_argument("--servers", action="append", metavar="URL[,URL...]",
+                        help="score on these vLLM servers (env RERANKER_SERVERS); see docs/scale-out.md")
+    parser.add_argument("--servers-api-key", default=os.environ.get("RERANKER_SERVERS_API_KEY"),
+                        help="bearer token the vLLM servers were started with (env RERANKER_SERVERS_API_KEY)")
     parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH, help="tokens per prompt")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 for all)")
@@ -67,13 +75,17 @@ def main(argv=None) -> None:
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    holder = ModelHolder(ModelSettings(args.model, args.backend, args.max_length))
+    try:
+        backend, engine_options = remote_options(args.backend, args.servers, args.servers_api_key)
+    except InputError as exc:
+        raise SystemExit(f"Error: {exc}") from exc
+    holder = ModelHolder(ModelSettings(args.model, backend, args.max_length), engine_options=engine_options)
     holder.start()  # load in the background; the page shows "Loading…" until it is ready
     server = uvicorn.Server(uvicorn.Config(create_server(holder, max_documents=args.max_documents),
                                            host=args.host, port=args.port, log_level="warning"))
     if args.share:
         threading.Thread(target=_share, args=(server, args.host, args.port), daemon=True).start()
-    print(f"Relevance inspector on http://{args.host}:{args.port}/ (model {args.model}, backend {args.backend})")
+    print(f"Relevance inspector on http://{args.host}:{args.port}/ (model {args.model}, backend {backend})")
     server.run()
 
 

@@ -6,6 +6,7 @@
 #   bash benchmarks/gpu.sh original OUT     # path (b)
 #   bash benchmarks/gpu.sh levers OUT       # path (a) with other token budgets, and with enforce_eager
 #   bash benchmarks/gpu.sh async OUT        # path (a) without, then with vLLM's async scheduling
+#   bash benchmarks/gpu.sh engines OUT      # 1, then 2 vLLM engines sharing the GPU, all busy at once
 set -u
 export PYTHONPATH=/tmp/vllm-site:${PYTHONPATH:-} VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 MODEL=/tmp/qwen3-reranker-0.6b-random
@@ -24,5 +25,7 @@ tiktoken_file='/tmp/vllm-carry/qwen.tiktoken')" && du -sh "$MODEL" ;;
   async)
     python3 -m reranker.bench run "${WORKLOAD[@]}" --out "$2" --paths ours --doc-sweep '' --async-lever \
       --time-limit 540 ;;
-  *) echo "usage: bash benchmarks/gpu.sh model|paths|original|levers|async [OUT]"; exit 2 ;;
+  engines)
+    python3 -m reranker.bench engines --model "$MODEL" --out "$2" --engines 2 --repeats 3 ;;
+  *) echo "usage: bash benchmarks/gpu.sh model|paths|original|levers|async|engines [OUT]"; exit 2 ;;
 esac

@@ -8,6 +8,7 @@ exact text, queries by their text with surrounding whitespace removed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
@@ -24,6 +25,7 @@ DEFAULT_THRESHOLD = 0.5
 _COLUMNS = "query, doc_hash, document, instruction, model, score, label, note, created, updated"
 
 
+@functools.lru_cache(maxsize=8192)  # tables are re-rendered on every judgement; hash each document once
 def document_hash(text: str) -> str:
     """sha256 (hex) of the document's exact text, UTF-8 encoded."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

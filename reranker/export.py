@@ -11,6 +11,10 @@ import pandas as pd
 
 from reranker.inspection import RankedRow, RunResult
 
+# Cells a spreadsheet would run as a formula (OWASP "CSV injection"), and the quote that makes them text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+TEXT_COLUMNS = ["id", "duplicate_of", "source", "text"]
+
 COLUMNS = ["rank", "id", "score", "confidence", "logodds", "truncated", "n_tokens", "prompt_tokens", "cached",
            "duplicate_of", "source", "index", "text"]
 
@@ -20,14 +24,31 @@ def rows_frame(rows: Sequence[RankedRow]) -> pd.DataFrame:
     return pd.DataFrame([asdict(r) for r in rows], columns=COLUMNS)
 
 
+def spreadsheet_safe(value: str) -> str:
+    """``value`` with a ``'`` in front when a spreadsheet would read it as a formula (or it starts with ``'``).
+
+    Reversible: :func:`from_spreadsheet_safe` removes exactly that quote, so no text is lost in a round trip.
+    """
+    return "'" + value if value.startswith((*_FORMULA_START, "'")) else value
+
+
+def from_spreadsheet_safe(value: str) -> str:
+    """The text :func:`spreadsheet_safe` was given."""
+    return value[1:] if value.startswith("'") and value[1:].startswith((*_FORMULA_START, "'")) else value
+
+
 def to_csv(result: RunResult, rows: Sequence[RankedRow], path: str | Path) -> Path:
     """Write ``rows`` as CSV. The run's settings (query, instruction, model, max length, timestamp) come first,
-    one ``# key: <JSON value>`` line each; :func:`read_csv` reads both back."""
+    one ``# key: <JSON value>`` line each; :func:`read_csv` reads both back. Text cells that a spreadsheet would
+    run as a formula are quoted (:func:`spreadsheet_safe`)."""
     path = Path(path)
     with path.open("w", encoding="utf-8", newline="") as out:
         for key, value in result.settings().items():
             out.write(f"# {key}: {json.dumps(value, ensure_ascii=False)}\n")
-        rows_frame(rows).to_csv(out, index=False)
+        frame = rows_frame(rows)
+        for column in TEXT_COLUMNS:
+            frame[column] = frame[column].map(lambda v: spreadsheet_safe(v) if isinstance(v, str) else v)
+        frame.to_csv(out, index=False)
     return path
 
 
@@ -41,7 +62,9 @@ def read_csv(path: str | Path) -> tuple[dict, pd.DataFrame]:
             key, value = line[2:].rstrip("\n").split(": ", 1)
             settings[key] = json.loads(value)
             skip += 1
-    frame = pd.read_csv(path, skiprows=skip, dtype={"id": str, "text": str, "duplicate_of": str}, keep_default_na=False)
+    frame = pd.read_csv(path, skiprows=skip, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False)
+    for column in TEXT_COLUMNS:
+        frame[column] = frame[column].map(from_spreadsheet_safe)
     return settings, frame
 
 

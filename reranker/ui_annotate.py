@@ -9,7 +9,6 @@ note or label of one document and is also the API (``/save_judgement``, ``/delet
 from __future__ import annotations
 
 import html
-import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ from reranker import annotation_io, inspection, results_table
 from reranker.annotations import (DEFAULT_THRESHOLD, LABELS, Annotation, AnnotationStore, Disagreement,
                                   disagreements, document_hash)
 from reranker.errors import InputError, RerankerError
-
-log = logging.getLogger(__name__)
 
 LABEL_CHOICES = [(f"{name.capitalize()} ({label})", label) for label, name in LABELS.items()]
 IMPORT_TYPES = [".csv", ".tsv", ".jsonl", ".json", ".xlsx", ".parquet", ".qrels", ".txt", ".trec"]
@@ -191,12 +188,11 @@ class Annotator:
         in_run = {document_hash(r.text) for r in result.rows}
         labels = [judgements[k].label for k in in_run if k in judgements]
         missed = sum(d.kind == "missed" for d in disagreeing.values())
-        by_label = " · ".join(f"{labels.count(label)} {name}" for label, name in LABELS.items())
+        by_label = ", ".join(f"{labels.count(label)} {name.split()[0]}" for label, name in LABELS.items())
         n = len(disagreeing)
         return (f'<span class="rr-count-line"><b id="rr-disagreement-count">{n} disagreement{"s" if n != 1 else ""}'
-                f'</b> at threshold {_threshold(threshold):.2f} ({missed} judged relevant but scored below, '
-                f'{n - missed} judged not relevant but scored at or above) · {len(labels)} of {len(in_run)} '
-                f'documents judged ({by_label})</span>')
+                f'</b> at threshold {_threshold(threshold):.2f} ({missed} relevant scored low · {n - missed} not '
+                f'relevant scored high) · {len(labels)} of {len(in_run)} documents judged: {by_label}</span>')
 
     # --- judging ----------------------------------------------------------------------------------
     def _row(self, result: inspection.RunResult, rank) -> inspection.RankedRow:
@@ -399,8 +395,6 @@ def wire(annotator: Annotator, controls: Controls, panel: Panel, *, table: gr.HT
                 concurrency_id="judge", show_progress="hidden")
     panel.save.click(annotator.save, [result_state, panel.row, panel.label, panel.note, *view], after,
                      api_name="save_judgement", concurrency_id="judge")
-    panel.note.submit(annotator.save, [result_state, panel.row, panel.label, panel.note, *view], after,
-                      api_name=False, concurrency_id="judge")
     panel.delete.click(annotator.delete, [result_state, panel.row, *view], after, api_name="delete_judgement",
                        concurrency_id="judge")
     panel.row.input(annotator.pick, [result_state, panel.row], [panel.label, panel.note], api_name=False,

@@ -9,6 +9,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from reranker import export
+from reranker.annotation_io import import_judgements
 from reranker.annotations import AnnotationStore, document_hash
 from reranker.store import Database
 from tests.app_server import serve
@@ -52,7 +53,7 @@ def test_annotate_disagree_restart(tiny_model, tmp_path):
 
         table, count, row, label, note = judge(client, worst, 2, note=XSS, threshold=threshold)
         assert (row, label, note) == (worst, 2, XSS)
-        assert "1 disagreement</b>" in count and "1 judged relevant but scored below" in count
+        assert "1 disagreement</b>" in count and "(1 relevant scored low · 0 not relevant scored high)" in count
         table, count, *_ = judge(client, best, 0, threshold=threshold)
         assert "2 disagreements</b>" in count
         table, count, *_ = judge(client, middle, 1, threshold=threshold)  # partly relevant never disagrees
@@ -91,6 +92,11 @@ def test_annotate_disagree_restart(tiny_model, tmp_path):
     assert stored[document_hash(texts[best])].note == "too generic"
     assert {a.label for a in stored.values()} == {0, 2}
     assert all(a.model == tiny_model and a.score is not None for a in stored.values())
+    # the downloaded export holds exactly the stored judgements
+    fresh = AnnotationStore(Database(tmp_path / "fresh.sqlite3"))
+    import_judgements(fresh, next(f for f in files if f.endswith(".csv")))
+    assert [(a.query, a.doc_hash, a.label, a.note) for a in fresh.all()] == [
+        (a.query, a.doc_hash, a.label, a.note) for a in store.all()]
 
 
 def test_import_through_the_page_reports_rows_and_keeps_judgements(tiny_model, tmp_path):

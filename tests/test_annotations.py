@@ -154,12 +154,12 @@ def test_a_process_killed_between_writes_loses_no_committed_judgement(tmp_path):
     db = Database(path)
     assert db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     store = AnnotationStore(db)
-    for i in range(acknowledged + 1):
+    written = store.count()  # the writer may have committed more than it was seen to print before the kill
+    assert written >= acknowledged + 1
+    for i in range(written):  # every committed judgement is there, whole, and nothing else
         found = store.get(f"query {i % 7}", document_hash(f"document number {i}"))
         assert found is not None, f"judgement {i} was committed but is missing"
         assert (found.label, found.note, found.score) == (i % 3, f"note {i}", (i % 100) / 100)
-    assert store.count() >= acknowledged + 1  # at most one more: written but killed before it was printed
-    assert store.count() <= acknowledged + 2
 
 
 def _scored(text: str, score: float):

@@ -37,3 +37,13 @@ def test_json_export(tmp_path):
     payload = json.loads(export.to_json(res, res.rows[1:], tmp_path / "r.json").read_text(encoding="utf-8"))
     assert payload["settings"]["max_length"] == 512 and payload["settings"]["query"] == "q, 1"
     assert payload["results"] == [{k: getattr(res.rows[1], k) for k in export.COLUMNS}]
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted_and_read_back(tmp_path):
+    res = result()
+    path = export.to_csv(res, res.rows, tmp_path / "r.csv")
+    raw = path.read_text(encoding="utf-8")
+    assert "'=SUM(A1)" in raw and ",=SUM" not in raw
+    for text in ["=1+1", "+cmd", "-2", "@x", "'=quoted already", "'plain quote", "plain"]:
+        assert export.from_spreadsheet_safe(export.spreadsheet_safe(text)) == text
+    assert export.spreadsheet_safe("plain") == "plain"

@@ -32,7 +32,9 @@ def _construct(name: str, settings: dict[str, Any]) -> Backend:
     if name == "remote":
         from reranker.backends.remote_backend import RemoteBackend
 
-        return RemoteBackend(settings["model"], settings["servers"], api_key=settings.get("api_key"))
+        keys = ("api_key", "batch_size", "in_flight", "timeout")
+        options = {k: settings[k] for k in keys if k in settings}
+        return RemoteBackend(settings["model"], settings.get("servers"), **options)
     raise InputError(f"Unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
 
 

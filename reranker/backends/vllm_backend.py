@@ -78,7 +78,11 @@ class VLLMBackend:
             options["max_num_batched_tokens"] = max_num_batched_tokens or 32768
         if max_num_seqs:
             options["max_num_seqs"] = max_num_seqs
-        if async_scheduling is not None:  # vLLM turns it off for pooling models unless asked
+        if async_scheduling is None and on_gpu:
+            # vLLM leaves it off for pooling models; on an H100 it overlapped the host's scheduling with the
+            # GPU's work: +17 % pairs/s end to end, p95 latency 111 -> 95 ms (docs/benchmarks.md, run 3).
+            async_scheduling = True
+        if async_scheduling is not None:
             options["async_scheduling"] = async_scheduling
         log.info("starting vLLM engine: %s", {k: v for k, v in options.items() if k != "hf_overrides"})
         try:

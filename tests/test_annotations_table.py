@@ -1,0 +1,67 @@
+"""The judgement column of the ranked table and the disagreements-only view (HTML, no server)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from reranker import results_table
+from reranker.annotations import AnnotationStore, disagreements, document_hash
+from reranker.inspection import RankedRow, RunResult
+from reranker.store import Database
+from reranker.ui_annotate import Annotator
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def row(rank, text, score):
+    return RankedRow(rank=rank, index=rank - 1, id=f"<b>d{rank}</b>", source="pasted", text=text, score=score,
+                     confidence=abs(2 * score - 1), logodds=0.0, truncated=False, n_tokens=5, prompt_tokens=60,
+                     cached=False, duplicate_of=None)
+
+
+ROWS = [row(1, "aurora physics", 0.9), row(2, XSS, 0.6), row(3, "banana bread", 0.2)]
+
+
+def result() -> RunResult:
+    return RunResult(query="northern lights", instruction="Web", model="tiny", backend="transformers", device="cpu",
+                     max_length=512, timestamp="2026-01-01T00:00:00+00:00", seconds=0.1, rows=list(ROWS))
+
+
+def test_without_judgements_the_table_has_no_judgement_column():
+    html = results_table.render(ROWS, "aurora", max_length=512)
+    assert "Your judgement" not in html and "<button" not in html and "tabindex" not in html
+
+
+def test_judgement_buttons_pressed_state_note_and_verdicts_are_escaped(tmp_path):
+    store = AnnotationStore(Database(tmp_path / "db.sqlite3"))
+    store.save("northern lights", XSS, 0, note=XSS + " & <script>x</script>")
+    store.save("northern lights", "banana bread", 2)
+    judged = {a.doc_hash: a for a in store.for_query("northern lights")}
+    found = {d.doc_hash: d for d in disagreements(ROWS, {k: a.label for k, a in judged.items()})}
+    html = results_table.render(ROWS, "aurora", max_length=512, judgements=judged, disagreeing=found)
+    assert html.count('data-action="label"') == 9 and html.count('data-action="clear"') == 2
+    assert html.count('tabindex="0"') == 3
+    rows = dict(re.findall(r'<tr data-rank="(\d)"(.*?)</tr>', html, re.S))
+    pressed = {rank: re.findall(r'data-label="(\d)" aria-pressed="true"', body) for rank, body in rows.items()}
+    assert pressed == {"1": [], "2": ["0"], "3": ["2"]}
+    assert "📝 &lt;img src=x onerror=alert(1)&gt; &amp; &lt;script&gt;x&lt;/script&gt;" in html
+    assert "model: <b>relevant</b> (0.600) · you: <b>not relevant</b>" in html  # judged not relevant, scored 0.6
+    assert "model: <b>not relevant</b> (0.200) · you: <b>relevant</b>" in html
+    assert 'aria-label="relevant: &lt;b&gt;d1&lt;/b&gt;"' in html
+    assert set(re.findall(r"<([a-z]+)", html)) <= {"div", "table", "caption", "thead", "tr", "th", "tbody", "td",
+                                                   "span", "mark", "details", "summary", "button", "b"}
+    assert "<img" not in html and "<script" not in html and "<b>d1" not in html
+
+
+def test_disagreements_only_and_its_empty_message(tmp_path):
+    annotator = Annotator(AnnotationStore(Database(tmp_path / "db.sqlite3")), Path(tmp_path))
+    run = result()
+    assert "No disagreements at threshold 0.50" in annotator.render(run, ROWS, 0.5, only=True)
+    annotator.store.save(run.query, "banana bread", 2, score=0.2)
+    only = annotator.render(run, ROWS, 0.5, only=True)
+    assert re.findall(r'<tr data-rank="(\d)"', only) == ["3"]
+    assert re.findall(r'<tr data-rank="(\d)"', annotator.render(run, ROWS, 0.1, only=True)) == []
+    count = annotator.count({"result": run}, 0.5)
+    assert ">1 disagreement</b> at threshold 0.50" in count and "1 of 3 documents judged: 1 relevant" in count
+    assert document_hash("banana bread") in annotator.store.labels_for(run.query)

