@@ -161,8 +161,9 @@ class BatchSummary:
                      f"and {self.output} is up to date. Use --restart to score it again."]
         else:
             earlier = self.pairs - self.scored_now
+            resumed = f" ({self.scored_now} in this run, {earlier} before)" if earlier else ""
             lines = [
-                f"pairs: {self.pairs} scored" + (f" ({self.scored_now} in this run, {earlier} before)" if earlier else ""),
+                f"pairs: {self.pairs} scored{resumed}",
                 f"rejects: {self.rejects}" + (f" (see {self.rejects_path})" if self.rejects else ""),
                 f"cache hits: {self.cache_hits_now} of {self.scored_now} pairs in this run",
                 f"wall time: {self.wall_s:.1f} s, {self.pairs_per_s:.1f} pairs/s",
@@ -233,10 +234,13 @@ class JobFile:
         self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     def committed_chunks(self) -> dict[int, tuple[int, int]]:
-        return {c: (first, last) for c, first, last in self.conn.execute("SELECT chunk, first_row, last_row FROM chunks")}
+        rows = self.conn.execute("SELECT chunk, first_row, last_row FROM chunks")
+        return {chunk: (first, last) for chunk, first, last in rows}
 
     def counts(self) -> tuple[int, int]:
-        pairs, rejects = self.conn.execute("SELECT coalesce(sum(pairs), 0), coalesce(sum(rejects), 0) FROM chunks").fetchone()
+        """(pairs, rejects) committed so far."""
+        query = "SELECT coalesce(sum(pairs), 0), coalesce(sum(rejects), 0) FROM chunks"
+        pairs, rejects = self.conn.execute(query).fetchone()
         return pairs, rejects
 
     def commit_chunk(self, chunk: int, rows: list[Row], results: dict[int, tuple], rejects: list[RejectRow],
@@ -333,6 +337,7 @@ def _score_all(job: BatchJob, jobfile: JobFile, load_reranker: Callable[[], obje
     committed = jobfile.committed_chunks()
     done_pairs, done_rejects = jobfile.counts()
     reranker = load_reranker()
+    _check_model(jobfile, getattr(reranker, "model_key", None))
     total = job.source.count_rows()
     bar = tqdm(total=total, initial=done_pairs + done_rejects, unit="pair", unit_scale=not total or total >= 100000,
                smoothing=0.05,
@@ -373,6 +378,16 @@ def _score_all(job: BatchJob, jobfile: JobFile, load_reranker: Callable[[], obje
     report = getattr(reranker.backend, "report", None)
     if callable(report):
         summary.backend_report = list(report())
+
+
+def _check_model(jobfile: JobFile, model_key: str | None) -> None:
+    """The weights must be the ones the job started with (a local folder's files may have changed)."""
+    stored = jobfile.get("model_key")
+    if stored is None:
+        jobfile.set("model_key", model_key)
+    elif stored != model_key:
+        raise InputError(f"The model is not the one this job started with ({stored} then, {model_key} now): "
+                         "its files changed. Re-run with --restart to start over.")
 
 
 def _check_first_chunk(rejects: list[RejectRow]) -> None:

@@ -21,7 +21,6 @@ from reranker.errors import InputError
 from reranker.pair_files import (
     Columns, PairRow, PairTable, RejectRow, iter_pair_chunks, iter_trec_chunks, read_qrels, read_run, read_topics,
 )
-from reranker.prompt import DEFAULT_INSTRUCTION
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ["query_id", "query", "doc_id", "document"]
@@ -327,7 +326,8 @@ def committed_chunks(job_file: Path) -> int:
 
 
 def run_cli(args: list[str], **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    # One torch thread: on a small shared machine, several threads of a tiny model mostly wait for each other.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "reranker", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
