@@ -25,6 +25,7 @@ from reranker.annotations import LABELS
 from reranker.errors import InputError
 
 DEFAULT_K = 10
+RELEVANT_FROM = {1: "partly relevant (1) and relevant (2)", 2: "relevant (2) only"}  # choices of relevant_from
 NO_JUDGEMENTS = "no judgements yet"
 NO_RELEVANT = "no ranked document is judged relevant yet"
 
@@ -52,7 +53,7 @@ class Evaluation:
 def _check(k: int, relevant_from: int) -> None:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise InputError(f"k (the cut-off of nDCG@k and P@k) must be a positive whole number, got {k!r}.")
-    if relevant_from not in (1, 2):
+    if relevant_from not in RELEVANT_FROM:
         raise InputError(f"relevant_from must be 1 (partly relevant counts) or 2 (only relevant), "
                          f"got {relevant_from!r}.")
 

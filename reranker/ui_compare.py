@@ -18,11 +18,11 @@ from reranker.annotations import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.compare import SIDES, Comparison, Side, compare
 from reranker.engine import MODELS, resolve_instruction
 from reranker.errors import RerankerError
-from reranker.metrics import DEFAULT_K, NO_JUDGEMENTS, metric_names
+from reranker.metrics import DEFAULT_K, NO_JUDGEMENTS, RELEVANT_FROM, metric_names
 from reranker.prompt import DEFAULT_INSTRUCTION
 
 SECOND_PRESET = "Question answering"
-RELEVANCE_CHOICES = [("partly relevant (1) and relevant (2)", 1), ("relevant (2) only", 2)]
+RELEVANCE_CHOICES = [(label, level) for level, label in RELEVANT_FROM.items()]
 LABEL_CHARS = 48
 
 

@@ -15,16 +15,16 @@ import pandas as pd
 from reranker import multi_query
 from reranker import ui as inspector_ui  # the page's helpers (settings, messages); imported by ui.py too
 from reranker.errors import RerankerError
-from reranker.metrics import DEFAULT_K, metric_names
+from reranker.metrics import DEFAULT_K, RELEVANT_FROM, metric_names
 from reranker.multi_query import MAX_PAIRS, TableColumns
 from reranker.prompt import DEFAULT_INSTRUCTION
-from reranker.ui_compare import RELEVANCE_CHOICES
 
 NONE = "(none)"
 TABLE_TYPES = [".csv", ".tsv", ".jsonl", ".parquet"]
 INPUT_KINDS = [("Pair table (CSV, TSV, JSONL, Parquet)", "table"), ("TREC topics + qrels + documents", "trec")]
 OUTPUT_FORMATS = [("CSV", ".csv"), ("Parquet", ".parquet")]
 ROLES = ("query", "document", "label", "query_id", "doc_id")
+RELEVANCE_CHOICES = [(label, level) for level, label in RELEVANT_FROM.items()]
 
 
 def _column(choice: str | None) -> str | None:

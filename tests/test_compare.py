@@ -137,3 +137,17 @@ def test_slope_chart_lines_colours_and_escaped_hover():
     assert "first &lt;b&gt;doc&lt;/b&gt;" in traces["down ≥ 2"].customdata[0][5]
     assert list(fig.layout.xaxis.ticktext) == ["A: &lt;script&gt;x&lt;/script&gt;", "B"]
     assert fig.layout.yaxis.range == (3.7, 0.3)  # rank 1 on top
+
+
+def test_metrics_panel_says_what_is_missing(hf_reranker, collection):
+    from reranker.ui_compare import metrics_html, side_labels
+
+    a, b = Side(hf_reranker, INSTRUCTION_A), Side(hf_reranker, INSTRUCTION_B)
+    partly = compare(QUERY, collection, a, b, labels={document_hash(DOCS[0]): 1}, relevant_from=2)
+    panel = metrics_html(partly)
+    assert "<td>nDCG@10</td><td>" in panel and panel.count("—") == 6  # MRR, MAP, P@10 undefined on both sides
+    assert "need a document judged relevant" in panel
+    elsewhere = compare(QUERY, collection, a, b, labels={document_hash("not here"): 2})
+    assert "No judgements yet for these documents (1 judgement(s)" in metrics_html(elsewhere)
+    assert "No judgements for this query yet" in metrics_html(compare(QUERY, collection, a, b))
+    assert side_labels(a, b) == ("A: “Given a web search query, r…”", "B: “Given a question about cook…”")
