@@ -55,15 +55,20 @@ def write_pairs(path: Path, pairs: int, docs_per_query: int) -> None:
                              f"passage {i} says a few words about topic {(i * 7919) % 100003}"])
 
 
-def tree_rss(process: psutil.Process) -> int:
-    """Resident bytes of a process and all its descendants."""
-    total = 0
-    for p in [process, *process.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return total
+def rss_of(process: psutil.Process) -> int:
+    try:
+        return process.memory_info().rss
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0
+
+
+def tree_rss(process: psutil.Process) -> tuple[int, int]:
+    """Resident bytes of a process, and of all its descendants (vLLM's engine core and workers)."""
+    try:
+        children = process.children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    return rss_of(process), sum(rss_of(c) for c in children)
 
 
 def committed_rows(job_file: Path) -> int:
@@ -90,9 +95,9 @@ def child(argv: list[str], memory_fraction: float) -> int:
                                                     cache=not args.no_cache, **options))
 
 
-def at_progress(samples: list[dict], rows: int) -> float | None:
+def at_progress(samples: list[dict], rows: int, key: str = "rss_mib") -> float | None:
     """The largest RSS (MiB) among samples taken once ``rows`` rows were committed and before ``rows`` + 5%."""
-    window = [s["rss_mib"] for s in samples if rows <= s["rows"] <= rows * 1.05 + 2000]
+    window = [s[key] for s in samples if rows <= s["rows"] <= rows * 1.05 + 2000]
     return max(window) if window else None
 
 
@@ -134,10 +139,13 @@ def main() -> int:
         watched = psutil.Process(process.pid)
         samples = []
         while process.poll() is None:
+            main_rss, children_rss = tree_rss(watched)
             samples.append({"t": round(time.monotonic() - started, 2), "rows": committed_rows(job_file),
-                            "rss_mib": round(tree_rss(watched) / 2**20, 1)})
+                            "rss_mib": round((main_rss + children_rss) / 2**20, 1),
+                            "main_mib": round(main_rss / 2**20, 1), "children_mib": round(children_rss / 2**20, 1)})
             time.sleep(args.interval)
         log = process.stdout.read()
+        job_bytes = sum(p.stat().st_size for p in folder.glob(job_file.name + "*"))
         wall_s = time.monotonic() - started
         if process.returncode != 0:
             print(log)
@@ -152,6 +160,7 @@ def main() -> int:
     scoring = [s for s in samples if s["rows"] > 0]
     checkpoints = sorted({args.pairs // 10, args.pairs // 4, args.pairs // 2, args.pairs * 3 // 4, args.pairs})
     by_progress = {str(n): at_progress(samples, n) for n in checkpoints}
+    main_by_progress = {str(n): at_progress(samples, n, "main_mib") for n in checkpoints}
     first_scoring = scoring[0]["rss_mib"] if scoring else None
     result = {
         "machine": args.machine,
@@ -174,6 +183,10 @@ def main() -> int:
         "peak_rss_while_scoring_mib": max(s["rss_mib"] for s in scoring) if scoring else None,
         "rss_at_first_commit_mib": first_scoring,
         "peak_rss_by_committed_rows_mib": by_progress,
+        "peak_main_process_rss_mib": max(s["main_mib"] for s in samples),
+        "peak_main_process_rss_by_committed_rows_mib": main_by_progress,
+        "peak_engine_children_rss_mib": max(s["children_mib"] for s in samples),
+        "job_file_mib": round(job_bytes / 2**20, 1),
         "summary": [line for line in log.splitlines() if line.startswith(SUMMARY_LINES)],
         "samples": samples[:: max(1, len(samples) // 400)],
     }

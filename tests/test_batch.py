@@ -380,3 +380,15 @@ def test_a_second_process_on_the_same_job_is_refused(tiny_model, tmp_path):
             run_batch(job, lambda: None)
     finally:
         first.close()
+
+
+def test_progress_bar_and_the_backends_own_report_lines(hf_reranker, tmp_path, capsys, monkeypatch):
+    write_csv(tmp_path / "pairs.csv", make_pairs(12))
+    lines = ["server http://a:8000 failed; its pairs were retried on http://b:8000"]
+    monkeypatch.setattr(hf_reranker.backend, "report", lambda: lines, raising=False)
+    job = BatchJob(PairTable(tmp_path / "pairs.csv"), tmp_path / "out.parquet", model=hf_reranker.model,
+                   max_length=512, chunk_rows=5, progress=True)
+    summary = run_batch(job, lambda: hf_reranker)
+    assert summary.lines()[-1] == lines[0] and summary.pairs == 12
+    err = capsys.readouterr().err
+    assert "scoring" in err and "pair/s" in err and "12/12" in err

@@ -83,7 +83,7 @@ def servers(tiny_model, tmp_path_factory):
     from reranker.vllm_servers import start_servers
 
     started = start_servers(tiny_model, 2, tmp_path_factory.mktemp("vllm-logs"), dtype="float32",
-                            max_model_len=8192, memory_fraction=0.15, enforce_eager=True,
+                            max_model_len=8192, memory_fraction=0.1, enforce_eager=True,
                             env=[{"VLLM_LOGGING_LEVEL": "WARNING"}] * 2)
     yield started
     for server in started:
@@ -153,6 +153,23 @@ def test_start_up_checks(servers, tiny_model):
             partial.score_logodds([[1] * 9000])
     finally:
         partial.close()
+
+
+@pytest.mark.slow
+def test_a_server_marked_down_is_probed_and_used_again(servers, vllm_reranker, tiny_model):
+    prompts = _prompts(vllm_reranker, 200, seed=3)
+    remote = RemoteBackend(tiny_model, [s.url for s in servers], batch_size=8, probe_interval=0.2)
+    try:
+        remote._record_failure(remote._servers[1], "marked down by the test", fatal=True)
+        assert remote.device == "2 vLLM servers (1 down)"
+        time.sleep(0.3)  # its probe is due: the next call probes it, finds it serving, and uses it again
+        values = remote.score_logodds(prompts)
+        assert np.max(np.abs(values - vllm_reranker.backend.score_logodds(prompts))) <= 1e-6
+        counts = remote.counts()["servers"][1]
+        assert counts["up"] and counts["events"][0].startswith("lost at") and counts["events"][1].startswith("back at")
+        assert remote.device == "2 vLLM servers"
+    finally:
+        remote.close()
 
 
 @pytest.mark.slow

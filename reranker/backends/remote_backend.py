@@ -148,12 +148,15 @@ class RemoteBackend:
         load = {id(s): 0 for s in self._servers}
         while batches or running:
             self._start_probes(probes)
-            for server in self._live_servers(load):
-                while batches and load[id(server)] < self.in_flight:
-                    start = batches.popleft()
-                    chunk = prompts[start:start + self.batch_size]
-                    running[self._pool.submit(self._classify, server, chunk)] = (start, server)
-                    load[id(server)] += 1
+            live = self._live_servers()
+            while batches and live:  # one batch at a time to the least busy server, up to in_flight each
+                server = min(live, key=lambda s: load[id(s)])
+                if load[id(server)] >= self.in_flight:
+                    break
+                start = batches.popleft()
+                chunk = prompts[start:start + self.batch_size]
+                running[self._pool.submit(self._classify, server, chunk)] = (start, server)
+                load[id(server)] += 1
             if not running:
                 if probes:  # every server is down, but one is being probed: wait for its answer
                     self._finish_probes(wait(list(probes), return_when=FIRST_COMPLETED).done, probes)
@@ -286,8 +289,9 @@ class RemoteBackend:
 
         try:
             return self._http.request(method, url + path, **kwargs)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            raise ServerError(f"{type(exc).__name__}: {exc or 'connection lost'}", fatal_for_server=True) from exc
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
+                httpx.WriteError) as exc:
+            raise ServerError(f"{type(exc).__name__}: {str(exc) or 'connection lost'}", fatal_for_server=True) from exc
         except httpx.TimeoutException as exc:
             raise ServerError(f"timed out ({type(exc).__name__})", fatal_for_server=False) from exc
         except httpx.HTTPError as exc:
@@ -323,11 +327,9 @@ class RemoteBackend:
 
     # ---- bookkeeping --------------------------------------------------------------------------------
 
-    def _live_servers(self, load: dict[int, int]) -> list[ServerState]:
-        """Servers that are up, least loaded first."""
+    def _live_servers(self) -> list[ServerState]:
         with self._lock:
-            live = [s for s in self._servers if s.up]
-        return sorted(live, key=lambda s: load[id(s)])
+            return [s for s in self._servers if s.up]
 
     def _record_success(self, server: ServerState, pairs: int) -> None:
         with self._lock:
