@@ -1,9 +1,9 @@
-"""Plotly charts of one ranking: scores by rank coloured by confidence, and the score distribution."""
+"""Plotly charts: one ranking's scores by rank (coloured by confidence) and distribution, and the A/B rank-shift chart."""
 
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from typing import Callable, Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -47,4 +47,60 @@ def ranking_figure(rows: Sequence[RankedRow]) -> go.Figure:
     fig.update_xaxes(range=[0, 1], title_text="score", row=1, col=2)
     fig.update_layout(height=340, margin=dict(l=50, r=20, t=40, b=40), showlegend=False, bargap=0.15,
                       template="plotly_white")
+    return fig
+
+
+SLOPE_LABELLED_MAX = 40  # up to this many documents the chart writes each one's id at both ends
+
+
+def _shift_buckets(n: int) -> list[tuple[str, str, float, Callable[[int], bool]]]:
+    """(legend name, colour, line width, test on the shift) from "up a lot" to "down a lot"."""
+    big = max(2, round(n * 0.2))  # a move of a fifth of the list (at least 2 places) counts as large
+    return [
+        (f"up ≥ {big}", "#15803d", 2.6, lambda s: s >= big),
+        ("up", "#86efac", 1.6, lambda s: 0 < s < big),
+        ("unchanged", "#9ca3af", 1.0, lambda s: s == 0),
+        ("down", "#fca5a5", 1.6, lambda s: -big < s < 0),
+        (f"down ≥ {big}", "#b91c1c", 2.6, lambda s: s <= -big),
+    ]
+
+
+def slope_figure(shifts: Sequence, label_a: str = "A", label_b: str = "B") -> go.Figure:
+    """Rank-shift (slope) chart: each document's rank under A (left) joined to its rank under B (right).
+
+    ``shifts`` are ``compare.Shift`` items (``id``, ``text``, ``rank_a``, ``rank_b``, ``shift``). Green lines:
+    B ranks the document higher; red: lower; grey: unchanged; darker and thicker for larger moves.
+    """
+    n = len(shifts)
+    fig = go.Figure()
+    labelled = n <= SLOPE_LABELLED_MAX
+    for name, colour, width, test in _shift_buckets(n):
+        chosen = [s for s in shifts if test(s.shift)]
+        if not chosen:
+            continue
+        x, y, text, position, custom = [], [], [], [], []
+        for s in chosen:
+            ident = html.escape(s.id)
+            move = f"{s.shift:+d}" if s.shift else "±0"
+            info = [s.rank_a, s.rank_b, move, s.score_a, s.score_b, _hover(s)]
+            x += [0, 1, None]
+            y += [s.rank_a, s.rank_b, None]
+            text += [ident, ident, ""] if labelled else ["", "", ""]
+            position += ["middle left", "middle right", "middle right"]
+            custom += [info, info, [None] * len(info)]
+        fig.add_trace(go.Scatter(
+            x=x, y=y, mode="lines+markers+text" if labelled else "lines+markers", name=name,
+            line=dict(color=colour, width=width), marker=dict(color=colour, size=7),
+            text=text, textposition=position, textfont=dict(size=11), customdata=custom,
+            hovertemplate=("rank %{customdata[0]} → %{customdata[1]} (%{customdata[2]})<br>"
+                           "score %{customdata[3]:.4f} → %{customdata[4]:.4f}<br>%{customdata[5]}<extra></extra>"),
+        ))
+    fig.update_xaxes(tickvals=[0, 1], ticktext=[html.escape(label_a), html.escape(label_b)],
+                     range=[-0.45, 1.45] if labelled else [-0.1, 1.1], showgrid=False, zeroline=False)
+    fig.update_yaxes(autorange=False, range=[n + 0.7, 0.3], title_text="rank", dtick=1 if n <= 25 else None,
+                     zeroline=False)
+    fig.update_layout(height=max(320, min(900, 22 * n + 120)), margin=dict(l=50, r=20, t=40, b=30),
+                      template="plotly_white", hovermode="closest",
+                      title=dict(text="Rank under A and under B", x=0.01, y=0.98, font=dict(size=14)),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
     return fig

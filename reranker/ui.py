@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from reranker import charts, documents, export, inspection, prompt_inspector, results_table, ui_annotate
+from reranker import ui_compare, ui_multi_query  # the A/B and multi-query tabs; they use this module's helpers
 from reranker.annotations import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.engine import MODELS
 from reranker.errors import InputError, RerankerError
@@ -412,5 +413,9 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         reset_button.click(lambda: (DEFAULT_PRESET, DEFAULT_INSTRUCTION), None, [preset, instruction], queue=False)
         save_button.click(ui.save_preset, [preset_name, instruction], [preset, preset_name], api_name="save_preset")
         delete_button.click(ui.delete_preset, preset, preset, api_name="delete_preset")
+
+        ui_compare.build_tab(ui, query=query, instruction=instruction, doc_inputs=doc_inputs, settings=settings,
+                             batch_size=batch_size)
+        ui_multi_query.build_tab(ui, settings=settings, batch_size=batch_size)
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo
