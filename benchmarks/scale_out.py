@@ -241,6 +241,8 @@ def run_batch_command(args, out: Path, model: str, workload: Path, urls: list[st
     command = [sys.executable, "-m", "reranker", "score", str(workload), "-o", str(output), "--restart",
                "--model", model, "--servers", ",".join(urls), "--no-cache", "--no-progress",
                "--chunk-size", str(chunk)]
+    for stale in (output, output.with_name(output.name + ".job.sqlite3")):  # a new job, not a resumed one
+        stale.unlink(missing_ok=True)
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
     killed = {}
