@@ -3,17 +3,13 @@ the disagreements-only view, and HTML in documents and notes kept as text."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 
 import pytest
 
 from tests.app_server import serve
+from tests.browser import ARTIFACTS, XSS, inspector_page
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-XSS = "<img src=x onerror=alert(1)>"
 QUERY = "what causes the northern lights?"
 DOCS = [
     "Auroras happen when charged particles from the solar wind hit gases in the upper atmosphere.",
@@ -25,27 +21,14 @@ DOCS = [
 
 @pytest.fixture(scope="module")
 def page(tiny_model, tmp_path_factory):
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.fail("Debian chromium is missing: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with serve(tiny_model, "transformers", tmp_path_factory.mktemp("annotate-data")) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
-        page.dialogs = []
-        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
-        page.goto(url)
-        page.get_by_text("loaded · backend").first.wait_for(timeout=30_000)
+    with serve(tiny_model, "transformers", tmp_path_factory.mktemp("annotate-data")) as url, \
+            inspector_page(url, viewport={"width": 1500, "height": 1100}) as page:
         page.get_by_label("Query").fill(QUERY)
         page.get_by_label("Documents", exact=True).fill("\n".join(DOCS))
         page.get_by_text("4 documents (4 pasted)").wait_for()
         page.get_by_role("button", name="Rank documents").click()
         page.locator(".rr-table tbody tr .rr-jb").first.wait_for(timeout=60_000)
         yield page
-        browser.close()
 
 
 def button(page, rank: int, label: int):
@@ -129,7 +112,7 @@ def test_note_with_html_stays_text_and_labels_come_back(page):
     page.wait_for_function("document.activeElement && document.activeElement.closest('#rr-judgement-note')",
                            timeout=15_000)
     note.fill(XSS + " looks like markup")
-    page.get_by_label("Partly relevant (1)").check()
+    page.get_by_label("Partly relevant (1)", exact=True).check()
     page.get_by_role("button", name="Save judgement").click()
     page.locator(".rr-table .rr-note", has_text=XSS).wait_for(timeout=15_000)
     pressed(page, xss_rank, 1)

@@ -1,17 +1,13 @@
 """A real headless Chromium drives the inspector on the tiny model (Playwright, Debian's chromium)."""
 
-import shutil
-from pathlib import Path
 
 import pytest
 
 from reranker import export
 from tests.app_server import serve
+from tests.browser import ARTIFACTS, XSS, inspector_page
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-XSS = "<img src=x onerror=alert(1)>"
 DOCS = [
     "Auroras happen when charged particles from the solar wind hit gases in the upper atmosphere.",
     "The northern lights are best seen in winter from Tromsø, Fairbanks and Yellowknife.",
@@ -23,22 +19,9 @@ DOCS = [
 
 @pytest.fixture(scope="module")
 def page(tiny_model, tmp_path_factory):
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.fail("Debian chromium is missing: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with serve(tiny_model, "transformers", tmp_path_factory.mktemp("browser-data")) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        page.dialogs = []
-        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
-        page.goto(url)
-        page.get_by_text("loaded · backend").first.wait_for(timeout=30_000)
+    with serve(tiny_model, "transformers", tmp_path_factory.mktemp("browser-data")) as url, \
+            inspector_page(url, viewport={"width": 1400, "height": 1000}, accept_downloads=True) as page:
         yield page
-        browser.close()
 
 
 def test_paste_run_table_bars_download(page, tmp_path):

@@ -11,6 +11,7 @@ from reranker.annotations import disagreements, document_hash
 from reranker.compare import Shift, Side, compare
 from reranker.documents import collect
 from reranker.inspection import run
+from tests.backend_probe import CountingBackend
 
 QUERY = "what causes the northern lights?"
 DOCS = [
@@ -30,20 +31,6 @@ INSTRUCTION_B = "Given a question about cooking, retrieve recipes"
 @pytest.fixture(scope="module")
 def collection():
     return collect("\n".join(DOCS), "line")
-
-
-class CountingBackend:
-    """Wraps a real backend and counts the prompts it is asked to score (as in test_engine.py)."""
-
-    def __init__(self, backend, fail=False):
-        self.backend, self.fail, self.prompts = backend, fail, 0
-        self.name, self.device = backend.name, backend.device
-
-    def score_logodds(self, prompts):
-        if self.fail:
-            raise AssertionError("the model was called for pairs that are cached")
-        self.prompts += len(prompts)
-        return self.backend.score_logodds(prompts)
 
 
 def test_both_rankings_are_the_engines_and_shifts_follow(hf_reranker, collection):

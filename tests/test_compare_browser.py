@@ -1,17 +1,13 @@
 """A real headless Chromium runs the A/B flow on the tiny model: both rankings, the slope chart, the metrics."""
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from reranker.annotations import AnnotationStore
 from reranker.store import Database
 from tests.app_server import serve
+from tests.browser import ARTIFACTS, inspector_page
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
 QUERY = "what causes the northern lights?"
 DOCS = [
     "Auroras happen when charged particles from the solar wind hit gases in the upper atmosphere.",
@@ -23,23 +19,11 @@ DOCS = [
 
 
 def test_ab_flow_shows_both_tables_the_slope_chart_and_metrics(tiny_model, tmp_path):
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.fail("Debian chromium is missing: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
     store = AnnotationStore(Database(tmp_path / "reranker.sqlite3"))
     store.save(QUERY, DOCS[0], 2)
     store.save(QUERY, DOCS[4], 0)
-    with serve(tiny_model, "transformers", tmp_path) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        dialogs = []
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        page.goto(url)
-        page.get_by_text("loaded · backend").first.wait_for(timeout=30_000)
+    with serve(tiny_model, "transformers", tmp_path) as url, \
+            inspector_page(url, viewport={"width": 1400, "height": 1000}) as page:
         page.get_by_label("Query").fill(QUERY)
         page.get_by_label("Documents", exact=True).fill("\n".join(DOCS))
         page.get_by_role("tab", name="A/B compare").click()
@@ -53,7 +37,6 @@ def test_ab_flow_shows_both_tables_the_slope_chart_and_metrics(tiny_model, tmp_p
         assert page.locator(".rr-ab-metrics td", has_text="nDCG@10").count() == 1
         assert page.get_by_text("Kendall's τ").count() == 1
         assert page.locator(".rr-ab-table-a td.rr-doc", has_text="<img src=x onerror=alert(1)>").count() == 1
-        assert page.locator("img[src=x]").count() == 0 and dialogs == []
+        assert page.locator("img[src=x]").count() == 0 and page.dialogs == []
         page.locator(".rr-ab-slope").scroll_into_view_if_needed()
         page.screenshot(path=ARTIFACTS / "ab-compare.png", full_page=True)
-        browser.close()

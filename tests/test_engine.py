@@ -11,6 +11,7 @@ import torch
 from reranker import DEFAULT_INSTRUCTION, InputError, ModelError, Reranker
 from reranker.backends import load_backend
 from reranker.prompt import render_prompt
+from tests.backend_probe import CountingBackend
 
 QUERY = "What is the capital of South Korea?"
 DOCUMENTS = [
@@ -128,20 +129,6 @@ def test_instruction_changes_the_score(hf_reranker):
     other = hf_reranker.score([(QUERY, DOCUMENTS[0])], instruction="Find recipes")[0].logodds
     assert default != other
     assert hf_reranker.score([(QUERY, DOCUMENTS[0])], instruction="   ")[0].logodds == default
-
-
-class CountingBackend:
-    """Wraps a real backend and counts the prompts it is asked to score."""
-
-    def __init__(self, backend, fail=False):
-        self.backend, self.fail, self.prompts = backend, fail, 0
-        self.name, self.device = backend.name, backend.device
-
-    def score_logodds(self, prompts):
-        if self.fail:
-            raise AssertionError("the model was called although every pair is cached")
-        self.prompts += len(prompts)
-        return self.backend.score_logodds(prompts)
 
 
 def test_cache_skips_the_model_and_returns_identical_values(tiny_model, tmp_path):
