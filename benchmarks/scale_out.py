@@ -78,7 +78,8 @@ def parse_args() -> argparse.Namespace:
                         help="servers' token budget per step (default: 32768 on GPUs, the local backend's)")
     parser.add_argument("--batch-size", type=int, default=64, help="prompts per request (remote backend)")
     parser.add_argument("--in-flight", type=int, default=4, help="requests in flight per server (remote backend)")
-    parser.add_argument("--chunk-size", type=int, default=10000, help="rows per chunk of the batch command")
+    parser.add_argument("--chunk-size", type=int, default=2000,
+                        help="rows per chunk of the batch command (its own default; the 2x H100 runs used 10,000)")
     parser.add_argument("--kill-at", type=float, default=0.4,
                         help="in the last run, kill the last server once this share of the pairs is committed")
     return parser.parse_args()
