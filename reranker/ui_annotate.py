@@ -53,8 +53,13 @@ element.addEventListener('keydown', (event) => {
   else if (key === 'n') {
     event.preventDefault();
     send(tr, 'select', null, false);
-    const note = document.querySelector('#rr-judgement-note textarea');
-    if (note) setTimeout(() => note.focus(), 300);
+    let tries = 0;  // the note box may still be rendering (a closed panel, a busy page): look again
+    const focusNote = () => {
+      const note = document.querySelector('#rr-judgement-note textarea');
+      if (note && note.offsetParent !== null) note.focus();
+      else if (++tries < 30) setTimeout(focusNote, 200);
+    };
+    setTimeout(focusNote, 300);
   }
 });
 watch('value', () => {

@@ -106,11 +106,12 @@ def test_note_with_html_stays_text_and_labels_come_back(page):
     xss_rank = int(page.locator(".rr-table tbody tr", has=page.locator("td.rr-doc", has_text=XSS))
                    .get_attribute("data-rank"))
     page.get_by_text("Judgements: notes, edits, export and import").click()
+    note = page.locator("#rr-judgement-note textarea")
+    note.wait_for(state="visible")
     page.locator(f'.rr-table tr[data-rank="{xss_rank}"]').focus()
     page.keyboard.press("n")  # selects the row in the editor and moves to the note box
-    note = page.locator("#rr-judgement-note textarea")
     page.wait_for_function("document.activeElement && document.activeElement.closest('#rr-judgement-note')",
-                           timeout=15_000)
+                           timeout=30_000)
     note.fill(XSS + " looks like markup")
     page.get_by_label("Partly relevant (1)", exact=True).check()
     page.get_by_role("button", name="Save judgement").click()
