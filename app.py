@@ -14,6 +14,8 @@ import argparse
 import logging
 import os
 import secrets
+import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from reranker.cli import remote_options
 from reranker.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
 from reranker.engine import DEFAULT_MAX_LENGTH
 from reranker.errors import InputError
+from reranker.backends import shutdown_all
 from reranker.model_holder import ModelHolder, ModelSettings
 from reranker.presets import PresetStore
 from reranker.store import Database, default_data_dir
@@ -91,7 +94,13 @@ def main(argv=None) -> None:
         threading.Thread(target=_share, args=(server, args.host, args.port), daemon=True).start()
     print(f"Relevance inspector on http://{args.host}:{args.port}/ (model {args.model}, backend {backend}); "
           f"REST API at /v1/rerank and /v2/rerank{' (API key required)' if args.api_key else ''}")
-    server.run()
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again under the handler it found: make that
+    # an exit that runs the `finally` below rather than the default instant death.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        server.run()
+    finally:
+        shutdown_all()  # vLLM's engine processes would otherwise outlive the app, holding their memory
 
 
 def _share(server, host: str, port: int) -> None:
