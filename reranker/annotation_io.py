@@ -14,7 +14,6 @@ the rest are imported; a stored judgement with a different label is replaced onl
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -237,11 +236,7 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
     text, notes = _read_text(path)
     header = text.split("\n", 1)[0]
     sep = "," if "," in header else next((s for s in (";", "\t", "|") if s in header), ",")
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path.name} could not be read as a table: {str(exc).strip()}. "
-                         "Check that every row has the same number of fields and quotes are closed.") from exc
+    frame = documents.read_delimited(text, path.name, sep)
     if frame.empty:
         raise InputError(f"{path.name} has no rows.")
     frame.columns = [str(c).strip() for c in frame.columns]

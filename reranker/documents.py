@@ -119,7 +119,7 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
         text, note = decode_text(path.read_bytes(), name)
         notes += [note] if note else []
         if suffix in (".csv", ".tsv"):
-            frame = _read_delimited(text, name, "\t" if suffix == ".tsv" else None)
+            frame = read_delimited(text, name, "\t" if suffix == ".tsv" else None)
         elif suffix == ".jsonl":
             frame = _read_jsonl(text, name)
         elif suffix == ".json":
@@ -238,7 +238,8 @@ def _cell(value) -> str:
     return str(value)
 
 
-def _read_delimited(text: str, name: str, sep: str | None) -> pd.DataFrame:
+def read_delimited(text: str, name: str, sep: str | None) -> pd.DataFrame:
+    """Delimited text as a DataFrame of strings; ``sep=None`` sniffs the delimiter. ``InputError`` names ``name``."""
     if sep is None:
         try:
             sep = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
