@@ -41,13 +41,18 @@ def to_csv(result: RunResult, rows: Sequence[RankedRow], path: str | Path) -> Pa
     """Write ``rows`` as CSV. The run's settings (query, instruction, model, max length, timestamp) come first,
     one ``# key: <JSON value>`` line each; :func:`read_csv` reads both back. Text cells that a spreadsheet would
     run as a formula are quoted (:func:`spreadsheet_safe`)."""
+    frame = rows_frame(rows)
+    for column in TEXT_COLUMNS:
+        frame[column] = frame[column].map(lambda v: spreadsheet_safe(v) if isinstance(v, str) else v)
+    return write_csv_with_settings(frame, result.settings(), path)
+
+
+def write_csv_with_settings(frame: pd.DataFrame, settings: dict, path: str | Path) -> Path:
+    """``frame`` as UTF-8 CSV under one ``# key: <JSON value>`` line per setting (what :func:`read_csv` reads)."""
     path = Path(path)
     with path.open("w", encoding="utf-8", newline="") as out:
-        for key, value in result.settings().items():
+        for key, value in settings.items():
             out.write(f"# {key}: {json.dumps(value, ensure_ascii=False)}\n")
-        frame = rows_frame(rows)
-        for column in TEXT_COLUMNS:
-            frame[column] = frame[column].map(lambda v: spreadsheet_safe(v) if isinstance(v, str) else v)
         frame.to_csv(out, index=False)
     return path
 
