@@ -31,6 +31,7 @@ from reranker.documents import MAX_DOCUMENTS
 from reranker.engine import Judgement, Reranker
 from reranker.errors import BackendUnavailable, InputError, RerankerError
 from reranker.model_holder import ModelHolder
+from reranker.prompt import DOCUMENT_LEAD
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +334,7 @@ def _rank(reranker: Reranker, query: str, texts: list[str], instruction: str | N
 
 def _first_tokens(reranker: Reranker, texts: list[str], max_tokens: int) -> tuple[list[str], int]:
     """Each text cut after its first ``max_tokens`` tokens (as the prompt tokenizes it), and how many were cut."""
-    lead = " "  # documents follow "<Document>:" after one space; count tokens as the prompt does
+    lead = DOCUMENT_LEAD  # count tokens as the prompt tokenizes the document
     encoded = reranker.tokenizer([lead + t for t in texts], add_special_tokens=False, split_special_tokens=True,
                                  return_offsets_mapping=True, return_attention_mask=False)
     kept, cut = [], 0
