@@ -33,15 +33,7 @@ SUMMARY_LINES = ("pairs:", "rejects:", "cache hits:", "wall time:")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from reranker.bench.probes import cpu_name  # noqa: E402  (after the path is set)
 
 
 def write_pairs(path: Path, pairs: int, docs_per_query: int) -> None:
@@ -164,7 +156,7 @@ def main() -> int:
     first_scoring = scoring[0]["rss_mib"] if scoring else None
     result = {
         "machine": args.machine,
-        "cpu": cpu_model(),
+        "cpu": cpu_name(),
         "cores": psutil.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),

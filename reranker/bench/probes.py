@@ -86,7 +86,7 @@ def _nvml_handle():
 def machine() -> dict:
     """CPU, GPU, OS and library versions, for the results file."""
     info = {
-        "host_cpu": _cpu_name(),
+        "host_cpu": cpu_name(),
         "cpu_cores": os.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "os": platform.platform(),
@@ -101,14 +101,15 @@ def machine() -> dict:
     return info
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name, from /proc/cpuinfo where there is one."""
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor()
+    return platform.processor() or "unknown"
 
 
 def _gpu_name() -> str | None:
