@@ -24,6 +24,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -217,6 +218,8 @@ def run_dp(args, out: Path, result: dict) -> None:
         cli_n = run_batch_command(args, out, model, workload, urls, f"batch command, {len(urls)} servers")
         cli_n["speedup"] = round(cli1["seconds"] / cli_n["seconds"], 2)
         cli_n["efficiency"] = round(cli_n["speedup"] / len(urls), 3)
+        cli_n["scoring_speedup"] = round(cli_n["scoring_pairs_per_s"] / cli1["scoring_pairs_per_s"], 2)
+        cli_n["scoring_efficiency"] = round(cli_n["scoring_speedup"] / len(urls), 3)
         for row in (cli1, cli_n):
             row["checks"] = check_output(Path(row.pop("output")), workload, values1)
         runs += [cli1, cli_n]
@@ -258,14 +261,23 @@ def run_batch_command(args, out: Path, model: str, workload: Path, urls: list[st
     if process.returncode != 0:
         raise RuntimeError(f"{label} failed ({process.returncode}):\n{stdout[-3000:]}")
     row = {"run": label, "servers": len(urls), "pairs": pairs, "chunk_size": chunk, "seconds": round(seconds, 2),
-           "pairs_per_s": round(pairs / seconds, 1), "summary": stdout.strip().splitlines()[-12:],
-           "output": str(output)}
+           "pairs_per_s": round(pairs / seconds, 1), **_scoring_phase(stdout),
+           "summary": stdout.strip().splitlines()[-12:], "output": str(output)}
     if kill:
         watcher.join()
         row["killed"] = {"server": kill.url, **killed} if killed else {
             "server": kill.url, "note": "the job ended before the kill: lower --kill-at"}
-    print(f"{label}: {row['pairs_per_s']} pairs/s (wall time, including start-up)", flush=True)
+    print(f"{label}: {row['pairs_per_s']} pairs/s wall time (start-up included), "
+          f"{row['scoring_pairs_per_s']} pairs/s scoring", flush=True)
     return row
+
+
+def _scoring_phase(stdout: str) -> dict:
+    """The summary's "scoring (after the model was ready): S s, R pairs/s" line as numbers."""
+    match = re.search(r"scoring \(after the model was ready\): ([\d.]+) s, ([\d.]+) pairs/s", stdout)
+    if not match:
+        raise RuntimeError(f"the batch command's summary has no scoring line:\n{stdout[-2000:]}")
+    return {"scoring_s": float(match[1]), "scoring_pairs_per_s": float(match[2])}
 
 
 def _kill_when_committed(process, output: Path, rows: int, server, started: float, killed: dict) -> None:
