@@ -210,12 +210,10 @@ class Reranker:
         by_query: dict[str, list[tuple[str, str]]] = {}
         for key, (query, document) in pairs_by_key.items():
             by_query.setdefault(query, []).append((key, document))
-        keys, prompts = [], []
         with self._tokenizer_lock:
-            for query, items in by_query.items():
-                built = self.builder.build(instruction, query, [d for _, d in items])
-                keys.extend(k for k, _ in items)
-                prompts.extend(built)
+            built = self.builder.build_groups(instruction, [(q, [d for _, d in items]) for q, items in by_query.items()])
+        keys = [k for items in by_query.values() for k, _ in items]
+        prompts = [p for group in built for p in group]
         logodds = self.backend.score_logodds([p.token_ids for p in prompts]) if prompts else np.zeros(0)
         if not np.all(np.isfinite(logodds)):
             raise ModelError("The model returned a non-finite score (NaN or infinity): the weights are broken.")

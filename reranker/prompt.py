@@ -60,7 +60,7 @@ class PromptBuilder:
 
     Only the document is ever cut (from its end); prefix, instruction, query and suffix always
     survive. Prefix and suffix are tokenized once, the head once per (instruction, query), and
-    documents in one batched call of the fast tokenizer.
+    documents in batched calls of the fast tokenizer.
     """
 
     def __init__(self, tokenizer, max_length: int):
@@ -81,10 +81,6 @@ class PromptBuilder:
             return_attention_mask=False,
         )["input_ids"]
 
-    def head_ids(self, instruction: str, query: str) -> list[int]:
-        """Token ids of the user turn up to and including ``<Document>:``."""
-        return self._encode([HEAD.format(instruction=instruction, query=query)], split_special=True)[0]
-
     def document_budget(self, head_ids: Sequence[int]) -> int:
         """How many document tokens fit next to this head; raises if not even one does."""
         budget = self.max_length - self._fixed - len(head_ids)
@@ -98,22 +94,34 @@ class PromptBuilder:
 
     def build(self, instruction: str, query: str, documents: Sequence[str]) -> list[TokenPrompt]:
         """Token prompts for one query against many documents."""
-        head = self.head_ids(instruction, query)
-        budget = self.document_budget(head)
-        start = len(self.prefix_ids) + len(head)
-        doc_ids = self._encode([DOCUMENT_LEAD + d for d in documents], split_special=True)
-        prompts = []
-        for ids in doc_ids:
-            kept = ids[:budget]
-            prompts.append(
-                TokenPrompt(
-                    token_ids=self.prefix_ids + head + kept + self.suffix_ids,
-                    doc_start=start,
-                    doc_tokens=len(ids),
-                    doc_tokens_kept=len(kept),
+        return self.build_groups(instruction, [(query, documents)])[0]
+
+    def build_groups(self, instruction: str,
+                     groups: Sequence[tuple[str, Sequence[str]]]) -> list[list[TokenPrompt]]:
+        """Token prompts for several (query, documents) groups: one list per group, in order.
+
+        All heads go to the fast tokenizer in one call and all documents in another, so its threads
+        share out the work of a large call instead of tokenizing one query's documents at a time.
+        """
+        heads = self._encode([HEAD.format(instruction=instruction, query=q) for q, _ in groups], split_special=True)
+        budgets = [self.document_budget(head) for head in heads]
+        doc_ids = iter(self._encode([DOCUMENT_LEAD + d for _, docs in groups for d in docs], split_special=True))
+        built = []
+        for head, budget, (_, documents) in zip(heads, budgets, groups):
+            start = len(self.prefix_ids) + len(head)
+            prompts = []
+            for ids in (next(doc_ids) for _ in documents):
+                kept = ids[:budget]
+                prompts.append(
+                    TokenPrompt(
+                        token_ids=self.prefix_ids + head + kept + self.suffix_ids,
+                        doc_start=start,
+                        doc_tokens=len(ids),
+                        doc_tokens_kept=len(kept),
+                    )
                 )
-            )
-        return prompts
+            built.append(prompts)
+        return built
 
     def render(self, prompt: TokenPrompt) -> str:
         """The prompt text the model actually sees (after truncation)."""

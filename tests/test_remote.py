@@ -137,6 +137,48 @@ def test_order_is_kept_whatever_the_batching(servers, vllm_reranker, tiny_model)
 
 
 @pytest.mark.slow
+def test_concurrent_calls_share_the_slots_oldest_first(servers, vllm_reranker, tiny_model):
+    """Two calls at once: each gets its own exact scores, no server ever has more than ``in_flight``
+    requests, and every batch of the earlier call is sent before the later call sends any."""
+    first, second = _prompts(vllm_reranker, 400, seed=4), _prompts(vllm_reranker, 400, seed=5)
+    first_ids = {id(p) for p in first}
+    remote = RemoteBackend(tiny_model, [s.url for s in servers], batch_size=8, in_flight=2)
+    classify, busy, most = remote._classify, {s.url: 0 for s in servers}, {s.url: 0 for s in servers}
+    sent: list[str] = []
+    lock = threading.Lock()
+
+    def counting_classify(server, prompts):
+        with lock:
+            sent.append("first" if id(prompts[0]) in first_ids else "second")
+            busy[server.url] += 1
+            most[server.url] = max(most[server.url], busy[server.url])
+        try:
+            return classify(server, prompts)
+        finally:
+            with lock:
+                busy[server.url] -= 1
+
+    remote._classify = counting_classify
+    results = {}
+    try:
+        earlier = threading.Thread(target=lambda: results.update(first=remote.score_logodds(first)))
+        later = threading.Thread(target=lambda: results.update(second=remote.score_logodds(second)))
+        earlier.start()
+        while not sent:  # the first call holds the slots
+            time.sleep(0.005)
+        later.start()
+        earlier.join(timeout=600)
+        later.join(timeout=600)
+        local = vllm_reranker.backend
+        assert np.max(np.abs(results["first"] - local.score_logodds(first))) <= 1e-6
+        assert np.max(np.abs(results["second"] - local.score_logodds(second))) <= 1e-6
+        assert sent == ["first"] * 50 + ["second"] * 50
+        assert max(most.values()) == 2 and remote._load == {s.url: 0 for s in servers}
+    finally:
+        remote.close()
+
+
+@pytest.mark.slow
 def test_start_up_checks(servers, tiny_model):
     from reranker.vllm_servers import free_port
 

