@@ -80,7 +80,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64, help="prompts per request (remote backend)")
     parser.add_argument("--in-flight", type=int, default=4, help="requests in flight per server (remote backend)")
     parser.add_argument("--chunk-size", type=int, default=2000,
-                        help="rows per chunk of the batch command (its own default; the 2x H100 runs used 10,000)")
+                        help="rows per chunk of the batch command (its own default; runs 1-2 on 2x H100 used 10,000)")
     parser.add_argument("--kill-at", type=float, default=0.4,
                         help="in the last run, kill the last server once this share of the pairs is committed")
     return parser.parse_args()
