@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from reranker import documents
+from reranker import documents, export
 from reranker.annotations import (LABELS, Annotation, AnnotationStore, MergeReport, check_label, document_hash,
                                   normalize_query)
 from reranker.errors import InputError
@@ -82,10 +82,9 @@ def _check_ids_unique(frame: pd.DataFrame) -> None:
 
 
 def to_csv(annotations: Sequence[Annotation], path: str | Path) -> Path:
-    """Write judgements as CSV (UTF-8, header ``EXPORT_COLUMNS``)."""
-    path = Path(path)
-    export_frame(annotations).to_csv(path, index=False)
-    return path
+    """Write judgements as CSV (UTF-8, header ``EXPORT_COLUMNS``; text cells a spreadsheet would run as a
+    formula are quoted, and reading the file back removes that quote)."""
+    return export.write_csv(export_frame(annotations), path)
 
 
 def to_jsonl(annotations: Sequence[Annotation], path: str | Path) -> Path:
@@ -236,7 +235,7 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
     text, notes = _read_text(path)
     header = text.split("\n", 1)[0]
     sep = "," if "," in header else next((s for s in (";", "\t", "|") if s in header), ",")
-    frame = documents.read_delimited(text, path.name, sep)
+    frame = documents.read_delimited(text, path.name, sep).map(export.from_spreadsheet_safe)
     if frame.empty:
         raise InputError(f"{path.name} has no rows.")
     frame.columns = [str(c).strip() for c in frame.columns]

@@ -41,19 +41,22 @@ def to_csv(result: RunResult, rows: Sequence[RankedRow], path: str | Path) -> Pa
     """Write ``rows`` as CSV. The run's settings (query, instruction, model, max length, timestamp) come first,
     one ``# key: <JSON value>`` line each; :func:`read_csv` reads both back. Text cells that a spreadsheet would
     run as a formula are quoted (:func:`spreadsheet_safe`)."""
-    frame = rows_frame(rows)
-    for column in TEXT_COLUMNS:
-        frame[column] = frame[column].map(lambda v: spreadsheet_safe(v) if isinstance(v, str) else v)
-    return write_csv_with_settings(frame, result.settings(), path)
+    return write_csv(rows_frame(rows), path, result.settings())
 
 
-def write_csv_with_settings(frame: pd.DataFrame, settings: dict, path: str | Path) -> Path:
-    """``frame`` as UTF-8 CSV under one ``# key: <JSON value>`` line per setting (what :func:`read_csv` reads)."""
+def write_csv(frame: pd.DataFrame, path: str | Path, settings: dict | None = None) -> Path:
+    """``frame`` as UTF-8 CSV for people who open it in a spreadsheet: text cells that would run as a formula
+    are quoted (:func:`spreadsheet_safe`), and ``settings`` come first, one ``# key: <JSON value>`` line each
+    (what :func:`read_csv` reads)."""
     path = Path(path)
+    safe = frame.copy()
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
+            safe[column] = safe[column].map(lambda v: spreadsheet_safe(v) if isinstance(v, str) else v)
     with path.open("w", encoding="utf-8", newline="") as out:
-        for key, value in settings.items():
+        for key, value in (settings or {}).items():
             out.write(f"# {key}: {json.dumps(value, ensure_ascii=False)}\n")
-        frame.to_csv(out, index=False)
+        safe.to_csv(out, index=False)
     return path
 
 

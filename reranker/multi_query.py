@@ -23,7 +23,7 @@ from reranker.annotations import LABELS, check_label, document_hash
 from reranker.documents import MAX_DOCUMENT_CHARS
 from reranker.engine import Reranker, resolve_instruction
 from reranker.errors import InputError
-from reranker.export import write_csv_with_settings
+from reranker.export import write_csv
 from reranker.metrics import DEFAULT_K, evaluate_many, mean_values, metric_names
 from reranker.pair_files import PairRow, RejectRow
 
@@ -323,7 +323,7 @@ def write_scored(result: MultiQueryResult, path: str | Path) -> Path:
     path = Path(path)
     settings = {"instruction": result.instruction, "model": result.model, "max_length": result.max_length}
     if path.suffix == ".csv":
-        write_csv_with_settings(result.scored, settings, path)
+        write_csv(result.scored, path, settings)
     elif path.suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq

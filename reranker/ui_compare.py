@@ -12,7 +12,7 @@ import uuid
 import gradio as gr
 import pandas as pd
 
-from reranker import charts, results_table
+from reranker import charts, export, results_table
 from reranker import ui as inspector_ui  # the page's helpers (settings, messages); imported by ui.py too
 from reranker.annotations import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.compare import SIDES, Comparison, Side, compare
@@ -176,7 +176,7 @@ class CompareTab:
     def _export(self, result: Comparison) -> str:
         inspector_ui._prune(self.inspector.export_dir)
         path = self.inspector.export_dir / f"ab-{result.a.timestamp.replace(':', '')}-{uuid.uuid4().hex[:6]}.csv"
-        comparison_frame(result).to_csv(path, index=False)
+        export.write_csv(comparison_frame(result), path)
         return str(path)
 
 

@@ -12,7 +12,7 @@ import uuid
 import gradio as gr
 import pandas as pd
 
-from reranker import multi_query
+from reranker import export, multi_query
 from reranker import ui as inspector_ui  # the page's helpers (settings, messages); imported by ui.py too
 from reranker.errors import RerankerError
 from reranker.metrics import DEFAULT_K, RELEVANT_FROM, metric_names
@@ -108,7 +108,7 @@ class MultiQueryTab:
         rejects = None
         if result.rejects:
             rejects = stem.with_name(stem.name + "-rejects.csv")
-            multi_query.rejects_frame(result.rejects).to_csv(rejects, index=False)
+            export.write_csv(multi_query.rejects_frame(result.rejects), rejects)
             gr.Warning(inspector_ui._message(f"{len(result.rejects)} row(s) could not be used: see the list under "
                                              "the results (row numbers count from the first data row or line)."))
         return (

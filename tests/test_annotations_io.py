@@ -19,6 +19,8 @@ DOCS = {
     "html": "<img src=x onerror=alert(1)> is how a document with HTML in it looks",
     "korean": "롯데월드타워는 높이 555미터로 서울에서 가장 높은 건물이다.",
     "na": "NA",
+    "formula": "=HYPERLINK(\"http://x\",\"click\") is what a spreadsheet would run",
+    "quoted": "'=1+1 already starts with a quote",
 }
 
 
@@ -39,6 +41,8 @@ def filled(store) -> AnnotationStore:
     store.save("what causes the northern lights?", DOCS["html"], 1)
     store.save("서울에서 가장 높은 건물은?", DOCS["korean"], 2, note="정답")
     store.save("서울에서 가장 높은 건물은?", DOCS["na"], 0, score=0.5)
+    store.save("-1 degrees", DOCS["formula"], 1, note="@mention +1")
+    store.save("-1 degrees", DOCS["quoted"], 0)
     return store
 
 
@@ -54,8 +58,11 @@ def test_table_export_round_trip_gives_the_same_judgements(filled, tmp_path, fmt
     path = annotation_io.EXPORTERS[fmt](filled.all(), tmp_path / f"judgements.{fmt}")
     fresh = AnnotationStore(Database(tmp_path / "fresh.sqlite3"))
     report = import_judgements(fresh, path)
-    assert report.parsed.problems == [] and report.merged.added == 5
+    assert report.parsed.problems == [] and report.merged.added == 7
     assert _judged(fresh.all()) == _judged(filled.all())
+    if fmt == "csv":  # no cell starts like a formula in the file; the texts above came back whole
+        cells = pd.read_csv(path, dtype=str, keep_default_na=False).to_numpy().ravel()
+        assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")]
     by_key = {(a.query, a.doc_hash): a for a in fresh.all()}
     for original in filled.all():
         copy = by_key[(original.query, original.doc_hash)]
@@ -66,7 +73,7 @@ def test_table_export_round_trip_gives_the_same_judgements(filled, tmp_path, fmt
 def test_qrels_export_round_trip_with_the_csv_as_id_mapping(filled, tmp_path):
     qrels = annotation_io.to_qrels(filled.all(), tmp_path / "judgements.qrels")
     lines = qrels.read_text().splitlines()
-    assert len(lines) == 5
+    assert len(lines) == len(filled.all()) == 7
     assert f"{query_id('서울에서 가장 높은 건물은?')} 0 {doc_id(document_hash(DOCS['korean']))} 2" in lines
     mapping = annotation_io.to_csv(filled.all(), tmp_path / "mapping.csv")
     fresh = AnnotationStore(Database(tmp_path / "fresh.sqlite3"))

@@ -44,6 +44,7 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted_and_read_back(tmp_path):
     path = export.to_csv(res, res.rows, tmp_path / "r.csv")
     raw = path.read_text(encoding="utf-8")
     assert "'=SUM(A1)" in raw and ",=SUM" not in raw
+    assert ",-2.2," in raw  # numbers stay numbers: only text cells are quoted
     for text in ["=1+1", "+cmd", "-2", "@x", "'=quoted already", "'plain quote", "plain"]:
         assert export.from_spreadsheet_safe(export.spreadsheet_safe(text)) == text
     assert export.spreadsheet_safe("plain") == "plain"
