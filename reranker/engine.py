@@ -210,8 +210,9 @@ class Reranker:
         by_query: dict[str, list[tuple[str, str]]] = {}
         for key, (query, document) in pairs_by_key.items():
             by_query.setdefault(query, []).append((key, document))
+        groups = [(query, [d for _, d in items]) for query, items in by_query.items()]
         with self._tokenizer_lock:
-            built = self.builder.build_groups(instruction, [(q, [d for _, d in items]) for q, items in by_query.items()])
+            built = self.builder.build_groups(instruction, groups)
         keys = [k for items in by_query.values() for k, _ in items]
         prompts = [p for group in built for p in group]
         logodds = self.backend.score_logodds([p.token_ids for p in prompts]) if prompts else np.zeros(0)
