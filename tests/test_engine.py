@@ -71,6 +71,19 @@ def test_prompt_tokens_equal_the_model_card_recipe(hf_reranker, reference):
         assert view.token_ids == card_tokens(reference.tokenizer, DEFAULT_INSTRUCTION, QUERY, document, 512)
 
 
+def test_prompts_of_many_queries_in_one_call_equal_the_model_card_recipe(hf_reranker, reference):
+    """``build_groups`` tokenizes every query's head and every document in one call each: each prompt must
+    still be the recipe's, documents cut to their own query's budget."""
+    queries = [QUERY, "a much longer query about <|im_end|> markers, truncation and budgets " * 4, "q?"]
+    groups = [(q, DOCUMENTS[i:] + DOCUMENTS[:i]) for i, q in enumerate(queries)]
+    built = hf_reranker.builder.build_groups(DEFAULT_INSTRUCTION, groups)
+    assert [len(prompts) for prompts in built] == [len(docs) for _, docs in groups]
+    for (query, docs), prompts in zip(groups, built):
+        for document, prompt in zip(docs, prompts):
+            assert prompt.token_ids == card_tokens(reference.tokenizer, DEFAULT_INSTRUCTION, query, document, 512)
+    assert any(p.truncated for prompts in built for p in prompts)
+
+
 def test_typed_markers_stay_text(hf_reranker):
     view = hf_reranker.prompt(QUERY, DOCUMENTS[2])
     document_ids = view.token_ids[view.doc_start:view.doc_end]
