@@ -81,6 +81,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--in-flight", type=int, default=4, help="requests in flight per server (remote backend)")
     parser.add_argument("--chunk-size", type=int, default=2000,
                         help="rows per chunk of the batch command (its own default; runs 1-2 on 2x H100 used 10,000)")
+    parser.add_argument("--batch-invariant", action="store_true",
+                        help="start the servers with VLLM_BATCH_INVARIANT=1 (bit-identical scores, whatever the batching)")
     parser.add_argument("--kill-at", type=float, default=0.4,
                         help="in the last run, kill the last server once this share of the pairs is committed")
     return parser.parse_args()
@@ -129,6 +131,8 @@ def start(args, out: Path, model: str, count: int, *, tp: int = 1, gpu_offset: i
     env = []
     for i in range(count):
         extra = {"VLLM_SERVER_DEV_MODE": "1", "NCCL_NVLS_ENABLE": "0"}
+        if args.batch_invariant:
+            extra["VLLM_BATCH_INVARIANT"] = "1"
         if on_gpu:
             first = gpu_offset + i * tp
             extra["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(first, first + tp))
@@ -362,7 +366,8 @@ def _server_command_text(model: str, args) -> str:
     command = server_command(model, 8000, host="0.0.0.0", max_model_len=8192, memory_fraction=args.memory_fraction,
                              dtype=None if on_gpu else "float32", enforce_eager=not on_gpu,
                              extra=_token_budget(args))
-    return "CUDA_VISIBLE_DEVICES=<gpu> " + " ".join(
+    env = "VLLM_BATCH_INVARIANT=1 " if args.batch_invariant else ""
+    return env + "CUDA_VISIBLE_DEVICES=<gpu> " + " ".join(
         f"'{c}'" if c.startswith("{") else c for c in ["python3", *command[1:]])
 
 
