@@ -174,7 +174,7 @@ class RemoteBackend:
                 with self._changed:
                     running += self._send(ticket, batches, prompts, on_done)
                     if not finished:
-                        if not running and not any(s.up for s in self._servers) and not self._probing:
+                        if not running and not self._live_servers() and not self._probing:
                             all_down = True
                         else:  # woken by any completion, probe answer or call leaving the queue
                             self._changed.wait(timeout=self.probe_interval)
@@ -213,7 +213,7 @@ class RemoteBackend:
         """Send batches to free slots, least busy live server first, if this call is the oldest one waiting
         (earlier calls go first, so their results come first); how many were sent. Holds ``_changed``."""
         sent = 0
-        live = [s for s in self._servers if s.up]
+        live = self._live_servers()
         while batches and live and self._waiting[0] == ticket:
             server = min(live, key=lambda s: self._load[s.url])
             if self._load[server.url] >= self.in_flight:
