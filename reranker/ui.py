@@ -19,6 +19,7 @@ from reranker import ui_compare, ui_multi_query  # the A/B and multi-query tabs;
 from reranker.annotations import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.engine import MODELS
 from reranker.errors import InputError, RerankerError
+from reranker.metrics import RELEVANT_FROM
 from reranker.model_holder import ModelHolder, ModelSettings
 from reranker.presets import BUILT_IN, PresetStore
 from reranker.prompt import DEFAULT_INSTRUCTION
@@ -87,6 +88,17 @@ def _upload_path(upload) -> str | None:
 
 def _id_column(choice: str | None) -> str | None:
     return None if choice in (None, "", NO_ID) else choice
+
+
+RELEVANCE_CHOICES = [(label, level) for level, label in RELEVANT_FROM.items()]  # the metrics' relevant_from
+
+
+def _k(k) -> int:
+    """The metrics' cut-off k as a whole number, or a message that says so."""
+    try:
+        return int(k)
+    except (TypeError, ValueError):
+        raise gr.Error(_message(f"k must be a whole number of documents, got {k!r}."))
 
 
 def _settings(model: str, backend: str, max_length) -> ModelSettings:
@@ -197,15 +209,19 @@ class Inspector:
             raise InputError("There are no documents to rank: paste some or upload a file.")
         return found
 
+    def _reranker(self, settings: ModelSettings, progress, loading: str):
+        """The model for ``settings``; ``loading`` is shown while its first use loads it."""
+        if self.holder.state(settings)[0] != "ready":
+            progress(0, desc=loading)
+        return self.holder.get(settings)
+
     def run(self, query, instruction, pasted, mode, upload, text_column, id_column, model, backend, max_length,
             batch_size, sort, min_score, min_confidence, top_k, threshold=DEFAULT_THRESHOLD, only=False,
             progress=gr.Progress()):
         settings = _settings(model, backend, max_length)
         try:
             found = self._inputs(query, pasted, mode, upload, text_column, id_column)
-            if self.holder.state(settings)[0] != "ready":
-                progress(0, desc=f"Loading {settings.model_id} (first run only)…")
-            reranker = self.holder.get(settings)
+            reranker = self._reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
             progress((0, len(found.documents)), desc="Scoring", unit="documents")
             result = inspection.run(
                 reranker, query, instruction, found, batch_size=int(batch_size or 1),

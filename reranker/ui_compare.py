@@ -18,15 +18,13 @@ from reranker.annotations import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.compare import SIDES, Comparison, Side, compare
 from reranker.engine import MODELS, resolve_instruction
 from reranker.errors import RerankerError
-from reranker.metrics import DEFAULT_K, NO_JUDGEMENTS, RELEVANT_FROM, metric_names
+from reranker.metrics import DEFAULT_K, NO_JUDGEMENTS, metric_names
 from reranker.prompt import DEFAULT_INSTRUCTION
 
 SECOND_PRESET = "Question answering"
-RELEVANCE_CHOICES = [(label, level) for level, label in RELEVANT_FROM.items()]
-LABEL_CHARS = 48
 
 
-def _short(text: str, limit: int = LABEL_CHARS) -> str:
+def _short(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -139,17 +137,11 @@ class CompareTab:
                 sides.append(inspector_ui._settings(model, backend, max_length))
             except gr.Error as exc:
                 raise gr.Error(f"Side {name}: {exc.message}")
-        try:
-            k = int(k)
-        except (TypeError, ValueError):
-            raise gr.Error(inspector_ui._message(f"k must be a whole number of documents, got {k!r}."))
+        k = inspector_ui._k(k)
         try:
             found = self.inspector._inputs(query, pasted, mode, upload, text_column, id_column)
-            rerankers = []
-            for name, settings in zip(SIDES, sides):
-                if self.inspector.holder.state(settings)[0] != "ready":
-                    progress(0, desc=f"Loading {settings.model_id} for side {name}…")
-                rerankers.append(self.inspector.holder.get(settings))
+            rerankers = [self.inspector._reranker(settings, progress, f"Loading {settings.model_id} for side {name}…")
+                         for name, settings in zip(SIDES, sides)]
             a, b = Side(rerankers[0], instruction_a), Side(rerankers[1], instruction_b)
             labels = self.annotations.labels_for(query)
             result = compare(
@@ -215,7 +207,7 @@ def build_tab(inspector: inspector_ui.Inspector, *, query, instruction, doc_inpu
                 side_inputs += [instruction, model, max_length]
         with gr.Row():
             k = gr.Number(DEFAULT_K, label="k for nDCG@k and P@k", precision=0, minimum=1, scale=1)
-            relevant_from = gr.Radio(RELEVANCE_CHOICES, value=1, label="Relevant for MRR, MAP and P@k", scale=2)
+            relevant_from = gr.Radio(inspector_ui.RELEVANCE_CHOICES, value=1, label="Relevant for MRR, MAP and P@k", scale=2)
             threshold = gr.Slider(0, 1, value=DEFAULT_THRESHOLD, step=0.01, scale=2,
                                   label="Disagreement threshold (the model says relevant at or above it)")
         run_button = gr.Button("Compare A and B", variant="primary")

@@ -15,7 +15,7 @@ import pandas as pd
 from reranker import export, multi_query
 from reranker import ui as inspector_ui  # the page's helpers (settings, messages); imported by ui.py too
 from reranker.errors import RerankerError
-from reranker.metrics import DEFAULT_K, RELEVANT_FROM, metric_names
+from reranker.metrics import DEFAULT_K, metric_names
 from reranker.multi_query import MAX_PAIRS, TableColumns
 from reranker.prompt import DEFAULT_INSTRUCTION
 
@@ -24,7 +24,6 @@ TABLE_TYPES = [".csv", ".tsv", ".jsonl", ".parquet"]
 INPUT_KINDS = [("Pair table (CSV, TSV, JSONL, Parquet)", "table"), ("TREC topics + qrels + documents", "trec")]
 OUTPUT_FORMATS = [("CSV", ".csv"), ("Parquet", ".parquet")]
 ROLES = ("query", "document", "label", "query_id", "doc_id")
-RELEVANCE_CHOICES = [(label, level) for level, label in RELEVANT_FROM.items()]
 
 
 def _column(choice: str | None) -> str | None:
@@ -86,17 +85,12 @@ class MultiQueryTab:
             instruction, model, backend, max_length, batch_size, k, relevant_from, output_format,
             progress=gr.Progress()):
         settings = inspector_ui._settings(model, backend, max_length)
-        try:
-            k = int(k)
-        except (TypeError, ValueError):
-            raise gr.Error(inspector_ui._message(f"k must be a whole number of documents, got {k!r}."))
+        k = inspector_ui._k(k)
         try:
             progress(0, desc="Reading the file…")
             pairs = self.read(kind, table, query_col, document_col, label_col, query_id_col, doc_id_col,
                               topics, qrels, corpus)
-            if self.inspector.holder.state(settings)[0] != "ready":
-                progress(0, desc=f"Loading {settings.model_id} (first run only)…")
-            reranker = self.inspector.holder.get(settings)
+            reranker = self.inspector._reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
             result = multi_query.run(
                 reranker, pairs, instruction, batch_size=int(batch_size or 1), k=k, relevant_from=int(relevant_from),
                 progress=lambda done, total: progress((done, total), desc="Scoring", unit="pairs"))
@@ -105,16 +99,16 @@ class MultiQueryTab:
         inspector_ui._prune(self.inspector.export_dir)
         stem = self.inspector.export_dir / f"multi-query-{uuid.uuid4().hex[:8]}"
         scored = multi_query.write_scored(result, stem.with_suffix(output_format))
-        rejects = None
+        rejects, rejects_frame = None, multi_query.rejects_frame(result.rejects)
         if result.rejects:
             rejects = stem.with_name(stem.name + "-rejects.csv")
-            export.write_csv(multi_query.rejects_frame(result.rejects), rejects)
+            export.write_csv(rejects_frame, rejects)
             gr.Warning(inspector_ui._message(f"{len(result.rejects)} row(s) could not be used: see the list under "
                                              "the results (row numbers count from the first data row or line)."))
         return (
             self.summary(pairs, result),
             self.per_query_table(result),
-            gr.update(value=multi_query.rejects_frame(result.rejects), visible=bool(result.rejects)),
+            gr.update(value=rejects_frame, visible=bool(result.rejects)),
             str(scored),
             gr.update(value=str(rejects) if rejects else None, visible=rejects is not None),
         )
@@ -172,7 +166,7 @@ def build_tab(inspector: inspector_ui.Inspector, *, settings: list, batch_size) 
                                      scale=3)
         with gr.Row():
             k = gr.Number(DEFAULT_K, label="k for nDCG@k and P@k", precision=0, minimum=1)
-            relevant_from = gr.Radio(RELEVANCE_CHOICES, value=1, label="Relevant for MRR, MAP and P@k")
+            relevant_from = gr.Radio(inspector_ui.RELEVANCE_CHOICES, value=1, label="Relevant for MRR, MAP and P@k")
             output_format = gr.Radio(OUTPUT_FORMATS, value=".csv", label="Scored file")
         run_button = gr.Button("Score all queries", variant="primary")
         summary = gr.Markdown()
