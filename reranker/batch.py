@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Callable, Iterator, Union
 
 from reranker.errors import InputError, RerankerError
-from reranker.pair_files import PairRow, PairTable, RejectRow, Row, TrecPairs
+from reranker.pair_files import (DEFAULT_CHUNK_ROWS, EXCERPT_CHARS, FORMATS, Columns, PairRow, PairTable, RejectRow,
+                                 Row, TrecPairs)
+from reranker.store import with_tx
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ class BatchJob:
     revision: str | None = None
     instruction: str | None = None  # None: the default instruction (a row's own instruction wins)
     max_length: int = 8192
-    chunk_rows: int = 2000
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
     top_k: int | None = None
     top_k_out: Path | None = None  # .csv or a TREC run (.trec/.run/.txt); default OUTPUT-stem.topK.csv
     run_tag: str = "qwen3-reranker"
@@ -142,7 +144,6 @@ class BatchSummary:
     """What a run did; ``lines()`` is the closing report."""
 
     output: Path
-    rows: int = 0  # rows in the input (pairs + rejects)
     pairs: int = 0  # scored pairs in the output
     rejects: int = 0
     scored_now: int = 0  # pairs this run scored (the rest were committed by an earlier run)
@@ -228,10 +229,12 @@ class JobFile:
 
     def clear(self) -> None:
         """Forget everything (``--restart``), in one transaction."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        for table in ("meta", "chunks", "results", "rejects"):
-            self.conn.execute(f"DELETE FROM {table}")
-        self.conn.execute("COMMIT")
+
+        def delete_all() -> None:
+            for table in ("meta", "chunks", "results", "rejects"):
+                self.conn.execute(f"DELETE FROM {table}")
+
+        with_tx(self.conn, delete_all)
 
     def get(self, key: str):
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -254,18 +257,16 @@ class JobFile:
                      cache_hits: int) -> None:
         """One transaction: the chunk's results, its rejects and its ``chunks`` row, or nothing."""
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+
+        def write() -> None:
             conn.executemany(f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) VALUES ({', '.join('?' * 10)})",
                              results.values())
             conn.executemany("INSERT INTO rejects (row, reason, excerpt) VALUES (?, ?, ?)",
                              [(r.row, r.reason, r.excerpt) for r in rejects])
             conn.execute("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
                          (chunk, rows[0].row, rows[-1].row, len(results), len(rejects), cache_hits, time.time()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+
+        with_tx(conn, write)
 
     def check_complete(self, n_chunks: int) -> None:
         """Every chunk committed once, and every row of every chunk in results or rejects, once."""
@@ -322,7 +323,6 @@ def run_batch(job: BatchJob, load_reranker: Callable[[], object]) -> BatchSummar
             _score_all(job, jobfile, load_reranker, summary)
             jobfile.set("status", "done")
         summary.pairs, summary.rejects = jobfile.counts()
-        summary.rows = summary.pairs + summary.rejects
         rejects_path = job.rejects_out or (job.default_rejects_path() if summary.rejects else None)
         summary.rejects_path = rejects_path
         wanted = job.exports(rejects_path)
@@ -466,7 +466,7 @@ def _score_isolating_bad_queries(reranker, pairs: list[PairRow], instruction: st
         try:
             yield group, reranker.score([(p.query, p.document) for p in group], instruction=instruction)
         except InputError as exc:
-            rejects.extend(RejectRow(p.row, str(exc).rstrip("."), p.query[:200]) for p in group)
+            rejects.extend(RejectRow(p.row, str(exc).rstrip("."), p.query[:EXCERPT_CHARS]) for p in group)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -587,8 +587,6 @@ def _write_rejects(path: Path, jobfile: JobFile, as_csv: bool) -> None:
 
 def add_score_arguments(parser) -> None:
     """The ``score`` command's own options."""
-    from reranker.pair_files import DEFAULT_CHUNK_ROWS, FORMATS, Columns
-
     defaults = Columns()
     parser.add_argument("input", metavar="INPUT",
                         help="pair table (.csv, .tsv, .jsonl, .parquet; .gz for text files), or a TREC run "
@@ -622,8 +620,6 @@ def add_score_arguments(parser) -> None:
 
 def job_from_args(args) -> BatchJob:
     """The BatchJob that ``score``'s parsed arguments describe."""
-    from reranker.pair_files import Columns
-
     output = Path(args.output)
     if bool(args.topics) != bool(args.corpus):
         raise InputError("A TREC input needs both --topics and --corpus.")

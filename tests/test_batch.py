@@ -23,7 +23,6 @@ from reranker.pair_files import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-HEADER = ["query_id", "query", "doc_id", "document"]
 
 
 def make_pairs(n: int, docs_per_query: int = 10) -> list[dict]:
