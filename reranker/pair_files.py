@@ -201,7 +201,8 @@ def make_row(values: dict[str, Any], row: int, columns: Columns, excerpt: str | 
             instruction = _as_text(raw, columns.instruction, problems)
     label = _as_label(values.get(columns.label), columns.label, problems) if columns.label else None
     if problems:
-        return RejectRow(row, "; ".join(problems), _excerpt(excerpt if isinstance(excerpt, str) else excerpt()))
+        return RejectRow(row, "; ".join(dict.fromkeys(problems)),  # one column in two roles: say it once
+                         _excerpt(excerpt if isinstance(excerpt, str) else excerpt()))
     return PairRow(row, query_id, query, doc_id, document, instruction, label)
 
 
@@ -405,27 +406,17 @@ def _csv_hint(exc: Exception) -> str:
 
 def _jsonl_chunks(path: Path, columns: Columns, chunk_rows: int) -> Iterator[list[Row]]:
     """JSONL read as bytes, one line at a time: a line that is not UTF-8 or not a JSON object is a reject."""
-    rows: list[Row] = []
-    with open_binary(path) as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if not raw.strip():
-                continue
-            rows.append(_jsonl_row(raw.rstrip(b"\r\n"), number, columns))
-            if len(rows) >= chunk_rows:
-                yield rows
-                rows = []
-    if rows:
-        yield rows
+    rows = (_jsonl_row(number, line, raw, columns) for number, line, raw in _decoded_lines(path))
+    yield from _batched(rows, chunk_rows)
 
 
-def _jsonl_row(raw: bytes, number: int, columns: Columns) -> Row:
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return RejectRow(number, f"the line is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1})",
-                         _excerpt(raw.decode("utf-8", "surrogateescape")))
+def _jsonl_row(number: int, line: str | None, raw: bytes, columns: Columns) -> Row:
+    if line is None:  # not UTF-8: decode again only to say where
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return RejectRow(number, f"the line is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte "
+                             f"{exc.start + 1})", _excerpt(raw.decode("utf-8", "surrogateescape")))
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -692,15 +683,17 @@ def _collect_needed_docids(db: sqlite3.Connection, run: Path) -> None:
         db.execute("COMMIT")
 
 
-def _fill_documents(db: sqlite3.Connection, corpus: Path) -> list[str]:
+def _fill_documents(db: sqlite3.Connection, corpus: Path) -> tuple[int, list[str]]:
     """Copy the texts of needed documents from the corpus (the first entry of a repeated id wins).
-    Returns descriptions of corpus lines that could not be read at all (no document id)."""
-    unreadable: list[str] = []
+    Returns how many corpus lines could not be read at all (no document id), and the first three of them."""
+    unreadable, examples = 0, []
     for batch in _batched(_corpus_entries(corpus), 10000):
         rows = []
         for number, docid, text, problem in batch:
             if docid is None:
-                unreadable.append(f"corpus line {number}: {problem}")
+                unreadable += 1
+                if len(examples) < 3:
+                    examples.append(f"corpus line {number}: {problem}")
             else:
                 rows.append((text, problem, docid))
         db.execute("BEGIN")
@@ -708,14 +701,15 @@ def _fill_documents(db: sqlite3.Connection, corpus: Path) -> list[str]:
                        rows)
         db.execute("COMMIT")
     if unreadable:
-        log.warning("%d corpus lines could not be read, e.g. %s", len(unreadable), "; ".join(unreadable[:3]))
-    return unreadable
+        log.warning("%d corpus lines could not be read, e.g. %s", unreadable, "; ".join(examples))
+    return unreadable, examples
 
 
 def _run_pairs(db: sqlite3.Connection, source: TrecPairs, topics: dict[str, str], chunk_rows: int,
-               unreadable: list[str]) -> Iterator[list[Row]]:
-    lines = "1 corpus line" if len(unreadable) == 1 else f"{len(unreadable)} corpus lines"
-    note = f" ({lines} could not be read, e.g. {unreadable[0]})" if unreadable else ""
+               unreadable: tuple[int, list[str]]) -> Iterator[list[Row]]:
+    count, examples = unreadable
+    lines = "1 corpus line" if count == 1 else f"{count} corpus lines"
+    note = f" ({lines} could not be read, e.g. {examples[0]})" if count else ""
     for batch in _batched(_decoded_lines(source.run), chunk_rows):
         parsed = [(number, _run_line(line), raw) for number, line, raw in batch]
         docids = list({p[1] for _, p, _ in parsed if not isinstance(p, str)})
