@@ -55,7 +55,6 @@ class TableColumns:
 class PairSet:
     """The pairs of an upload, ready to score, and every row that could not be used (with why)."""
 
-    source: str
     pairs: list[PairRow] = field(default_factory=list)
     rejects: list[RejectRow] = field(default_factory=list)
     has_labels: bool = False
@@ -215,12 +214,12 @@ def _check_size(rows: int, max_pairs: int, name: str) -> None:
 
 def _checked(rows: list, source: str, *, has_labels: bool, doc_key_is_text: bool) -> PairSet:
     """Rows checked for what batch judging needs; the later of two conflicting rows becomes a reject."""
-    result = PairSet(source=source, has_labels=has_labels)
+    result = PairSet(has_labels=has_labels)
     query_texts: dict[str, tuple[str, int]] = {}
     seen: dict[tuple[str, str], int] = {}
     for row in rows:
-        if isinstance(row, RejectRow):  # an id column doubling as the text column repeats its problems
-            result.rejects.append(replace(row, reason="; ".join(dict.fromkeys(row.reason.split("; ")))))
+        if isinstance(row, RejectRow):
+            result.rejects.append(row)
             continue
         excerpt = f"{row.query_id} | {row.doc_id} | {row.document[:120]}"
         problem = None
@@ -313,7 +312,7 @@ def _metrics(scored: pd.DataFrame, *, k: int, relevant_from: int, has_labels: bo
         row["note"] = (evaluation.note if evaluation else "no labels in the file") or ""
         rows.append(row)
     per_query = pd.DataFrame(rows, columns=["query_id", "query", "documents", "judged", "relevant", *names, "note"])
-    means, covered = mean_values(list(evaluations.values()), k) if evaluations else ({}, {n: 0 for n in names})
+    means, covered = mean_values(list(evaluations.values()), k)
     return per_query, means, covered
 
 
