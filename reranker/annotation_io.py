@@ -13,18 +13,17 @@ the rest are imported; a stored judgement with a different label is replaced onl
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import pandas as pd
 
 from reranker import documents, export
 from reranker.annotations import (LABELS, Annotation, AnnotationStore, MergeReport, check_label, document_hash,
-                                  normalize_query)
+                                  judgement_row, normalize_query)
 from reranker.errors import InputError
 
 EXPORT_COLUMNS = ["query_id", "query", "doc_id", "doc_hash", "document", "label", "label_name", "note", "score",
@@ -46,7 +45,7 @@ MAX_PROBLEMS_SHOWN = 50
 
 def query_id(query: str) -> str:
     """The stable id of a query in exports: ``q-`` + 8 hex digits of the sha256 of its stored text."""
-    return "q-" + hashlib.sha256(normalize_query(query).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return "q-" + document_hash(normalize_query(query))[:8]
 
 
 def doc_id(doc_hash: str) -> str:
@@ -156,8 +155,9 @@ class _Lookup:
     documents: dict[str, str] = field(default_factory=dict)  # doc id → document text
     current_query: str | None = None
 
-    def add_document(self, ident: str, text: str) -> None:
-        self.documents.setdefault(ident, text)
+    def add_document(self, ident: str | None, text: str) -> None:
+        if ident:
+            self.documents.setdefault(ident, text)
         self.documents.setdefault(doc_id(document_hash(text)), text)
 
     def add_query(self, ident: str | None, text: str) -> None:
@@ -219,10 +219,7 @@ def _known_column(fields: list[str]) -> bool:
 
 
 def _read_text(path: Path) -> tuple[str, list[str]]:
-    size = path.stat().st_size
-    if size > documents.MAX_UPLOAD_BYTES:
-        raise InputError(f"{path.name} is {size / 1e6:.1f} MB; uploads are limited to "
-                         f"{documents.MAX_UPLOAD_BYTES // 2**20} MB.")
+    documents._check_size(path)
     text, note = documents.decode_text(path.read_bytes(), path.name)
     return text, [note] if note else []
 
@@ -253,12 +250,6 @@ def _columns(frame: pd.DataFrame) -> dict[str, str]:
     return found
 
 
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return str(value)
-
-
 def _read_companion(path: Path, lookup: _Lookup) -> None:
     """Query and document texts by id from a table: an export from here, or any documents table."""
     frame, _ = _read_table(path)
@@ -266,8 +257,8 @@ def _read_companion(path: Path, lookup: _Lookup) -> None:
     has_queries = "query" in columns and "query_id" in columns
     if has_queries:
         for ident, text in zip(frame[columns["query_id"]], frame[columns["query"]]):
-            if _cell(text).strip():
-                lookup.add_query(_cell(ident).strip(), _cell(text))
+            if documents._cell(text).strip():
+                lookup.add_query(documents._cell(ident).strip(), documents._cell(text))
     text_column = columns.get("document")
     if text_column is None and not has_queries:
         text_column, _ = documents.guess_columns(frame)  # a plain documents table
@@ -275,9 +266,9 @@ def _read_companion(path: Path, lookup: _Lookup) -> None:
         return
     ids = frame[columns["doc_id"]] if "doc_id" in columns else [""] * len(frame)
     for ident, text in zip(ids, frame[text_column]):
-        text = _cell(text)
+        text = documents._cell(text)
         if text.strip():
-            lookup.add_document(_cell(ident).strip() or doc_id(document_hash(text)), text)
+            lookup.add_document(documents._cell(ident).strip(), text)
 
 
 def _read_labelled_table(path: Path, lookup: _Lookup) -> ParsedJudgements:
@@ -296,7 +287,7 @@ def _read_labelled_table(path: Path, lookup: _Lookup) -> ParsedJudgements:
     parsed = ParsedJudgements(rows=len(frame), notes=notes)
     seen: dict[tuple[str, str], tuple[int, int]] = {}
     for number, record in enumerate(frame.to_dict(orient="records"), start=1):
-        get = {name: _cell(record[column]) for name, column in columns.items()}
+        get = {name: documents._cell(record[column]) for name, column in columns.items()}
         try:
             query = _resolve_query(get.get("query", ""), get.get("query_id", ""), lookup, qrels=False)
             document = _resolve_document(get.get("document", ""), get.get("doc_id", ""), lookup)
@@ -304,11 +295,12 @@ def _read_labelled_table(path: Path, lookup: _Lookup) -> ParsedJudgements:
             score = get.get("score", "").strip() or None
             if score is not None:
                 score = _score(score)
+            item = dict(query=query, document=document, label=label, note=get.get("note", ""), score=score,
+                        instruction=get.get("instruction", ""), model=get.get("model", ""))
+            judgement_row(**item)  # what the store would refuse (a note too long) is this row's problem
         except InputError as exc:
             parsed.problems.append(f"row {number}: {exc}")
             continue
-        item = dict(query=query, document=document, label=label, note=get.get("note", ""), score=score,
-                    instruction=get.get("instruction", ""), model=get.get("model", ""))
         if _duplicate(parsed, seen, item, f"row {number}"):
             continue
         parsed.items.append(item)

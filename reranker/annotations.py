@@ -38,12 +38,10 @@ def normalize_query(query: str) -> str:
 
 def check_label(label: Any) -> int:
     """``label`` as 0, 1 or 2, or an ``InputError`` naming the scale."""
-    if isinstance(label, bool):
-        raise InputError(f"A label must be 0, 1 or 2 ({_scale()}), got {label!r}.")
     try:
-        number = float(label)
+        number = float(label) if not isinstance(label, bool) else math.nan
     except (TypeError, ValueError):
-        raise InputError(f"A label must be 0, 1 or 2 ({_scale()}), got {label!r}.") from None
+        number = math.nan
     if not number.is_integer() or int(number) not in LABELS:
         raise InputError(f"A label must be 0, 1 or 2 ({_scale()}), got {label!r}.")
     return int(number)
@@ -65,6 +63,20 @@ def _check_score(score: Any) -> float | None:
     if not 0.0 <= value <= 1.0:
         raise InputError(f"A score must be a number between 0 and 1, got {score!r}.")
     return value
+
+
+def judgement_row(query, document, label, *, instruction, model, score, note) -> tuple:
+    """A judgement checked and laid out as the store keeps it, or an ``InputError`` that says what to fix."""
+    query = normalize_query(query)
+    if not query:
+        raise InputError("A judgement needs a query: the query is empty.")
+    if not isinstance(document, str) or not document.strip():
+        raise InputError("A judgement needs the document's text: it is empty.")
+    note = (note or "").strip()
+    if len(note) > MAX_NOTE_CHARS:
+        raise InputError(f"Notes are limited to {MAX_NOTE_CHARS} characters; this one has {len(note)}.")
+    return (query, document_hash(document), document, instruction or "", model or "", _check_score(score),
+            check_label(label), note)
 
 
 @dataclass(frozen=True)
@@ -106,22 +118,10 @@ class AnnotationStore:
     def save(self, query: str, document: str, label: int, *, instruction: str = "", model: str = "",
              score: float | None = None, note: str = "") -> Annotation:
         """Record (or change) the judgement of ``document`` for ``query``; committed before it returns."""
-        row = self._row(query, document, label, instruction=instruction, model=model, score=score, note=note)
+        row = judgement_row(query, document, label, instruction=instruction, model=model, score=score, note=note)
         conn = self.db.conn
         with_tx(conn, lambda: self._upsert(conn, row))
         return self.get(row[0], row[1])
-
-    def _row(self, query, document, label, *, instruction, model, score, note) -> tuple:
-        query = normalize_query(query)
-        if not query:
-            raise InputError("A judgement needs a query: the query is empty.")
-        if not isinstance(document, str) or not document.strip():
-            raise InputError("A judgement needs the document's text: it is empty.")
-        note = (note or "").strip()
-        if len(note) > MAX_NOTE_CHARS:
-            raise InputError(f"Notes are limited to {MAX_NOTE_CHARS} characters; this one has {len(note)}.")
-        return (query, document_hash(document), document, instruction or "", model or "", _check_score(score),
-                check_label(label), note)
 
     @staticmethod
     def _upsert(conn, row: tuple) -> None:
@@ -170,7 +170,7 @@ class AnnotationStore:
         """Add judgements in one transaction (import). A stored judgement whose label differs is replaced
         only when ``overwrite`` is true; each item has the keyword arguments of ``save`` plus query,
         document and label."""
-        rows = [self._row(item["query"], item["document"], item["label"], instruction=item.get("instruction", ""),
+        rows = [judgement_row(item["query"], item["document"], item["label"], instruction=item.get("instruction", ""),
                           model=item.get("model", ""), score=item.get("score"), note=item.get("note", ""))
                 for item in incoming]
         conn = self.db.conn

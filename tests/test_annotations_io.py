@@ -142,10 +142,11 @@ def test_table_with_wrong_columns_says_which_are_needed(tmp_path, store):
 def test_table_rows_problems_duplicates_and_partial_import(tmp_path, store):
     path = tmp_path / "labels.csv"
     pd.DataFrame({
-        "query": ["q", "q", "q", "", "q", "q", "q"],
-        "text": ["a", "b", "c", "d", "a", "", "e"],
-        "label": ["2", "7", "relevant", "1", "0", "1", "1"],
-        "score": ["0.5", "", "", "", "", "", "2"],
+        "query": ["q", "q", "q", "", "q", "q", "q", "q"],
+        "text": ["a", "b", "c", "d", "a", "", "e", "f"],
+        "label": ["2", "7", "relevant", "1", "0", "1", "1", "0"],
+        "score": ["0.5", "", "", "", "", "", "2", ""],
+        "note": ["", "", "", "", "", "", "", "x" * 2001],
     }).to_csv(path, index=False)
     report = import_judgements(store, path)
     assert report.parsed.problems == [
@@ -156,6 +157,7 @@ def test_table_rows_problems_duplicates_and_partial_import(tmp_path, store):
         "there; row 1 is used).",
         "row 6: the document is empty.",
         "row 7: score '2' is outside 0–1.",
+        "row 8: Notes are limited to 2000 characters; this one has 2001.",
     ]
     assert store.labels_for("q") == {document_hash("a"): 2}
     assert store.get("q", document_hash("a")).score == 0.5
