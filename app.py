@@ -43,7 +43,6 @@ def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MA
     presets = PresetStore(Database(Path(data_dir or default_data_dir()) / "reranker.sqlite3"))
     demo = build_app(holder, presets, max_documents=max_documents)
     server = FastAPI(title="Qwen3 Reranker")
-    server.state.models = holder
     # the REST API's routes come before Gradio is mounted at "/" (Gradio's catch-all routes must come last)
     install_api(server, holder, api_key=api_key, max_documents=max_documents, max_request_bytes=max_request_bytes)
 
@@ -69,7 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also publish a temporary public gradio.live link")
     parser.add_argument("--max-documents", type=int, default=MAX_DOCUMENTS, help="documents per run or API request")
-    parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV) or None,
+    parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
                         help=f"require 'Authorization: Bearer KEY' on the REST API (default: ${API_KEY_ENV}; none)")
     parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
                         help=f"largest REST API request body (default: {DEFAULT_MAX_REQUEST_BYTES:,})")
