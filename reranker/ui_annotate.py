@@ -8,7 +8,6 @@ note or label of one document and is also the API (``/save_judgement``, ``/delet
 
 from __future__ import annotations
 
-import html
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,13 +15,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from reranker import annotation_io, inspection, results_table
+from reranker import annotation_io, documents, inspection, results_table
+from reranker import ui as inspector_ui  # the page's helpers (messages, uploads, export folder); ui imports this module
 from reranker.annotations import (DEFAULT_THRESHOLD, LABELS, Annotation, AnnotationStore, Disagreement,
                                   disagreements, document_hash)
 from reranker.errors import InputError, RerankerError
 
 LABEL_CHOICES = [(f"{name.capitalize()} ({label})", label) for label, name in LABELS.items()]
-IMPORT_TYPES = [".csv", ".tsv", ".jsonl", ".json", ".xlsx", ".parquet", ".qrels", ".txt", ".trec"]
+IMPORT_TYPES = [*documents.TABLE_SUFFIXES, *annotation_io.QRELS_SUFFIXES]
 EXPORT_SCOPES = {"query": "This query", "all": "All queries"}
 
 # Runs once when the table component mounts. Clicks and keys are delegated from the component's root,
@@ -123,18 +123,8 @@ class Panel:
     report: gr.Textbox
 
 
-def _message(text: str) -> str:
-    return html.escape(text, quote=False)
-
-
 def _result(state) -> inspection.RunResult | None:
     return state["result"] if state else None
-
-
-def _upload_path(upload) -> str | None:
-    if upload is None:
-        return None
-    return upload if isinstance(upload, str) else getattr(upload, "name", None) or upload.get("path")
 
 
 class Annotator:
@@ -149,37 +139,46 @@ class Annotator:
                                                                               dict[str, Disagreement]]:
         """This query's judgements by document hash, and the run's disagreements at ``threshold``."""
         judgements = {a.doc_hash: a for a in self.store.for_query(result.query)}
-        found = disagreements(result.rows, {k: a.label for k, a in judgements.items()}, _threshold(threshold))
+        found = disagreements(result.rows, {k: a.label for k, a in judgements.items()}, threshold)
         return judgements, {d.doc_hash: d for d in found}
 
     def render(self, result: inspection.RunResult, rows: list[inspection.RankedRow], threshold=DEFAULT_THRESHOLD,
                only: bool = False) -> str:
         """The ranked table for ``rows`` with judgement buttons; only the disagreeing rows when ``only``."""
-        judgements, disagreeing = self.judged(result, threshold)
+        return self._render(result, rows, threshold, only, self.judged(result, threshold))
+
+    def _render(self, result: inspection.RunResult, rows: list[inspection.RankedRow], threshold, only: bool,
+                judged: tuple[dict, dict]) -> str:
+        judgements, disagreeing = judged
         empty = None
         if only:
             rows = [r for r in rows if document_hash(r.text) in disagreeing]
-            empty = (f"No disagreements at threshold {_threshold(threshold):.2f} among the documents shown "
+            empty = (f"No disagreements at threshold {float(threshold):.2f} among the documents shown "
                      f"({_judged_count(result, judgements)} of {len(result.rows)} judged).")
         return results_table.render(rows, result.query, max_length=result.max_length, total=len(result.rows),
                                     judgements=judgements, disagreeing=disagreeing, empty_message=empty)
 
     def table(self, state, sort, min_score, min_confidence, top_k, threshold, only) -> str:
         """The table for the current filters (no model call)."""
-        result = _result(state)
-        if result is None:
-            return results_table.render([], "", max_length=0)
-        try:
-            rows = inspection.view(result.rows, sort=sort, min_score=float(min_score or 0),
-                                   min_confidence=float(min_confidence or 0), top_k=int(top_k) if top_k else None)
-            return self.render(result, rows, threshold, bool(only))
-        except (RerankerError, ValueError) as exc:
-            raise gr.Error(_message(f"Check the filters: {exc}"))
+        return self._table_and_count(state, (sort, min_score, min_confidence, top_k, threshold, only))[0]
 
     def view_changed(self, state, sort, min_score, min_confidence, top_k, threshold, only):
         """Threshold or disagreements-only changed: the table and the count again."""
-        return (self.table(state, sort, min_score, min_confidence, top_k, threshold, only),
-                self.count(state, threshold))
+        return self._table_and_count(state, (sort, min_score, min_confidence, top_k, threshold, only))
+
+    def _table_and_count(self, state, view: tuple) -> tuple[str, str]:
+        """The table for the filters in ``view`` and the count line, from one read of the judgements."""
+        sort, min_score, min_confidence, top_k, threshold, only = view
+        result = _result(state)
+        if result is None:
+            return results_table.render([], "", max_length=0), self.count(state, threshold)
+        try:
+            rows = inspection.view(result.rows, sort=sort, min_score=float(min_score or 0),
+                                   min_confidence=float(min_confidence or 0), top_k=int(top_k) if top_k else None)
+            judged = self.judged(result, threshold)
+        except (RerankerError, ValueError) as exc:
+            raise gr.Error(inspector_ui._message(f"Check the filters: {exc}"))
+        return self._render(result, rows, threshold, bool(only), judged), _count_line(result, threshold, judged)
 
     def count(self, state, threshold) -> str:
         """One line: disagreements at the threshold, and how much of this ranking is judged."""
@@ -187,17 +186,10 @@ class Annotator:
         if result is None:
             return '<span class="rr-count-line">Judge documents once a ranking is shown.</span>'
         try:
-            judgements, disagreeing = self.judged(result, threshold)
+            judged = self.judged(result, threshold)
         except InputError as exc:
-            raise gr.Error(_message(str(exc)))
-        in_run = {document_hash(r.text) for r in result.rows}
-        labels = [judgements[k].label for k in in_run if k in judgements]
-        missed = sum(d.kind == "missed" for d in disagreeing.values())
-        by_label = ", ".join(f"{labels.count(label)} {name.split()[0]}" for label, name in LABELS.items())
-        n = len(disagreeing)
-        return (f'<span class="rr-count-line"><b id="rr-disagreement-count">{n} disagreement{"s" if n != 1 else ""}'
-                f'</b> at threshold {_threshold(threshold):.2f} ({missed} relevant scored low · {n - missed} not '
-                f'relevant scored high) · {len(labels)} of {len(in_run)} documents judged: {by_label}</span>')
+            raise gr.Error(inspector_ui._message(str(exc)))
+        return _count_line(result, threshold, judged)
 
     # --- judging ----------------------------------------------------------------------------------
     def _row(self, result: inspection.RunResult, rank) -> inspection.RankedRow:
@@ -215,15 +207,13 @@ class Annotator:
             return self.store.save(result.query, row.text, label, instruction=result.instruction, model=result.model,
                                    score=row.score, note=note)
         except RerankerError as exc:
-            raise gr.Error(_message(str(exc)), title="Please check the judgement")
+            raise gr.Error(inspector_ui._message(str(exc)), title="Please check the judgement")
 
     def _after(self, state, rank, view) -> tuple:
         """Outputs after a change: table, count, and the panel showing document ``rank``."""
         result = _result(state)
         row = self._row(result, rank)
-        stored = self.store.get(result.query, document_hash(row.text))
-        return (self.table(state, *view), self.count(state, view[4]), row.rank,
-                stored.label if stored else None, stored.note if stored else "")
+        return (*self._table_and_count(state, view), row.rank, *self.pick(state, row.rank))
 
     def judge(self, state, sort, min_score, min_confidence, top_k, threshold, only, evt: gr.EventData):
         """A click on a judgement button in the table (or key 2 / 1 / 0 / Delete / n on a focused row)."""
@@ -255,7 +245,7 @@ class Annotator:
                 raise gr.Error("Choose relevant, partly relevant or not relevant before saving.")
             label = stored.label
         self._save(result, row, label, note or "")
-        gr.Info(_message(f"Judgement of {row.id} saved."))
+        gr.Info(inspector_ui._message(f"Judgement of {row.id} saved."))
         return self._after(state, row.rank, (sort, min_score, min_confidence, top_k, threshold, only))
 
     def delete(self, state, rank, sort, min_score, min_confidence, top_k, threshold, only):
@@ -265,8 +255,8 @@ class Annotator:
             raise gr.Error("Run a query first.")
         row = self._row(result, rank)
         if not self.store.delete(result.query, document_hash(row.text)):
-            raise gr.Error(_message(f"{row.id} has no judgement to delete."))
-        gr.Info(_message(f"Judgement of {row.id} deleted."))
+            raise gr.Error(inspector_ui._message(f"{row.id} has no judgement to delete."))
+        gr.Info(inspector_ui._message(f"Judgement of {row.id} deleted."))
         return self._after(state, row.rank, (sort, min_score, min_confidence, top_k, threshold, only))
 
     def pick(self, state, rank):
@@ -298,48 +288,45 @@ class Annotator:
             chosen = self.store.all()
         if not chosen:
             raise gr.Error("There are no judgements to export yet.")
-        _prune(self.export_dir)
+        inspector_ui._prune(self.export_dir)
         stem = self.export_dir / f"judgements-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         try:
             return [str(write(chosen, stem.with_suffix(f".{fmt}"))) for fmt, write in annotation_io.EXPORTERS.items()]
         except RerankerError as exc:
-            raise gr.Error(_message(str(exc)))
+            raise gr.Error(inspector_ui._message(str(exc)))
 
     def import_file(self, upload, companion, overwrite, state, sort, min_score, min_confidence, top_k, threshold,
                     only):
         """Pre-fill judgements from a file; the report lists every row that was not imported."""
-        path = _upload_path(upload)
+        path = inspector_ui._upload_path(upload)
         if not path:
             raise gr.Error("Choose a judgements file to import (CSV/JSONL with a label column, or TREC qrels).")
         result = _result(state)
         try:
             report = annotation_io.import_judgements(
-                self.store, path, overwrite=bool(overwrite), companion=_upload_path(companion),
+                self.store, path, overwrite=bool(overwrite), companion=inspector_ui._upload_path(companion),
                 current_query=result.query if result else None,
                 current_documents=[(r.id, r.text) for r in result.rows] if result else ())
         except RerankerError as exc:
-            raise gr.Error(_message(str(exc)), title="The file cannot be imported")
+            raise gr.Error(inspector_ui._message(str(exc)), title="The file cannot be imported")
         view = (sort, min_score, min_confidence, top_k, threshold, only)
-        return report.summary(), self.table(state, *view), self.count(state, threshold)
+        return report.summary(), *self._table_and_count(state, view)
 
 
-def _threshold(value) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"The disagreement threshold must be a number between 0 and 1, got {value!r}.") from None
-    return value
+def _count_line(result: inspection.RunResult, threshold, judged: tuple[dict, dict]) -> str:
+    judgements, disagreeing = judged
+    in_run = {document_hash(r.text) for r in result.rows}
+    labels = [judgements[k].label for k in in_run if k in judgements]
+    missed = sum(d.kind == "missed" for d in disagreeing.values())
+    by_label = ", ".join(f"{labels.count(label)} {name.split()[0]}" for label, name in LABELS.items())
+    n = len(disagreeing)
+    return (f'<span class="rr-count-line"><b id="rr-disagreement-count">{n} disagreement{"s" if n != 1 else ""}'
+            f'</b> at threshold {float(threshold):.2f} ({missed} relevant scored low · {n - missed} not '
+            f'relevant scored high) · {len(labels)} of {len(in_run)} documents judged: {by_label}</span>')
 
 
 def _judged_count(result: inspection.RunResult, judgements: dict[str, Annotation]) -> int:
     return len({document_hash(r.text) for r in result.rows} & judgements.keys())
-
-
-def _prune(folder: Path, max_age_s: float = 3600) -> None:
-    cutoff = time.time() - max_age_s
-    for file in folder.glob("judgements-*"):
-        if file.stat().st_mtime < cutoff:
-            file.unlink(missing_ok=True)
 
 
 # --- layout and wiring ------------------------------------------------------------------------------
@@ -381,7 +368,7 @@ def build_panel() -> Panel:
                             "qrels; ids resolve against the documents file, else the current ranking.")
                 upload = gr.File(label="Judgements file", file_types=IMPORT_TYPES, type="filepath")
                 companion = gr.File(label="Documents / id mapping file (optional)",
-                                    file_types=[".csv", ".tsv", ".jsonl", ".json", ".xlsx", ".parquet"],
+                                    file_types=list(documents.TABLE_SUFFIXES),
                                     type="filepath")
                 overwrite = gr.Checkbox(False, label="Overwrite stored judgements that have a different label")
                 run_import = gr.Button("Import judgements", size="sm")
