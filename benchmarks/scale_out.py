@@ -138,10 +138,7 @@ def start(args, out: Path, model: str, count: int, *, tp: int = 1, gpu_offset: i
             extra["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(first, first + tp))
         env.append(extra)
     started = time.perf_counter()
-    servers = start_servers(model, count, out / "logs", env=env, tensor_parallel_size=tp,
-                            dtype=None if on_gpu else "float32", max_model_len=8192,
-                            memory_fraction=args.memory_fraction, enforce_eager=not on_gpu,
-                            extra=_token_budget(args))
+    servers = start_servers(model, count, out / "logs", env=env, tensor_parallel_size=tp, **_server_options(args))
     print(f"{count} server(s) of {Path(model).name} (tp {tp}) ready in {time.perf_counter() - started:.0f} s",
           flush=True)
     return servers
@@ -156,12 +153,14 @@ def reset_prefix_caches(servers) -> None:
 
 def build_prompts(reranker, workload: Path, limit: int | None = None) -> tuple[list[list[int]], float]:
     """Token prompts of the workload in file order (grouped by query), and the seconds tokenization took."""
+    from reranker.prompt import DEFAULT_INSTRUCTION
+
     frame = _read_table(workload)
     if limit:
         frame = frame.head(limit)
     started = time.perf_counter()
     groups = [(query, group["document"].tolist()) for query, group in frame.groupby("query", sort=False)]
-    prompts = [p.token_ids for built in reranker.builder.build_groups(_instruction(), groups) for p in built]
+    prompts = [p.token_ids for built in reranker.builder.build_groups(DEFAULT_INSTRUCTION, groups) for p in built]
     return prompts, time.perf_counter() - started
 
 
@@ -212,9 +211,6 @@ def run_dp(args, out: Path, result: dict) -> None:
         row_n["scores_vs_1_server"] = _compare(values_n, values1)
         runs.append(row_n)
 
-        if not _has_batch_command():
-            result["batch_command"] = "not available in this checkout: only the remote backend was measured"
-            return
         reset_prefix_caches(servers)
         cli1 = run_batch_command(args, out, model, workload, urls[:1], "batch command, 1 server")
         reset_prefix_caches(servers)
@@ -348,24 +344,10 @@ def _compare(values: np.ndarray, reference: np.ndarray) -> dict:
     return {"max_abs_diff_logodds": float(diff.max()), "identical": int((diff == 0).sum()), "of": len(diff)}
 
 
-def _has_batch_command() -> bool:
-    done = subprocess.run([sys.executable, "-m", "reranker", "score", "--help"], capture_output=True, cwd=ROOT)
-    return done.returncode == 0
-
-
-def _instruction() -> str:
-    from reranker.prompt import DEFAULT_INSTRUCTION
-
-    return DEFAULT_INSTRUCTION
-
-
 def _server_command_text(model: str, args) -> str:
     from reranker.vllm_servers import server_command
 
-    on_gpu = _gpu_count() > 0
-    command = server_command(model, 8000, host="0.0.0.0", max_model_len=8192, memory_fraction=args.memory_fraction,
-                             dtype=None if on_gpu else "float32", enforce_eager=not on_gpu,
-                             extra=_token_budget(args))
+    command = server_command(model, 8000, host="0.0.0.0", **_server_options(args))
     env = "VLLM_BATCH_INVARIANT=1 " if args.batch_invariant else ""
     return env + "CUDA_VISIBLE_DEVICES=<gpu> " + " ".join(
         f"'{c}'" if c.startswith("{") else c for c in ["python3", *command[1:]])
@@ -390,9 +372,12 @@ def _read_table(path: Path):
     return pd.read_json(path, lines=True, dtype={"query_id": str, "doc_id": str})
 
 
-def _token_budget(args) -> list[str]:
+def _server_options(args) -> dict:
+    """The options every server of these benchmarks is started with (and its recorded command shows)."""
+    on_gpu = _gpu_count() > 0
     n = args.max_num_batched_tokens
-    return ["--max-num-batched-tokens", str(n)] if n else []
+    return dict(dtype=None if on_gpu else "float32", max_model_len=8192, memory_fraction=args.memory_fraction,
+                enforce_eager=not on_gpu, extra=["--max-num-batched-tokens", str(n)] if n else [])
 
 
 def _gpu_count() -> int:
