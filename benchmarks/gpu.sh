@@ -22,8 +22,8 @@ tiktoken_file='/tmp/vllm-carry/qwen.tiktoken')" && du -sh "$MODEL" ;;
   levers)
     python3 -m reranker.bench run "${WORKLOAD[@]}" --out "$2" --paths '' --batched-tokens-sweep 8192,16384,65536 \
       --eager-lever --time-limit 520 ;;
-  async)
-    python3 -m reranker.bench run "${WORKLOAD[@]}" --out "$2" --paths ours --doc-sweep '' --async-lever \
+  async)  # ours (async scheduling, the GPU default) against async_scheduling=False
+    python3 -m reranker.bench run "${WORKLOAD[@]}" --out "$2" --paths ours --doc-sweep '' --sync-lever \
       --time-limit 540 ;;
   engines)
     python3 -m reranker.bench engines --model "$MODEL" --out "$2" --engines 2 --repeats 3 ;;

@@ -66,8 +66,8 @@ def parser() -> argparse.ArgumentParser:
     measure.add_argument("--max-seqs-sweep", type=_ints, default=[], help="likewise for max_num_seqs")
     measure.add_argument("--eager-lever", action="store_true",
                          help="also run path (a) with enforce_eager (no CUDA graphs or torch.compile)")
-    measure.add_argument("--async-lever", action="store_true",
-                         help="also run path (a) with vLLM's async scheduling (off by default for pooling models)")
+    measure.add_argument("--sync-lever", action="store_true",
+                         help="also run path (a) with vLLM's async scheduling off (the backend turns it on on GPUs)")
     measure.add_argument("--only", type=lambda s: [x.strip() for x in s.split(";")],
                          help="run only the workers with these labels (';'-separated)")
     measure.add_argument("--time-limit", type=float, default=3600, help="seconds for the whole run")
@@ -91,7 +91,6 @@ def parser() -> argparse.ArgumentParser:
     engines.add_argument("--out", type=Path, required=True, help="folder for engines.json")
     engines.add_argument("--engines", type=int, default=3, help="engines started on the GPU")
     engines.add_argument("--memory-fraction", type=float, default=0.85, help="GPU memory shared out among them")
-    engines.add_argument("--async-scheduling", action="store_true")
     engines.add_argument("--queries", type=int, default=100)
     engines.add_argument("--docs-per-query", type=int, default=20)
     engines.add_argument("--doc-tokens", type=int, default=256)

@@ -51,8 +51,6 @@ def run(args) -> dict:
     """Start ``args.engines`` engines one after another, then time 1..N of them scoring at once."""
     context = mp.get_context("spawn")
     engine = {"memory_fraction": round(args.memory_fraction / args.engines, 3)}
-    if args.async_scheduling:
-        engine["async_scheduling"] = True
     workload = dict(queries=args.queries, docs_per_query=args.docs_per_query, doc_tokens=args.doc_tokens,
                     query_tokens=16, spread=0.25, seed=args.seed)
     results = {"machine": machine(), "settings": {**vars(args), "model": str(args.model), "out": str(args.out),

@@ -65,9 +65,9 @@ def plan(args) -> list[dict]:
     for seqs in args.max_seqs_sweep:
         workers.append(dict(common, label=f"ours, max_num_seqs={seqs}", path="ours", backend="vllm",
                             engine={**engine, "max_num_seqs": seqs}, measures=["throughput"]))
-    if args.async_lever:
-        workers.append(dict(common, label="ours, async_scheduling", path="ours", backend="vllm",
-                            engine={**engine, "async_scheduling": True}, measures=["throughput", "levers", "latency"]))
+    if args.sync_lever:
+        workers.append(dict(common, label="ours, async_scheduling=False", path="ours", backend="vllm",
+                            engine={**engine, "async_scheduling": False}, measures=["throughput", "levers", "latency"]))
     if args.eager_lever:
         workers.append(dict(common, label="ours, enforce_eager (no CUDA graphs, no compilation)", path="ours",
                             backend="vllm", engine={**engine, "enforce_eager": True}, measures=["throughput"]))
