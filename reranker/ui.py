@@ -209,6 +209,11 @@ class Inspector:
             raise InputError("There are no documents to rank: paste some or upload a file.")
         return found
 
+    def model_choices(self) -> list[str]:
+        """The model dropdowns' choices: the known sizes, and the default model when it is another."""
+        default = self.holder.default.model
+        return list(MODELS) + ([default] if default not in MODELS else [])
+
     def _reranker(self, settings: ModelSettings, progress, loading: str):
         """The model for ``settings``; ``loading`` is shown while its first use loads it."""
         if self.holder.state(settings)[0] != "ready":
@@ -316,7 +321,6 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
     ui = Inspector(holder, presets, max_documents=max_documents,
                    annotations=annotations or AnnotationStore(presets.db))
     default = holder.default
-    model_choices = list(MODELS) + ([default.model] if default.model not in MODELS else [])
     with gr.Blocks(title="Qwen3 Reranker · relevance inspector", delete_cache=(3600, 3600)) as demo:
         result_state = gr.State(None)
         gr.HTML('<div class="rr-header"><h1>Relevance inspector</h1><p>Rank documents against a query with '
@@ -327,7 +331,7 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
 
         with gr.Sidebar(label="Settings", open=False, position="right"):
             gr.Markdown("### Model settings\nShared by everyone using this server; a new model loads once.")
-            model = gr.Dropdown(model_choices, value=default.model, label="Model", allow_custom_value=True,
+            model = gr.Dropdown(ui.model_choices(), value=default.model, label="Model", allow_custom_value=True,
                                 info="0.6B / 4B / 8B, a hub id, or a local folder path")
             backends = ["auto", "vllm", "transformers"] + (["remote"] if default.backend == "remote" else [])
             backend = gr.Radio(backends, value=default.backend, label="Backend",

@@ -16,7 +16,7 @@ from reranker import charts, export, results_table
 from reranker import ui as inspector_ui  # the page's helpers (settings, messages); imported by ui.py too
 from reranker.annotations import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.compare import SIDES, Comparison, Side, compare
-from reranker.engine import MODELS, resolve_instruction
+from reranker.engine import resolve_instruction
 from reranker.errors import RerankerError
 from reranker.metrics import DEFAULT_K, NO_JUDGEMENTS, metric_names
 from reranker.prompt import DEFAULT_INSTRUCTION
@@ -180,7 +180,6 @@ def build_tab(inspector: inspector_ui.Inspector, *, query, instruction, doc_inpu
     tab = CompareTab(inspector)
     default = inspector.holder.default
     presets = inspector.presets
-    model_choices = list(MODELS) + ([default.model] if default.model not in MODELS else [])
     with gr.Tab("A/B compare"):
         gr.Markdown("Rank the query and documents above under two configurations (another instruction, model or "
                     "max length) and see what moved. Pairs scored before come from the cache.")
@@ -194,7 +193,7 @@ def build_tab(inspector: inspector_ui.Inspector, *, query, instruction, doc_inpu
                     instruction = gr.Textbox(all_presets.get(preset_name, DEFAULT_INSTRUCTION),
                                              label=f"{name}: instruction", lines=2, max_lines=6)
                     with gr.Row():
-                        model = gr.Dropdown(model_choices, value=default.model, label=f"{name}: model",
+                        model = gr.Dropdown(inspector.model_choices(), value=default.model, label=f"{name}: model",
                                             allow_custom_value=True, scale=3)
                         max_length = gr.Number(default.max_length, label=f"{name}: max length", precision=0,
                                                minimum=64, scale=2)
