@@ -22,16 +22,17 @@ from pathlib import Path
 import gradio as gr
 from fastapi import FastAPI
 
-from reranker.api import API_KEY_ENV, DEFAULT_MAX_REQUEST_BYTES, install_api
+from reranker.serve.api import API_KEY_ENV, DEFAULT_MAX_REQUEST_BYTES, install_api
 from reranker.cli import remote_options
-from reranker.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
-from reranker.engine import DEFAULT_MAX_LENGTH
+from reranker.files.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
+from reranker.scoring.engine import DEFAULT_MAX_LENGTH
 from reranker.errors import InputError
-from reranker.backends import shutdown_all
-from reranker.model_holder import ModelHolder, ModelSettings
-from reranker.presets import PresetStore
-from reranker.store import Database, default_data_dir
-from reranker.ui import CSS_PATH, build_app
+from reranker.scoring.backends import shutdown_all
+from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.scoring.prompt import INSTRUCTION_PRESETS
+from reranker.storage.presets import PresetStore
+from reranker.storage.database import Database, default_data_dir
+from reranker.ui.page import CSS_PATH, build_app
 
 log = logging.getLogger("app")
 THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
@@ -40,7 +41,7 @@ THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
 def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MAX_DOCUMENTS, api_key: str | None = None,
                   max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> FastAPI:
     """The whole server: a FastAPI app (REST API + Gradio page at "/"), sharing one ModelHolder."""
-    presets = PresetStore(Database(Path(data_dir or default_data_dir()) / "reranker.sqlite3"))
+    presets = PresetStore(Database(Path(data_dir or default_data_dir()) / "reranker.sqlite3"), INSTRUCTION_PRESETS)
     demo = build_app(holder, presets, max_documents=max_documents)
     server = FastAPI(title="Qwen3 Reranker")
     # the REST API's routes come before Gradio is mounted at "/" (Gradio's catch-all routes must come last)

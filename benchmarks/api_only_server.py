@@ -1,6 +1,6 @@
 """The REST API without the Gradio page, for machines without Gradio (the lent GPU machine has none).
 
-The routes (``reranker.api.install_api``) and the shared ``ModelHolder`` are app.py's own; only the page is left
+The routes (``reranker.serve.api.install_api``) and the shared ``ModelHolder`` are app.py's own; only the page is left
 out, so latency measured here is the API's. Used with ``benchmarks/api_latency.py --url``:
 
     python benchmarks/api_only_server.py --model /tmp/qwen3-0.6b --backend vllm --port 7860 &
@@ -29,8 +29,8 @@ def main() -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from reranker.api import install_api
-    from reranker.model_holder import ModelHolder, ModelSettings
+    from reranker.serve.api import install_api
+    from reranker.scoring.model_holder import ModelHolder, ModelSettings
 
     holder = ModelHolder(ModelSettings(args.model, args.backend, args.max_length))
     holder.start()

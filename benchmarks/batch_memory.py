@@ -1,6 +1,6 @@
 """Peak memory of ``python -m reranker score`` on a million short pairs: does it stay flat as the file grows?
 
-The script builds the tiny random-weight Qwen3 reranker (reranker/synthetic.py), writes a CSV of
+The script builds the tiny random-weight Qwen3 reranker (reranker/testing/synthetic.py), writes a CSV of
 ``--pairs`` short pairs (``--docs-per-query`` documents per query) on the fly, then runs the batch
 command in a child process and samples the resident memory (RSS) of that process and all its
 children (vLLM's engine core included) with psutil every ``--interval`` seconds. It reads the job
@@ -77,9 +77,9 @@ def child(argv: list[str], memory_fraction: float) -> int:
     """Run the score command as the CLI does, with vLLM's host-memory share set (the CLI keeps the default)."""
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from reranker.batch import run_score_command
+    from reranker.jobs.batch import run_score_command
     from reranker.cli import build_parser
-    from reranker.engine import Reranker
+    from reranker.scoring.engine import Reranker
 
     args = build_parser().parse_args(argv)
     options = {"memory_fraction": memory_fraction} if args.backend == "vllm" else {}
@@ -109,7 +109,7 @@ def main() -> int:
     if args.child is not None:
         return child(args.child, args.memory_fraction)
 
-    from reranker.synthetic import build_model
+    from reranker.testing.synthetic import build_model
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory(prefix="batch-memory-") as folder:

@@ -32,12 +32,12 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from reranker import Reranker
-    from reranker.backends.base import cuda_available
+    from reranker.scoring.backends.base import cuda_available
     from reranker.bench.probes import machine
     from reranker.bench.workload import WorkloadSpec, synthetic
-    from reranker.prompt import DEFAULT_INSTRUCTION
-    from reranker.synthetic import build_model
-    from reranker.vllm_servers import start_servers
+    from reranker.scoring.prompt import DEFAULT_INSTRUCTION
+    from reranker.testing.synthetic import build_model
+    from reranker.testing.vllm_servers import start_servers
 
     work = Path(tempfile.mkdtemp(prefix="remote-parity-"))
     model = args.model or str(build_model(work / "tiny", "tiny", max_position_embeddings=8192))

@@ -92,7 +92,7 @@ def parse_args() -> argparse.Namespace:
 
 def ensure_model(args, shape: str) -> str:
     """The random-weight model of ``shape`` under --work, built on first use."""
-    from reranker.synthetic import build_model
+    from reranker.testing.synthetic import build_model
 
     on_gpu = _gpu_count() > 0
     folder = Path(args.work) / f"model-{shape}"
@@ -125,7 +125,7 @@ def ensure_workload(args, tokenizer) -> Path:
 
 def start(args, out: Path, model: str, count: int, *, tp: int = 1, gpu_offset: int = 0) -> list:
     """``count`` servers of ``model``, each on its own GPU(s) (CUDA_VISIBLE_DEVICES), ready to score."""
-    from reranker.vllm_servers import start_servers
+    from reranker.testing.vllm_servers import start_servers
 
     on_gpu = _gpu_count() > 0
     env = []
@@ -153,7 +153,7 @@ def reset_prefix_caches(servers) -> None:
 
 def build_prompts(reranker, workload: Path, limit: int | None = None) -> tuple[list[list[int]], float]:
     """Token prompts of the workload in file order (grouped by query), and the seconds tokenization took."""
-    from reranker.prompt import DEFAULT_INSTRUCTION
+    from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 
     frame = _read_table(workload)
     if limit:
@@ -166,7 +166,7 @@ def build_prompts(reranker, workload: Path, limit: int | None = None) -> tuple[l
 
 def time_backend(model: str, servers: list, prompts, args, label: str) -> tuple[dict, np.ndarray]:
     """Scores ``prompts`` through a RemoteBackend on ``servers``; returns the measurement and the scores."""
-    from reranker.backends.remote_backend import RemoteBackend
+    from reranker.scoring.backends.remote_backend import RemoteBackend
 
     urls = [s.url for s in servers]
     backend = RemoteBackend(model, urls, batch_size=args.batch_size, in_flight=args.in_flight)
@@ -345,7 +345,7 @@ def _compare(values: np.ndarray, reference: np.ndarray) -> dict:
 
 
 def _server_command_text(model: str, args) -> str:
-    from reranker.vllm_servers import server_command
+    from reranker.testing.vllm_servers import server_command
 
     command = server_command(model, 8000, host="0.0.0.0", **_server_options(args))
     env = "VLLM_BATCH_INVARIANT=1 " if args.batch_invariant else ""

@@ -4,9 +4,9 @@
     ranked = Reranker("Qwen/Qwen3-Reranker-0.6B").rank("what is a panda?", documents, top_k=5)
 """
 
-from reranker.engine import DEFAULT_MAX_LENGTH, DEFAULT_MODEL, MODELS, Judgement, PromptView, Reranker
+from reranker.scoring.engine import DEFAULT_MAX_LENGTH, DEFAULT_MODEL, MODELS, Judgement, PromptView, Reranker
 from reranker.errors import BackendUnavailable, InputError, ModelError, RerankerError
-from reranker.prompt import DEFAULT_INSTRUCTION
+from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 
 __all__ = [
     "Reranker", "Judgement", "PromptView", "MODELS", "DEFAULT_MODEL", "DEFAULT_MAX_LENGTH", "DEFAULT_INSTRUCTION",

@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from reranker.batch import add_score_arguments
-from reranker.engine import DEFAULT_MAX_LENGTH, DEFAULT_MODEL
+from reranker.jobs.batch import add_score_arguments
+from reranker.scoring.engine import DEFAULT_MAX_LENGTH, DEFAULT_MODEL
 from reranker.errors import InputError, RerankerError
 
 SPLITS = {"line": "one document per line", "blank": "documents separated by blank lines",
@@ -35,7 +35,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def load_reranker(args: argparse.Namespace):
     """The Reranker the shared model options describe."""
-    from reranker.engine import Reranker
+    from reranker.scoring.engine import Reranker
 
     backend, options = remote_options(args.backend, args.servers, args.servers_api_key)
     return Reranker(args.model, backend=backend, max_length=args.max_length,
@@ -44,7 +44,7 @@ def load_reranker(args: argparse.Namespace):
 
 def remote_options(backend: str, servers: list[str] | None, api_key: str | None) -> tuple[str, dict]:
     """The backend to use and its engine options: servers (else $RERANKER_SERVERS) select the remote backend."""
-    from reranker.backends.remote_backend import parse_servers
+    from reranker.scoring.backends.remote_backend import parse_servers
 
     if not servers and backend in ("auto", "remote") and os.environ.get("RERANKER_SERVERS"):
         servers = [os.environ["RERANKER_SERVERS"]]
@@ -137,7 +137,7 @@ def write_table(table, path: str) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from reranker.check import run_check
+    from reranker.scoring.check import run_check
 
     reranker = load_reranker(args)
     report = run_check(reranker)
@@ -147,7 +147,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from reranker.batch import run_score_command
+    from reranker.jobs.batch import run_score_command
 
     return run_score_command(args, lambda: load_reranker(args))
 

@@ -13,7 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     """Folder of a random-weight Qwen3 reranker (hidden 128, 2 layers, head_dim 64), float32."""
-    from reranker.synthetic import build_model
+    from reranker.testing.synthetic import build_model
 
     return str(build_model(tmp_path_factory.mktemp("tiny-qwen3"), "tiny", max_position_embeddings=8192))
 
@@ -41,6 +41,6 @@ def _isolated_cache_dir(tmp_path, monkeypatch):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    from reranker.backends import shutdown_all
+    from reranker.scoring.backends import shutdown_all
 
     shutdown_all()

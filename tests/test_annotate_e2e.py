@@ -8,10 +8,10 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from reranker import export
-from reranker.annotation_io import import_judgements
-from reranker.annotations import AnnotationStore, document_hash
-from reranker.store import Database
+from reranker.ranking import export
+from reranker.files.judgement_files import import_judgements
+from reranker.storage.judgements import AnnotationStore, document_hash
+from reranker.storage.database import Database
 from tests.app_server import serve
 
 QUERY = "what causes the northern lights?"

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from reranker.annotations import LABELS, AnnotationStore, disagreements, document_hash
+from reranker.storage.judgements import LABELS, AnnotationStore, disagreements, document_hash
 from reranker.errors import InputError
-from reranker.store import Database
+from reranker.storage.database import Database
 
 
 @pytest.fixture
@@ -124,8 +124,8 @@ def test_merge_is_all_or_nothing_on_bad_rows(store):
 
 WRITER = """
 import sys
-from reranker.annotations import AnnotationStore
-from reranker.store import Database
+from reranker.storage.judgements import AnnotationStore
+from reranker.storage.database import Database
 store = AnnotationStore(Database(sys.argv[1]))
 i = 0
 while True:

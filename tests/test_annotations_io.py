@@ -7,11 +7,11 @@ import json
 import pandas as pd
 import pytest
 
-from reranker import annotation_io
-from reranker.annotation_io import doc_id, import_judgements, query_id, read_judgements
-from reranker.annotations import AnnotationStore, document_hash
+from reranker.files import judgement_files as annotation_io
+from reranker.files.judgement_files import doc_id, import_judgements, query_id, read_judgements
+from reranker.storage.judgements import AnnotationStore, document_hash
 from reranker.errors import InputError
-from reranker.store import Database
+from reranker.storage.database import Database
 
 DOCS = {
     "aurora": "Auroras happen when charged particles from the solar wind hit gases in the upper atmosphere.",

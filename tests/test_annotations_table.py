@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from reranker import results_table
-from reranker.annotations import AnnotationStore, disagreements, document_hash
-from reranker.inspection import RankedRow, RunResult
-from reranker.store import Database
-from reranker.ui_annotate import Annotator
+from reranker.view import results_table
+from reranker.storage.judgements import AnnotationStore, disagreements, document_hash
+from reranker.ranking.inspection import RankedRow, RunResult
+from reranker.storage.database import Database
+from reranker.ui.judging_tab import Annotator
 
 XSS = "<img src=x onerror=alert(1)>"
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from app import create_server
-from reranker.check import run_check
-from reranker.model_holder import ModelHolder, ModelSettings
+from reranker.scoring.check import run_check
+from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from tests.app_server import run, serve
 
 KEY = "test-key-0123"
@@ -184,13 +184,13 @@ def test_api_key_is_required_on_the_api_but_not_the_page(api):
 
 
 def test_unexpected_errors_are_logged_not_shown(api, tiny_model, monkeypatch, caplog):
-    from reranker.engine import Reranker
+    from reranker.scoring.engine import Reranker
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(Reranker, "rank", broken)
-    with caplog.at_level(logging.ERROR, logger="reranker.api"):
+    with caplog.at_level(logging.ERROR, logger="reranker.serve.api"):
         response = post(api, "v2", {"query": QUERY, "documents": DOCS})
     assert response.status_code == 500
     assert "secret internal detail" not in response.text and "Traceback" not in response.text
@@ -226,7 +226,7 @@ def test_503_with_retry_after_while_the_model_loads(tiny_model, tmp_path, caplog
         assert response.status_code == 503 and response.headers["Retry-After"] == "10"
         assert "still loading" in response.json()["message"]
         assert httpx.get(url + "health").json()["status"] == "loading"
-        with caplog.at_level(logging.INFO, logger="reranker.model_holder"):
+        with caplog.at_level(logging.INFO, logger="reranker.scoring.model_holder"):
             holder.release.set()
             holder.get()
         assert httpx.post(url + "v2/rerank", json={"query": QUERY, "documents": DOCS}).status_code == 200

@@ -3,7 +3,7 @@
 
 import pytest
 
-from reranker import export
+from reranker.ranking import export
 from tests.app_server import serve
 from tests.browser import ARTIFACTS, XSS, inspector_page
 

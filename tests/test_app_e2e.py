@@ -11,9 +11,9 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from reranker import export
+from reranker.ranking import export
 from reranker.errors import InputError
-from reranker.ui import _error
+from reranker.ui.common import error as _error
 from tests.app_server import serve
 
 QUERY = "what causes the northern lights?"

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reranker.batch import BatchJob, run_batch
+from reranker.jobs.batch import BatchJob, run_batch
 from reranker.cli import main
 from reranker.errors import InputError
-from reranker.pair_files import (
+from reranker.files.pair_files import (
     Columns, PairRow, PairTable, RejectRow, iter_pair_chunks, iter_trec_chunks, read_qrels, read_run, read_topics,
 )
 
@@ -369,7 +369,7 @@ def test_sigkill_then_rerun_scores_every_pair_exactly_once(tiny_model, tmp_path,
 
 
 def test_a_second_process_on_the_same_job_is_refused(tiny_model, tmp_path):
-    from reranker.batch import JobFile
+    from reranker.jobs.batch import JobFile
 
     write_csv(tmp_path / "pairs.csv", make_pairs(10))
     job = BatchJob(PairTable(tmp_path / "pairs.csv"), tmp_path / "out.parquet", model=tiny_model, max_length=512)

@@ -9,7 +9,8 @@ import sys
 import pandas as pd
 import pytest
 
-from reranker import Reranker, backends
+from reranker import Reranker
+from reranker.scoring import backends
 from reranker.cli import main, split_documents
 
 

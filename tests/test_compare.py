@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from reranker import DEFAULT_INSTRUCTION, Reranker, charts, metrics
-from reranker.annotations import disagreements, document_hash
-from reranker.compare import Shift, Side, compare
-from reranker.documents import collect
-from reranker.inspection import run
+from reranker import DEFAULT_INSTRUCTION, Reranker
+from reranker.ranking import metrics
+from reranker.view import charts
+from reranker.storage.judgements import disagreements, document_hash
+from reranker.ranking.compare import Shift, Side, compare
+from reranker.files.documents import collect
+from reranker.ranking.inspection import run
 from tests.backend_probe import CountingBackend
 
 QUERY = "what causes the northern lights?"
@@ -127,7 +129,7 @@ def test_slope_chart_lines_colours_and_escaped_hover():
 
 
 def test_metrics_panel_says_what_is_missing(hf_reranker, collection):
-    from reranker.ui_compare import metrics_html, side_labels
+    from reranker.ui.compare_tab import metrics_html, side_labels
 
     a, b = Side(hf_reranker, INSTRUCTION_A), Side(hf_reranker, INSTRUCTION_B)
     partly = compare(QUERY, collection, a, b, labels={document_hash(DOCS[0]): 1}, relevant_from=2)

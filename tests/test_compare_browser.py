@@ -2,8 +2,8 @@
 
 import pytest
 
-from reranker.annotations import AnnotationStore
-from reranker.store import Database
+from reranker.storage.judgements import AnnotationStore
+from reranker.storage.database import Database
 from tests.app_server import serve
 from tests.browser import ARTIFACTS, inspector_page
 

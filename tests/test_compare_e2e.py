@@ -10,10 +10,10 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from reranker.annotations import AnnotationStore, document_hash
-from reranker.compare import Side, compare
-from reranker.documents import collect
-from reranker.store import Database
+from reranker.storage.judgements import AnnotationStore, document_hash
+from reranker.ranking.compare import Side, compare
+from reranker.files.documents import collect
+from reranker.storage.database import Database
 from tests.app_server import serve
 
 QUERY = "what causes the northern lights?"

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from reranker import documents
+from reranker.files import documents
 from reranker.errors import InputError
 
 

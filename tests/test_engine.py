@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from reranker import DEFAULT_INSTRUCTION, InputError, ModelError, Reranker
-from reranker import backends
-from reranker.backends import load_backend
-from reranker.prompt import render_prompt
+from reranker.scoring import backends
+from reranker.scoring.backends import load_backend
+from reranker.scoring.prompt import render_prompt
 from tests.backend_probe import CountingBackend
 
 QUERY = "What is the capital of South Korea?"
@@ -24,7 +24,7 @@ DOCUMENTS = [
     "Seoul is the capital and largest metropolis of South Korea.",  # duplicate on purpose
 ]
 
-# The model card's recipe, written out independently of reranker.prompt.
+# The model card's recipe, written out independently of reranker.scoring.prompt.
 CARD_PREFIX = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct "
     'provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
@@ -241,7 +241,7 @@ def test_tokenizer_without_yes_no_tokens_is_rejected(tmp_path):
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
-    from reranker.prompt import answer_token_ids
+    from reranker.scoring.prompt import answer_token_ids
 
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer(models.WordLevel({"[UNK]": 0, "maybe": 1}, unk_token="[UNK]")), unk_token="[UNK]"
@@ -256,7 +256,7 @@ def test_unknown_backend_is_named(tiny_model):
 
 
 def test_check_reports_the_canary_scores(hf_reranker):
-    from reranker.check import CANARIES, run_check
+    from reranker.scoring.check import CANARIES, run_check
 
     report = run_check(hf_reranker)
     assert len(report.relevant) == len(report.irrelevant) == len(CANARIES)

@@ -2,8 +2,9 @@
 
 import json
 
-from reranker import export
-from reranker.inspection import RankedRow, RunResult
+from reranker.files import tables
+from reranker.ranking import export
+from reranker.ranking.inspection import RankedRow, RunResult
 
 
 def result():
@@ -46,5 +47,5 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted_and_read_back(tmp_path):
     assert "'=SUM(A1)" in raw and ",=SUM" not in raw
     assert ",-2.2," in raw  # numbers stay numbers: only text cells are quoted
     for text in ["=1+1", "+cmd", "-2", "@x", "'=quoted already", "'plain quote", "plain"]:
-        assert export.from_spreadsheet_safe(export.spreadsheet_safe(text)) == text
-    assert export.spreadsheet_safe("plain") == "plain"
+        assert tables.from_spreadsheet_safe(tables.spreadsheet_safe(text)) == text
+    assert tables.spreadsheet_safe("plain") == "plain"

@@ -2,10 +2,10 @@
 
 import pytest
 
-from reranker import inspection
-from reranker.documents import collect
+from reranker.ranking import inspection
+from reranker.files.documents import collect
 from reranker.errors import InputError, ModelError
-from reranker.model_holder import ModelHolder, ModelSettings
+from reranker.scoring.model_holder import ModelHolder, ModelSettings
 
 DOCS = "\n".join([
     "The aurora is caused by charged solar particles.", "Banana bread needs ripe bananas.",

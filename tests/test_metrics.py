@@ -8,7 +8,7 @@ import pytest
 from ir_measures import AP, RR, P, nDCG
 
 from reranker.errors import InputError
-from reranker.metrics import NO_JUDGEMENTS, NO_RELEVANT, evaluate, evaluate_many, mean_values, metric_names
+from reranker.ranking.metrics import NO_JUDGEMENTS, NO_RELEVANT, evaluate, evaluate_many, mean_values, metric_names
 
 RANKING = ["b", "c", "a", "d"]  # best first
 LABELS = {"a": 2, "b": 0, "c": 1}  # d is unjudged

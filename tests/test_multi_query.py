@@ -8,9 +8,9 @@ import json
 import pandas as pd
 import pytest
 
-from reranker import metrics, multi_query
+from reranker.ranking import metrics, multi_query
 from reranker.errors import InputError
-from reranker.multi_query import TableColumns
+from reranker.ranking.multi_query import TableColumns
 
 CSV = (
     "query,document,label\n"

@@ -10,7 +10,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from reranker import multi_query
+from reranker.ranking import multi_query
 from tests.app_server import serve
 from tests.test_multi_query import CSV
 

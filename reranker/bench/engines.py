@@ -41,7 +41,7 @@ def _engine_process(spec: dict, conn) -> None:
         t1 = time.time()
         conn.send({"start": t0, "end": t1, "pairs": len(judged), "tokens": sum(j.prompt_tokens for j in judged)})
     conn.close()
-    from reranker.backends import shutdown_all
+    from reranker.scoring.backends import shutdown_all
 
     shutdown_all()  # stop vLLM's engine-core children, which would outlive os._exit
     os._exit(0)  # vLLM's interpreter-exit hooks can hang; nothing is left to write

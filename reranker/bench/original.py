@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from reranker.prompt import SUFFIX, SYSTEM_MESSAGE
+from reranker.scoring.prompt import SUFFIX, SYSTEM_MESSAGE
 
 # The branches of Qwen3's chat template that a system + user conversation takes (tools and assistant
 # turns omitted). Used only when the model folder's tokenizer has no chat template (the synthetic models).

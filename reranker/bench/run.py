@@ -81,7 +81,7 @@ def run(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.build:
-        from reranker.synthetic import build_model
+        from reranker.testing.synthetic import build_model
 
         target = Path(args.model)
         if not (target / "config.json").exists():
@@ -155,6 +155,6 @@ def write(results: dict, out: Path) -> None:
 
 
 def _cuda_available() -> bool:
-    from reranker.backends.base import cuda_available
+    from reranker.scoring.backends.base import cuda_available
 
     return cuda_available()

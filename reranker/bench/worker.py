@@ -20,7 +20,7 @@ import psutil
 
 from reranker.bench.probes import PeakMemory
 from reranker.bench.workload import Workload, WorkloadSpec, from_file, synthetic
-from reranker.prompt import DEFAULT_INSTRUCTION
+from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def run_original(spec: dict, rec: Recorder, started: float) -> None:
     """Path (b): the model card's recipe (apply_chat_template, then 1-token generate with logprobs)."""
     from reranker.bench.original import OriginalDesign
 
-    from reranker.backends.base import cuda_available
+    from reranker.scoring.backends.base import cuda_available
 
     engine, on_gpu = spec.get("engine", {}), cuda_available()
     # The recipe's own settings on a GPU (0.8 of its memory, CUDA graphs); the CPU needs less and no compile.

@@ -1,0 +1,4 @@
+"""Reading and writing the files people bring and take away: documents, pair files, judgement files, CSV tables.
+
+Imports: ``storage``, ``scoring``.
+"""

@@ -1,0 +1,158 @@
+"""IR metrics of rankings against graded judgements, computed with ranx.
+
+Labels are graded 0 (not relevant), 1 (partly relevant), 2 (relevant). The conventions are trec_eval's:
+
+- **nDCG@k** uses the labels as gains (0, 1, 2) with a log2 discount; the ideal ranking is the judged
+  documents of the set sorted by label.
+- **MRR, MAP and P@k** are binary: a document is relevant when its label is at least ``relevant_from``
+  (default 1, so "partly relevant" counts; 2 counts only "relevant").
+- Unjudged documents count as **not relevant**.
+- Only the documents being ranked are evaluated: judgements of documents outside the ranked set are ignored
+  (and counted in ``Evaluation.ignored``), since a reranker cannot place what it was not given.
+- P@k divides by k, also when fewer than k documents are ranked.
+- A document ranked twice (the same text) earns credit once, at its best rank; the copy keeps its place.
+- A metric is undefined, not 0, when nothing it needs is judged: without any judgement of the ranked
+  documents the result says "no judgements yet"; without a relevant one, the binary metrics are undefined.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from reranker.storage.judgements import LABELS
+from reranker.errors import InputError
+
+DEFAULT_K = 10
+RELEVANT_FROM = {1: "partly relevant (1) and relevant (2)", 2: "relevant (2) only"}  # choices of relevant_from
+NO_JUDGEMENTS = "no judgements yet"
+NO_RELEVANT = "no ranked document is judged relevant yet"
+
+
+def metric_names(k: int = DEFAULT_K) -> list[str]:
+    """Column names of the metrics, in display order: nDCG@k, MRR, MAP, P@k."""
+    return [f"nDCG@{k}", "MRR", "MAP", f"P@{k}"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The metrics of one ranking, or the reason some are undefined."""
+
+    values: dict[str, float] = field(default_factory=dict)  # metric name -> value; undefined metrics are absent
+    judged: int = 0  # distinct ranked documents with a judgement
+    relevant: int = 0  # distinct ranked documents with label >= relevant_from
+    unjudged: int = 0  # distinct ranked documents without a judgement (counted as not relevant)
+    ignored: int = 0  # judgements of documents that are not in the ranking
+    note: str | None = None  # why metrics are missing: NO_JUDGEMENTS or NO_RELEVANT
+
+    def value(self, name: str) -> float | None:
+        return self.values.get(name)
+
+
+def _check(k: int, relevant_from: int) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise InputError(f"k (the cut-off of nDCG@k and P@k) must be a positive whole number, got {k!r}.")
+    if relevant_from not in RELEVANT_FROM:
+        raise InputError(f"relevant_from must be 1 (partly relevant counts) or 2 (only relevant), "
+                         f"got {relevant_from!r}.")
+
+
+def _check_labels(query_id: str, labels: Mapping[str, int]) -> None:
+    bad = [(doc, label) for doc, label in labels.items() if label not in LABELS or isinstance(label, bool)]
+    if bad:
+        doc, label = bad[0]
+        raise InputError(f"Query {query_id!r}: label {label!r} of document {doc!r} is not on the scale "
+                         "0 (not relevant), 1 (partly relevant), 2 (relevant)"
+                         + (f" ({len(bad)} labels are off the scale)." if len(bad) > 1 else "."))
+
+
+def evaluate_many(rankings: Mapping[str, Sequence[str]], labels: Mapping[str, Mapping[str, int]], *,
+                  k: int = DEFAULT_K, relevant_from: int = 1) -> dict[str, Evaluation]:
+    """Metrics for each query's ranking (document keys, best first) against its labels (document key -> 0/1/2).
+
+    Returns one ``Evaluation`` per query of ``rankings``; queries without labels get ``note=NO_JUDGEMENTS``.
+    """
+    _check(k, relevant_from)
+    graded, binary, counts = {}, {}, {}
+    runs: dict[str, dict[str, float]] = {}
+    for query_id, ranking in rankings.items():
+        query_labels = labels.get(query_id) or {}
+        _check_labels(query_id, query_labels)
+        distinct = dict.fromkeys(ranking)
+        kept = {doc: int(label) for doc, label in query_labels.items() if doc in distinct}
+        counts[query_id] = dict(
+            judged=len(kept),
+            relevant=sum(label >= relevant_from for label in kept.values()),
+            unjudged=len(distinct) - len(kept),
+            ignored=len(query_labels) - len(kept),
+        )
+        if any(label >= 1 for label in kept.values()):
+            graded[query_id] = kept
+            runs[query_id] = _run_scores(ranking)
+        if any(label >= relevant_from for label in kept.values()):
+            binary[query_id] = kept
+    names = metric_names(k)
+    suffix = "" if relevant_from == 1 else f"-l{relevant_from}"
+    ranx_names = dict(zip(names, (f"ndcg@{k}", f"mrr{suffix}", f"map{suffix}", f"precision@{k}{suffix}")))
+    computed = _ranx(graded, runs, list(ranx_names.values()))
+    values: dict[str, dict[str, float]] = {q: {} for q in rankings}
+    for query_id, scores in computed.items():
+        shown = names if query_id in binary else names[:1]  # binary metrics need a relevant document
+        values[query_id] = {name: scores[ranx_names[name]] for name in shown}
+    results = {}
+    for query_id in rankings:
+        count = counts[query_id]
+        note = None
+        if not count["judged"]:
+            note = NO_JUDGEMENTS
+        elif query_id not in binary:
+            note = NO_RELEVANT
+        results[query_id] = Evaluation(values=values[query_id], note=note, **count)
+    return results
+
+
+def evaluate(ranking: Sequence[str], labels: Mapping[str, int], *, k: int = DEFAULT_K,
+             relevant_from: int = 1) -> Evaluation:
+    """Metrics of one ranking (document keys, best first) against labels (document key -> 0/1/2)."""
+    return evaluate_many({"q": ranking}, {"q": labels}, k=k, relevant_from=relevant_from)["q"]
+
+
+def mean_values(evaluations: Sequence[Evaluation], k: int = DEFAULT_K) -> tuple[dict[str, float], dict[str, int]]:
+    """Each metric's mean over the queries where it is defined, and how many queries that mean covers."""
+    means, covered = {}, {}
+    for name in metric_names(k):
+        found = [e.values[name] for e in evaluations if name in e.values]
+        covered[name] = len(found)
+        if found:
+            means[name] = sum(found) / len(found)
+    return means, covered
+
+
+def _run_scores(ranking: Sequence[str]) -> dict[str, float]:
+    """Strictly decreasing scores that make ranx see exactly this order (no tie-breaking by id).
+
+    A repeated key keeps its first (best) place; later copies get keys no judgement names.
+    """
+    scores: dict[str, float] = {}
+    for position, doc in enumerate(ranking):
+        key = doc if doc not in scores else f"{doc}\u0001copy{position}"
+        scores[key] = float(len(ranking) - position)
+    return scores
+
+
+def _ranx(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
+          metrics: list[str]) -> dict[str, dict[str, float]]:
+    """Per-query values of ranx ``metrics`` (ranx names) for the queries of ``qrels``."""
+    if not qrels:
+        return {}
+    from numba.core.errors import NumbaTypeSafetyWarning
+    from ranx import Qrels, Run, evaluate as ranx_evaluate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaTypeSafetyWarning)  # ranx casts hashed ids; harmless
+        ranx_run = Run.from_dict(run)
+        scores = ranx_evaluate(Qrels.from_dict(qrels), ranx_run, metrics, return_mean=False,
+                               save_results_in_run=False)
+    query_ids = list(ranx_run.get_query_ids())
+    return {q: {m: float(scores[m][i]) for m in metrics} for i, q in enumerate(query_ids)}

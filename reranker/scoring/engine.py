@@ -1,0 +1,337 @@
+"""``Reranker``: exact Qwen3-Reranker scores for (query, document) pairs, cached, from any backend."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from reranker.scoring.backends import load_backend
+from reranker.scoring.backends.base import cuda_available
+from reranker.storage.score_cache import CachedScore, ScoreCache, cache_key
+from reranker.errors import InputError, ModelError
+from reranker.scoring.prompt import DEFAULT_INSTRUCTION, PromptBuilder
+from reranker.storage.database import Database, default_data_dir
+
+log = logging.getLogger(__name__)
+
+MODELS = {
+    "0.6B": "Qwen/Qwen3-Reranker-0.6B",
+    "4B": "Qwen/Qwen3-Reranker-4B",
+    "8B": "Qwen/Qwen3-Reranker-8B",
+}
+DEFAULT_MODEL = MODELS["0.6B"]
+DEFAULT_MAX_LENGTH = 8192
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The model's verdict on one (query, document) pair."""
+
+    index: int  # position of the pair (or document) in the caller's input
+    query: str
+    document: str
+    score: float  # p(yes) / (p(yes) + p(no))
+    confidence: float  # |2 * score - 1|
+    logodds: float  # logit(yes) - logit(no)
+    truncated: bool  # the document was cut to fit max_length
+    n_tokens: int  # the document's token count before any cut
+    prompt_tokens: int  # tokens the model actually read
+    cached: bool  # came from the score cache, not the model
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PromptView:
+    """The exact prompt the model reads for one pair, for inspection."""
+
+    text: str
+    token_ids: list[int]
+    tokens: list[str]  # each token decoded on its own
+    doc_start: int  # token index where the document begins
+    doc_end: int  # token index just past the document's last kept token
+    n_tokens: int  # the document's token count before any cut
+    truncated: bool
+    max_length: int
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.token_ids)
+
+
+@dataclass
+class Stats:
+    """Counters since this Reranker was created."""
+
+    pairs: int = 0
+    cache_hits: int = 0
+    scored: int = 0  # pairs the backend computed
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, pairs: int, hits: int, scored: int) -> None:
+        with self.lock:
+            self.pairs += pairs
+            self.cache_hits += hits
+            self.scored += scored
+
+
+def sigmoid(logodds: float) -> float:
+    """p(yes) / (p(yes) + p(no)) from logit(yes) - logit(no), stable at both ends."""
+    if logodds >= 0:
+        return 1.0 / (1.0 + math.exp(-logodds))
+    e = math.exp(logodds)
+    return e / (1.0 + e)
+
+
+class Reranker:
+    """Scores (query, document) pairs with a Qwen3-Reranker.
+
+    >>> reranker = Reranker("Qwen/Qwen3-Reranker-0.6B")
+    >>> for r in reranker.rank("what is a panda?", ["The giant panda is a bear.", "Pandas is a library."]):
+    ...     print(r.score, r.document)
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        backend: str = "auto",
+        revision: str | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        cache: bool | str | Path = True,
+        dtype: str | None = None,
+        **engine_options,
+    ):
+        """Load (or reuse) the model.
+
+        ``model``: a hub id, one of ``MODELS``' keys ("0.6B", "4B", "8B"), or a local folder.
+        ``backend``: "auto" (vLLM if it works here, else transformers), "vllm", "transformers" or
+        "remote" (pass ``servers=[urls]``). ``cache``: True for the user cache folder, a folder path,
+        or False. ``engine_options`` go to the backend (e.g. ``tensor_parallel_size``,
+        ``memory_fraction``, ``max_num_batched_tokens``, ``servers``).
+        """
+        self.model = MODELS.get(model, model)
+        self.revision = revision
+        if not isinstance(max_length, int) or max_length < 1:
+            raise InputError(f"max_length must be a positive whole number of tokens, got {max_length!r}.")
+        self.max_length = max_length
+        self.tokenizer, config = _load_tokenizer_and_config(self.model, revision)
+        self.builder = PromptBuilder(self.tokenizer, max_length)
+        self._tokenizer_lock = threading.Lock()
+        self.model_key = _model_key(self.model, revision, config)
+        context = getattr(config, "max_position_embeddings", max_length)
+        if max_length > context:
+            raise InputError(f"max_length={max_length} exceeds the model's context of {context} tokens.")
+        if dtype is None:
+            dtype = "bfloat16" if cuda_available() else "float32"
+        settings = dict(
+            model=self.model,
+            revision=revision,
+            dtype=dtype,
+            max_model_len=min(max(max_length, DEFAULT_MAX_LENGTH), context),
+            yes_id=self.builder.yes_id,
+            no_id=self.builder.no_id,
+            **engine_options,
+        )
+        self.backend = load_backend(backend, settings)
+        self.cache = _open_cache(cache)
+        self.stats = Stats()
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
+
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        instruction: str | None = None,
+        top_k: int | None = None,
+    ) -> list[Judgement]:
+        """Documents ranked by score, best first (ties keep input order); ``index`` is the input position."""
+        if isinstance(documents, str) or not isinstance(documents, Sequence):
+            raise InputError("documents must be a list of texts, one item per document.")
+        if not documents:
+            raise InputError("There are no documents to rank: give at least one.")
+        if not isinstance(query, str) or not query.strip():
+            raise InputError("The query is empty: type what you are looking for.")
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise InputError(f"top_k must be a positive whole number, got {top_k!r}.")
+        judged = self.score([(query, d) for d in documents], instruction=instruction)
+        ranked = sorted(judged, key=lambda j: (-j.logodds, j.index))
+        return ranked[:top_k] if top_k else ranked
+
+    def score(self, pairs: Iterable[tuple[str, str]], *, instruction: str | None = None) -> list[Judgement]:
+        """One Judgement per (query, document) pair, in input order."""
+        instruction = resolve_instruction(instruction)
+        pairs = validate_pairs(pairs)
+        keys = [cache_key(self.model_key, instruction, q, d, self.max_length) for q, d in pairs]
+        hits = self.cache.get_many(keys) if self.cache else {}
+        missing = {k: p for k, p in zip(keys, pairs) if k not in hits}
+        fresh = self._compute(instruction, missing)
+        if self.cache:
+            self.cache.put_many(self.model_key, fresh.items())
+        self.stats.add(len(pairs), sum(k in hits for k in keys), len(fresh))
+        results = []
+        for index, ((query, document), key) in enumerate(zip(pairs, keys)):
+            entry = hits.get(key) or fresh[key]
+            score = sigmoid(entry.logodds)
+            results.append(
+                Judgement(
+                    index=index,
+                    query=query,
+                    document=document,
+                    score=score,
+                    confidence=abs(2 * score - 1),
+                    logodds=entry.logodds,
+                    truncated=entry.doc_tokens_kept < entry.doc_tokens,
+                    n_tokens=entry.doc_tokens,
+                    prompt_tokens=entry.prompt_tokens,
+                    cached=key in hits,
+                )
+            )
+        return results
+
+    def _compute(self, instruction: str, pairs_by_key: dict[str, tuple[str, str]]) -> dict[str, CachedScore]:
+        """Score pairs on the backend, grouped by query so the engine's prefix cache reuses each head."""
+        by_query: dict[str, list[tuple[str, str]]] = {}
+        for key, (query, document) in pairs_by_key.items():
+            by_query.setdefault(query, []).append((key, document))
+        groups = [(query, [d for _, d in items]) for query, items in by_query.items()]
+        with self._tokenizer_lock:
+            built = self.builder.build_groups(instruction, groups)
+        keys = [k for items in by_query.values() for k, _ in items]
+        prompts = [p for group in built for p in group]
+        logodds = self.backend.score_logodds([p.token_ids for p in prompts]) if prompts else np.zeros(0)
+        if not np.all(np.isfinite(logodds)):
+            raise ModelError("The model returned a non-finite score (NaN or infinity): the weights are broken.")
+        return {
+            key: CachedScore(float(value), p.doc_tokens, p.doc_tokens_kept, len(p.token_ids))
+            for key, p, value in zip(keys, prompts, logodds)
+        }
+
+    def prompt(self, query: str, document: str, *, instruction: str | None = None) -> PromptView:
+        """The exact prompt (text and tokens) the model reads for this pair, after truncation."""
+        instruction = resolve_instruction(instruction)
+        ((query, document),) = validate_pairs([(query, document)])
+        with self._tokenizer_lock:
+            (built,) = self.builder.build(instruction, query, [document])
+            text = self.builder.render(built)
+            tokens = self.tokenizer.batch_decode([[t] for t in built.token_ids], skip_special_tokens=False)
+        return PromptView(
+            text=text,
+            token_ids=built.token_ids,
+            tokens=tokens,
+            doc_start=built.doc_start,
+            doc_end=built.doc_start + built.doc_tokens_kept,
+            n_tokens=built.doc_tokens,
+            truncated=built.truncated,
+            max_length=self.max_length,
+        )
+
+    def info(self) -> dict:
+        """What is loaded and where, for status displays and /health."""
+        return {
+            "model": self.model,
+            "model_key": self.model_key,
+            "backend": self.backend.name,
+            "device": self.backend.device,
+            "max_length": self.max_length,
+            "cache": str(self.cache.db.path) if self.cache else None,
+            "pairs": self.stats.pairs,
+            "cache_hits": self.stats.cache_hits,
+            "scored": self.stats.scored,
+        }
+
+
+def resolve_instruction(instruction: str | None) -> str:
+    """The instruction to use: the caller's, or the default when none (or only spaces) is given."""
+    if instruction is None:
+        return DEFAULT_INSTRUCTION
+    if not isinstance(instruction, str):
+        raise InputError(f"The instruction must be text, got {type(instruction).__name__}.")
+    return instruction if instruction.strip() else DEFAULT_INSTRUCTION
+
+
+def validate_pairs(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Check every pair once, and say which ones are wrong and why."""
+    if isinstance(pairs, (str, bytes)):
+        raise InputError("pairs must be a list of (query, document) tuples, not a single text.")
+    checked, problems = [], []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            problems.append(f"item {i} is not a (query, document) pair")
+            continue
+        query, document = pair
+        if not isinstance(query, str):
+            problems.append(f"the query of item {i} is {type(query).__name__}, not text")
+        elif not query.strip():
+            problems.append(f"the query of item {i} is empty" if i else "the query is empty")
+        if not isinstance(document, str):
+            problems.append(f"document {i} is {type(document).__name__}, not text")
+        elif not document.strip():
+            problems.append(f"document {i} is empty")
+        checked.append((query, document))
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise InputError("Cannot score: " + "; ".join(problems[:5]) + more + ".")
+    if not checked:
+        raise InputError("There is nothing to score: give at least one (query, document) pair.")
+    return checked
+
+
+def _load_tokenizer_and_config(model: str, revision: str | None):
+    try:
+        from transformers import AutoConfig, AutoTokenizer
+    except ImportError as exc:
+        raise ModelError("transformers is not installed: `pip install -r requirements.txt`.") from exc
+    try:
+        config = AutoConfig.from_pretrained(model, revision=revision)
+        tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+    except (OSError, ValueError) as exc:
+        if model.startswith((".", "/", "~")) or Path(model).exists():
+            raise ModelError(f"Cannot load model {model!r}: there is no model folder at that path.") from exc
+        raise ModelError(
+            f"Cannot load model {model!r}: it is not a local folder and could not be loaded from the "
+            f"Hugging Face hub ({str(exc).splitlines()[0]})."
+        ) from exc
+    if getattr(config, "model_type", None) != "qwen3":
+        raise ModelError(
+            f"{model!r} is a {getattr(config, 'model_type', 'unknown')!r} model, not a Qwen3 reranker "
+            "(expected model_type 'qwen3')."
+        )
+    return tokenizer, config
+
+
+def _model_key(model: str, revision: str | None, config) -> str:
+    """What identifies the weights: hub id + resolved commit, or a local folder + its files' fingerprint."""
+    path = Path(model)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for file in sorted(path.iterdir()):
+            if file.is_file():
+                stat = file.stat()
+                digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        return f"{path.resolve()}@{digest.hexdigest()[:16]}"
+    commit = getattr(config, "_commit_hash", None) or revision or "main"
+    return f"{model}@{commit}"
+
+
+def _open_cache(cache: bool | str | Path) -> ScoreCache | None:
+    if cache is False or cache is None:
+        return None
+    folder = default_data_dir() if cache is True else Path(cache).expanduser()
+    return ScoreCache(Database(folder / "reranker.sqlite3"))

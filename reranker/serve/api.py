@@ -1,0 +1,460 @@
+"""Cohere-compatible REST API (``POST /v1/rerank``, ``POST /v2/rerank``, ``GET /v1/models``, ``GET /health``).
+
+Mounted on the same FastAPI app as the Gradio page, sharing its ``ModelHolder``: the model is loaded once per
+process. Request and response bodies follow Cohere's rerank API v1 and v2, so Cohere clients (the official SDK,
+LangChain, LlamaIndex) work by changing only the base URL; requests may add an ``instruction``.
+
+Every API route answers errors as ``{"message": ...}`` with a fitting status (401, 404, 413, 422, 503...), never
+a stack trace: unexpected errors are logged here and answered with a plain 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Coroutine
+
+import anyio
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from reranker.scoring.check import CheckReport
+from reranker.files.documents import MAX_DOCUMENTS
+from reranker.scoring.engine import Judgement, Reranker
+from reranker.errors import BackendUnavailable, InputError, RerankerError
+from reranker.scoring.model_holder import ModelHolder
+from reranker.scoring.prompt import DOCUMENT_LEAD
+
+log = logging.getLogger(__name__)
+
+API_KEY_ENV = "RERANKER_API_KEY"
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+RETRY_AFTER_S = 10  # what a client is told to wait while the model loads
+SCORING_THREADS = 4  # API requests scored at once; the rest wait (the engine serialises model calls anyway)
+SEARCH_UNIT_DOCUMENTS = 100  # Cohere bills one search unit per query and up to 100 documents
+
+
+# ---- request and response bodies (Cohere's schemas, plus "instruction") --------------------------------------
+
+
+class _RerankRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="The served model's hub id or alias; omitted = the served model.")
+    query: str = Field(description="The search query.")
+    documents: list[Any] = Field(description="Texts, or objects with a \"text\" field (or the fields named in "
+                                             "rank_fields). Their order gives each result's index.")
+    top_n: int | None = Field(None, ge=1, description="Return only the best top_n results (default: all).")
+    rank_fields: list[str] | None = Field(None, description="For object documents: the fields to rank on, in "
+                                                            "order (default [\"text\"]).")
+    return_documents: bool | None = Field(None, description="Include each document in its result (default false).")
+    instruction: str | None = Field(None, description="Extension: the Qwen3-Reranker task instruction (default: "
+                                                      "the model's web-search instruction).")
+
+
+class RerankV1Request(_RerankRequest):
+    """Cohere rerank v1 request, plus ``instruction``."""
+
+    max_chunks_per_doc: int | None = Field(None, ge=1, description="Accepted for compatibility; long documents "
+                                                                   "are truncated to fit, not chunked.")
+
+
+class RerankV2Request(_RerankRequest):
+    """Cohere rerank v2 request, plus ``instruction``."""
+
+    max_tokens_per_doc: int | None = Field(None, ge=1, description="Cut each document to this many tokens.")
+    priority: int | None = Field(None, description="Accepted for compatibility; requests are served in order.")
+
+
+class RerankResult(BaseModel):
+    index: int = Field(description="Position of the document in the request.")
+    relevance_score: float = Field(description="p(yes) / (p(yes) + p(no)) from the Qwen3-Reranker, in [0, 1].")
+    document: dict[str, Any] | None = Field(None, description="The document, when return_documents is true.")
+
+
+class RerankResponse(BaseModel):
+    id: str
+    results: list[RerankResult]
+    meta: dict[str, Any]
+
+
+# ---- errors -----------------------------------------------------------------------------------------------
+
+
+class APIError(Exception):
+    """An answer other than 200: HTTP status, a message for the caller, optional headers and extra fields."""
+
+    def __init__(self, status_code: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(message)
+        self.status_code, self.message, self.headers, self.extra = status_code, message, headers, extra
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"message": self.message, **self.extra}, status_code=self.status_code,
+                            headers=self.headers)
+
+
+def _field(loc: tuple) -> str:
+    """("body", "documents", 3, "text") -> "documents[3].text"."""
+    name = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+def _validation_error(exc: RequestValidationError) -> APIError:
+    """A 422 naming each offending field, from FastAPI's validation error."""
+    problems = []
+    for error in exc.errors():
+        field, kind = _field(tuple(error.get("loc", ()))), error.get("type", "")
+        if kind == "json_invalid":
+            problems.append(("body", f"the request body is not valid JSON ({error.get('ctx', {}).get('error', '')} "
+                                     f"at character {error['loc'][-1]})"))
+        elif kind == "extra_forbidden":
+            problems.append((field, f"unknown field {field!r}: this API accepts "
+                                    "model, query, documents, top_n, rank_fields, return_documents, instruction, "
+                                    "and max_chunks_per_doc (v1) or max_tokens_per_doc (v2)"))
+        elif kind == "missing":
+            problems.append((field, "the request body is empty: send a JSON object with query and documents"
+                             if field == "body" else f"the field {field!r} is required"))
+        elif field == "body" and kind in ("model_attributes_type", "dict_type"):
+            problems.append(("body", "the request body must be a JSON object (Content-Type: application/json)"))
+        else:
+            problems.append((field, f"{field}: {error.get('msg', 'invalid value')}"))
+    message = "Invalid request: " + "; ".join(m for _, m in problems) + "."
+    return APIError(422, message, errors=[{"field": f, "message": m} for f, m in problems])
+
+
+# ---- the API ------------------------------------------------------------------------------------------------
+
+
+class RerankAPI:
+    """The API's state: the shared models, its limits and key, and counters of requests in flight."""
+
+    def __init__(self, holder: ModelHolder, *, api_key: str | None, max_documents: int, max_request_bytes: int):
+        self.holder = holder
+        self.api_key = api_key or None
+        self.max_documents = max_documents
+        self.max_request_bytes = max_request_bytes
+        self.in_flight = 0  # rerank requests accepted and not yet answered (changed only on the event loop)
+        self._limiter: anyio.CapacityLimiter | None = None  # made on first use: it needs the running event loop
+
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(SCORING_THREADS)
+        return self._limiter
+
+    # -- guards ---------------------------------------------------------------------------------------------
+    def authorize(self, request: Request) -> None:
+        """Require ``Authorization: Bearer <key>`` when the server has a key."""
+        if self.api_key is None:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise APIError(401, "This API needs a key: send the header 'Authorization: Bearer <key>'.",
+                           headers={"WWW-Authenticate": 'Bearer realm="reranker"'})
+        if not secrets.compare_digest(token.strip().encode(), self.api_key.encode()):
+            raise APIError(401, "The API key is not valid.",
+                           headers={"WWW-Authenticate": 'Bearer realm="reranker", error="invalid_token"'})
+
+    async def read_body(self, request: Request) -> bytes:
+        """The request body, refused with 413 beyond ``max_request_bytes`` (declared or actually sent)."""
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise APIError(400, f"The Content-Length header {declared!r} is not a number of bytes.")
+            if int(declared) > self.max_request_bytes:
+                raise self._too_large(f"{int(declared):,} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_request_bytes:
+                raise self._too_large(f"more than {self.max_request_bytes:,} bytes")
+        return bytes(body)
+
+    def _too_large(self, size: str) -> APIError:
+        return APIError(413, f"The request body is {size}; this server accepts at most {self.max_request_bytes:,} "
+                             "bytes per request. Send fewer or shorter documents per request, or raise the "
+                             "server's --max-request-bytes.", limit_bytes=self.max_request_bytes)
+
+    # -- the served model -----------------------------------------------------------------------------------
+    def model_names(self) -> list[str]:
+        """Names a request's ``model`` may use for the served model: hub id (or folder), alias, short name."""
+        settings = self.holder.default
+        names = [settings.model_id, settings.model, Path(settings.model_id.rstrip("/")).name]
+        return list(dict.fromkeys(n for n in names if n))
+
+    def check_model(self, requested: str | None) -> None:
+        if requested is None or requested.strip().rstrip("/").lower() in {n.lower() for n in self.model_names()}:
+            return
+        names = self.model_names()
+        aliases = f" (also accepted: {', '.join(repr(n) for n in names[1:])})" if len(names) > 1 else ""
+        raise APIError(404, f"Model {requested!r} is not served here. This server serves {names[0]!r}{aliases}; "
+                            "put that in the request's \"model\" field or leave the field out.")
+
+    def reranker(self) -> Reranker:
+        """The loaded model, or 503 while it loads (or after its load failed)."""
+        state, reranker, error = self.holder.state()
+        if state == "ready":
+            return reranker
+        model = self.holder.default.model_id
+        if state == "failed":
+            raise APIError(503, f"The model {model!r} could not be loaded: {error}")
+        if state == "not loaded":
+            self.holder.start()
+        raise APIError(503, f"The model {model!r} is still loading; retry in a few seconds.",
+                       headers={"Retry-After": str(RETRY_AFTER_S)}, status="loading")
+
+    # -- scoring --------------------------------------------------------------------------------------------
+    def documents(self, body: _RerankRequest) -> tuple[list[str], list[dict[str, Any]]]:
+        """The texts to score and the documents as results show them; 413 or 422 when they are not usable."""
+        if len(body.documents) > self.max_documents:
+            raise APIError(413, f"{len(body.documents):,} documents is more than this server accepts per request "
+                                f"({self.max_documents:,}). Split them over several requests, or raise the "
+                                "server's --max-documents.", limit_documents=self.max_documents)
+        fields = body.rank_fields or ["text"]
+        texts, shown, problems = [], [], []
+        for i, doc in enumerate(body.documents):
+            if isinstance(doc, str):
+                text, shown_doc = doc, {"text": doc}
+            elif isinstance(doc, dict):
+                missing = [f for f in fields if not isinstance(doc.get(f), str)]
+                if missing:
+                    problems.append((f"documents[{i}].{missing[0]}", f"documents[{i}] has no text field "
+                                     f"{missing[0]!r}" + ("" if body.rank_fields else
+                                                          " (or name its fields in rank_fields)")))
+                    continue
+                text = doc[fields[0]] if len(fields) == 1 else "\n".join(f"{f}: {doc[f]}" for f in fields)
+                shown_doc = doc
+            else:
+                problems.append((f"documents[{i}]", f"documents[{i}] must be a text or an object with a \"text\" "
+                                                    f"field, not {_json_type(doc)}"))
+                continue
+            if not text.strip():
+                problems.append((f"documents[{i}]", f"documents[{i}] is empty"))
+            texts.append(text)
+            shown.append(shown_doc)
+        if not body.query.strip():
+            problems.insert(0, ("query", "the query is empty"))
+        if not body.documents:
+            problems.append(("documents", "give at least one document"))
+        if problems:
+            more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+            raise APIError(422, "Invalid request: " + "; ".join(m for _, m in problems[:10]) + more + ".",
+                           errors=[{"field": f, "message": m} for f, m in problems])
+        return texts, shown
+
+    async def rerank(self, body: _RerankRequest, version: str) -> dict[str, Any]:
+        self.check_model(body.model)
+        texts, shown = self.documents(body)
+        reranker = self.reranker()
+        max_tokens = getattr(body, "max_tokens_per_doc", None)
+        self.in_flight += 1
+        started = time.perf_counter()
+        try:
+            ranked, cut = await anyio.to_thread.run_sync(
+                _rank, reranker, body.query, texts, body.instruction, max_tokens, limiter=self.limiter)
+        finally:
+            self.in_flight -= 1
+        log.debug("rerank %s: %d documents in %.3f s", version, len(texts), time.perf_counter() - started)
+        warnings = []
+        if cut:
+            warnings.append(f"{cut} document(s) were cut to max_tokens_per_doc={max_tokens} tokens.")
+        if truncated := sum(j.truncated for j in ranked):
+            warnings.append(f"{truncated} document(s) were truncated to fit the model's max_length of "
+                            f"{reranker.max_length} tokens per prompt.")
+        if getattr(body, "max_chunks_per_doc", None):
+            warnings.append("max_chunks_per_doc is ignored: long documents are truncated to fit, not chunked.")
+        results = []
+        for j in ranked[: body.top_n]:
+            result = {"index": j.index, "relevance_score": j.score}
+            if body.return_documents:
+                result["document"] = shown[j.index]
+            results.append(result)
+        meta = {
+            "api_version": {"version": version},
+            "billed_units": {"search_units": math.ceil(len(texts) / SEARCH_UNIT_DOCUMENTS)},
+            "tokens": {"input_tokens": sum(j.prompt_tokens for j in ranked), "output_tokens": 0},
+        }
+        if warnings:
+            meta["warnings"] = warnings
+        return {"id": str(uuid.uuid4()), "results": results, "meta": meta}
+
+    # -- status ---------------------------------------------------------------------------------------------
+    def health(self) -> JSONResponse:
+        state, reranker, error = self.holder.state()
+        settings = self.holder.default
+        info = reranker.info() if reranker else {}
+        limiter = self._limiter
+        body = {
+            "status": state,
+            "model": settings.model_id,
+            "backend": info.get("backend", settings.backend),
+            "device": info.get("device"),
+            "max_length": settings.max_length,
+            "in_flight": self.in_flight,
+            "queued": limiter.statistics().tasks_waiting if limiter else 0,
+            "canary": _canary(self.holder.check()),
+            "error": error,
+        }
+        if state == "ready":
+            return JSONResponse(body)
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if state in ("loading", "not loaded") else None
+        return JSONResponse(body, status_code=503, headers=headers)
+
+    def models(self) -> dict[str, Any]:
+        settings = self.holder.default
+        return {"models": [{
+            "name": settings.model_id,
+            "aliases": self.model_names()[1:],
+            "endpoints": ["rerank"],
+            "finetuned": False,
+            "context_length": settings.max_length,
+            "is_deprecated": False,
+            "status": self.holder.state()[0],
+        }]}
+
+
+def _rank(reranker: Reranker, query: str, texts: list[str], instruction: str | None,
+          max_tokens: int | None) -> tuple[list[Judgement], int]:
+    """Rank on the shared Reranker (in a worker thread): all judgements best first, and how many documents were cut."""
+    cut = 0
+    if max_tokens:
+        texts, cut = _first_tokens(reranker, texts, max_tokens)
+    return reranker.rank(query, texts, instruction=instruction), cut
+
+
+def _first_tokens(reranker: Reranker, texts: list[str], max_tokens: int) -> tuple[list[str], int]:
+    """Each text cut after its first ``max_tokens`` tokens (as the prompt tokenizes it), and how many were cut."""
+    lead = DOCUMENT_LEAD  # count tokens as the prompt tokenizes the document
+    encoded = reranker.tokenizer([lead + t for t in texts], add_special_tokens=False, split_special_tokens=True,
+                                 return_offsets_mapping=True, return_attention_mask=False)
+    kept, cut = [], 0
+    for text, offsets in zip(texts, encoded["offset_mapping"]):
+        if len(offsets) > max_tokens:
+            text = text[: max(offsets[max_tokens - 1][1] - len(lead), 0)] or text[:1]
+            cut += 1
+        kept.append(text)
+    return kept, cut
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    return "a number" if isinstance(value, (int, float)) else "a list" if isinstance(value, list) else "a value"
+
+
+def _canary(report: CheckReport | str | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    if isinstance(report, str):
+        return {"passed": False, "error": report}
+    return {"passed": report.passed, "margin": report.margin, "relevant": report.relevant,
+            "irrelevant": report.irrelevant}
+
+
+def _route_class(api: RerankAPI, *, protected: bool) -> type[APIRoute]:
+    """Routes that check the key before reading anything, cap the body, and answer every error as JSON."""
+
+    class GuardedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def guarded(request: Request) -> Response:
+                try:
+                    if protected:
+                        api.authorize(request)
+                    body = await api.read_body(request)
+                    return await handler(_replay(request, body))
+                except APIError as exc:
+                    return exc.response()
+                except RequestValidationError as exc:
+                    return _validation_error(exc).response()
+                except HTTPException as exc:
+                    return APIError(exc.status_code, str(exc.detail), headers=exc.headers).response()
+                except InputError as exc:
+                    return APIError(400, str(exc)).response()
+                except BackendUnavailable as exc:
+                    return APIError(503, str(exc)).response()
+                except RerankerError as exc:
+                    log.warning("%s %s failed: %s", request.method, request.url.path, exc)
+                    return APIError(500, f"Model problem: {exc}").response()
+                except Exception:  # a bug: logged in full here, never shown to the caller
+                    reference = uuid.uuid4().hex[:12]
+                    log.exception("%s %s failed (reference %s)", request.method, request.url.path, reference)
+                    return APIError(500, f"Internal error; the server log has the details (reference {reference}).",
+                                    reference=reference).response()
+
+            return guarded
+
+    return GuardedRoute
+
+
+def _replay(request: Request, body: bytes) -> Request:
+    """A copy of ``request`` whose body is the one already read."""
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await request.receive()
+
+    return Request(request.scope, receive)
+
+
+def install_api(app: FastAPI, holder: ModelHolder, *, api_key: str | None = None, max_documents: int = MAX_DOCUMENTS,
+                max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> RerankAPI:
+    """Add the REST API's routes to ``app`` (before Gradio is mounted at "/"), scoring on ``holder``'s model.
+
+    ``api_key``: when set, the /v1 and /v2 routes require ``Authorization: Bearer <api_key>``; /health stays open.
+    """
+    api = RerankAPI(holder, api_key=api_key, max_documents=max_documents, max_request_bytes=max_request_bytes)
+    router = APIRouter(route_class=_route_class(api, protected=True), tags=["rerank"])
+    errors = {status: {"description": text} for status, text in (
+        (401, "missing or wrong API key"), (404, "model not served here"), (413, "too many documents or bytes"),
+        (422, "invalid request; the message names the field"), (503, "the model is loading"))}
+
+    # The response model documents the schema; the handlers return the JSON as built (documents as sent).
+    @router.post("/v1/rerank", response_model=RerankResponse, responses=errors)
+    async def rerank_v1(body: RerankV1Request) -> JSONResponse:
+        """Cohere rerank v1: documents ranked by relevance to the query."""
+        return JSONResponse(await api.rerank(body, "1"))
+
+    @router.post("/v2/rerank", response_model=RerankResponse, responses=errors)
+    async def rerank_v2(body: RerankV2Request) -> JSONResponse:
+        """Cohere rerank v2: documents ranked by relevance to the query."""
+        return JSONResponse(await api.rerank(body, "2"))
+
+    @router.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        """The model this server serves (Cohere's list-models shape)."""
+        return api.models()
+
+    @router.get("/v1/models/{name:path}")
+    async def get_model(name: str) -> dict[str, Any]:
+        """The served model's details, by any of its names."""
+        api.check_model(name)
+        return api.models()["models"][0]
+
+    open_router = APIRouter(route_class=_route_class(api, protected=False), tags=["status"])
+
+    @open_router.get("/health")
+    async def health() -> JSONResponse:
+        """Model state (200 when ready, 503 while loading or failed), backend, device, load, canary check."""
+        return api.health()
+
+    app.include_router(router)
+    app.include_router(open_router)
+    return api

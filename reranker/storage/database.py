@@ -1,0 +1,107 @@
+"""The SQLite file behind the score cache and the annotation store.
+
+WAL mode, one connection per thread, a busy timeout so one writer and many readers (threads or
+processes) never fail on a lock, and numbered migrations that run on every open and are recorded in
+``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+MIGRATIONS = [
+    # 1: the score cache. key = sha256 of (model, revision, instruction, query, document, max_length).
+    """
+    CREATE TABLE scores (
+        key TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        logodds REAL NOT NULL,
+        doc_tokens INTEGER NOT NULL,
+        doc_tokens_kept INTEGER NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        created REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    # 2: instruction presets the inspector's users saved (built-in presets live in reranker/storage/presets.py).
+    """
+    CREATE TABLE instruction_presets (
+        name TEXT PRIMARY KEY,
+        instruction TEXT NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    """,
+    # 3: relevance judgements people recorded (reranker/storage/judgements.py); one per (query, document text hash).
+    """
+    CREATE TABLE annotations (
+        id INTEGER PRIMARY KEY,
+        query TEXT NOT NULL,
+        doc_hash TEXT NOT NULL,
+        document TEXT NOT NULL,
+        instruction TEXT NOT NULL,
+        model TEXT NOT NULL,
+        score REAL,
+        label INTEGER NOT NULL CHECK (label IN (0, 1, 2)),
+        note TEXT NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        UNIQUE (query, doc_hash)
+    );
+    """,
+]
+
+
+def default_data_dir() -> Path:
+    """``$RERANKER_CACHE_DIR``, else ``$XDG_CACHE_HOME/qwen3-reranker``, else ``~/.cache/qwen3-reranker``."""
+    if os.environ.get("RERANKER_CACHE_DIR"):
+        return Path(os.environ["RERANKER_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "qwen3-reranker"
+
+
+class Database:
+    """A SQLite file shared by threads; ``conn`` is this thread's connection."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._migrate()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def _migrate(self) -> None:
+        conn = self.conn
+
+        def apply() -> None:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, sql.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={number}")
+
+        with_tx(conn, apply)
+
+
+def with_tx(conn: sqlite3.Connection, work):
+    """Run ``work()`` in one IMMEDIATE transaction (the writer lock is taken up front)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work()
+        conn.execute("COMMIT")
+        return result
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

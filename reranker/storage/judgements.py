@@ -1,0 +1,250 @@
+"""Relevance judgements people record in the inspector, and where they disagree with the model.
+
+One row per (query, document) in table ``annotations`` of the shared SQLite store (migration 3 of
+``reranker.storage.database``): each save is its own committed transaction, so a judgement is on disk as soon as
+``save`` returns and survives the app being killed. Documents are identified by the sha256 of their
+exact text, queries by their text with surrounding whitespace removed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from reranker.errors import InputError
+from reranker.storage.database import Database, with_tx
+
+LABELS = {2: "relevant", 1: "partly relevant", 0: "not relevant"}
+MAX_NOTE_CHARS = 2000
+DEFAULT_THRESHOLD = 0.5
+
+_COLUMNS = "query, doc_hash, document, instruction, model, score, label, note, created, updated"
+
+
+@functools.lru_cache(maxsize=8192)  # tables are re-rendered on every judgement; hash each document once
+def document_hash(text: str) -> str:
+    """sha256 (hex) of the document's exact text, UTF-8 encoded."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def normalize_query(query: str) -> str:
+    """The form a query is stored and looked up under: surrounding whitespace removed."""
+    return (query or "").strip()
+
+
+def check_label(label: Any) -> int:
+    """``label`` as 0, 1 or 2, or an ``InputError`` naming the scale."""
+    try:
+        number = float(label) if not isinstance(label, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not number.is_integer() or int(number) not in LABELS:
+        raise InputError(f"A label must be 0, 1 or 2 ({_scale()}), got {label!r}.")
+    return int(number)
+
+
+def _scale() -> str:
+    return ", ".join(f"{k} = {v}" for k, v in sorted(LABELS.items()))
+
+
+def _check_score(score: Any) -> float | None:
+    if score is None:
+        return None
+    try:
+        value = float(score)
+    except (TypeError, ValueError):
+        raise InputError(f"A score must be a number between 0 and 1, got {score!r}.") from None
+    if math.isnan(value):
+        return None
+    if not 0.0 <= value <= 1.0:
+        raise InputError(f"A score must be a number between 0 and 1, got {score!r}.")
+    return value
+
+
+def judgement_row(query, document, label, *, instruction, model, score, note) -> tuple:
+    """A judgement checked and laid out as the store keeps it, or an ``InputError`` that says what to fix."""
+    query = normalize_query(query)
+    if not query:
+        raise InputError("A judgement needs a query: the query is empty.")
+    if not isinstance(document, str) or not document.strip():
+        raise InputError("A judgement needs the document's text: it is empty.")
+    note = (note or "").strip()
+    if len(note) > MAX_NOTE_CHARS:
+        raise InputError(f"Notes are limited to {MAX_NOTE_CHARS} characters; this one has {len(note)}.")
+    return (query, document_hash(document), document, instruction or "", model or "", _check_score(score),
+            check_label(label), note)
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One person's judgement of one document for one query, with the model's view at the time."""
+
+    query: str
+    doc_hash: str
+    document: str
+    instruction: str
+    model: str
+    score: float | None  # the model's score when the judgement was made (None: unknown, e.g. imported)
+    label: int  # 2 relevant, 1 partly relevant, 0 not relevant
+    note: str
+    created: float  # Unix time
+    updated: float
+
+    @property
+    def label_name(self) -> str:
+        return LABELS[self.label]
+
+
+@dataclass(frozen=True)
+class MergeReport:
+    """What ``AnnotationStore.merge`` did with each incoming judgement."""
+
+    added: int = 0
+    unchanged: int = 0  # same label as the stored judgement (note and score filled in where missing)
+    overwritten: int = 0  # different label, replaced because overwrite was asked for
+    kept: int = 0  # different label, stored one kept
+
+
+class AnnotationStore:
+    """Judgements in table ``annotations`` of a ``reranker.storage.database.Database``."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def save(self, query: str, document: str, label: int, *, instruction: str = "", model: str = "",
+             score: float | None = None, note: str = "") -> Annotation:
+        """Record (or change) the judgement of ``document`` for ``query``; committed before it returns."""
+        row = judgement_row(query, document, label, instruction=instruction, model=model, score=score, note=note)
+        conn = self.db.conn
+        with_tx(conn, lambda: self._upsert(conn, row))
+        return self.get(row[0], row[1])
+
+    @staticmethod
+    def _upsert(conn, row: tuple) -> None:
+        now = time.time()
+        conn.execute(
+            f"INSERT INTO annotations ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(query, doc_hash) DO UPDATE SET document = excluded.document, "
+            "instruction = excluded.instruction, model = excluded.model, score = excluded.score, "
+            "label = excluded.label, note = excluded.note, updated = excluded.updated",
+            (*row, now, now),
+        )
+
+    def get(self, query: str, doc_hash: str) -> Annotation | None:
+        """The judgement of the document with ``doc_hash`` for ``query``, if there is one."""
+        found = self.db.conn.execute(f"SELECT {_COLUMNS} FROM annotations WHERE query = ? AND doc_hash = ?",
+                                     (normalize_query(query), doc_hash)).fetchone()
+        return Annotation(*found) if found else None
+
+    def delete(self, query: str, doc_hash: str) -> bool:
+        """Delete one judgement; True when there was one."""
+        conn = self.db.conn
+        sql = "DELETE FROM annotations WHERE query = ? AND doc_hash = ?"
+        return bool(with_tx(conn, lambda: conn.execute(sql, (normalize_query(query), doc_hash)).rowcount))
+
+    def for_query(self, query: str) -> list[Annotation]:
+        """Every judgement for ``query``, oldest first."""
+        rows = self.db.conn.execute(f"SELECT {_COLUMNS} FROM annotations WHERE query = ? ORDER BY created, doc_hash",
+                                    (normalize_query(query),))
+        return [Annotation(*r) for r in rows]
+
+    def labels_for(self, query: str) -> dict[str, int]:
+        """Document hash → label for every judgement of ``query``."""
+        rows = self.db.conn.execute("SELECT doc_hash, label FROM annotations WHERE query = ?",
+                                    (normalize_query(query),))
+        return dict(rows.fetchall())
+
+    def all(self) -> list[Annotation]:
+        """Every judgement, by query then age."""
+        rows = self.db.conn.execute(f"SELECT {_COLUMNS} FROM annotations ORDER BY query, created, doc_hash")
+        return [Annotation(*r) for r in rows]
+
+    def count(self) -> int:
+        return self.db.conn.execute("SELECT count(*) FROM annotations").fetchone()[0]
+
+    def merge(self, incoming: Iterable[dict], *, overwrite: bool = False) -> MergeReport:
+        """Add judgements in one transaction (import). A stored judgement whose label differs is replaced
+        only when ``overwrite`` is true; each item has the keyword arguments of ``save`` plus query,
+        document and label."""
+        rows = [judgement_row(item["query"], item["document"], item["label"], instruction=item.get("instruction", ""),
+                          model=item.get("model", ""), score=item.get("score"), note=item.get("note", ""))
+                for item in incoming]
+        conn = self.db.conn
+        counts = {"added": 0, "unchanged": 0, "overwritten": 0, "kept": 0}
+
+        def write() -> None:
+            for row in rows:
+                stored = conn.execute("SELECT label, note, score FROM annotations WHERE query = ? AND doc_hash = ?",
+                                      row[:2]).fetchone()
+                if stored is None:
+                    self._upsert(conn, row)
+                    counts["added"] += 1
+                elif stored[0] == row[6]:
+                    # same verdict: fill in what the stored one lacks, never erase what it has
+                    conn.execute("UPDATE annotations SET note = ?, score = ? WHERE query = ? AND doc_hash = ?",
+                                 (stored[1] or row[7], stored[2] if stored[2] is not None else row[5], *row[:2]))
+                    counts["unchanged"] += 1
+                elif overwrite:
+                    self._upsert(conn, row)
+                    counts["overwritten"] += 1
+                else:
+                    counts["kept"] += 1
+
+        with_tx(conn, write)
+        return MergeReport(**counts)
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A scored document whose judgement contradicts the model's verdict at the threshold."""
+
+    item: Any  # the scored document as given (e.g. an inspection.RankedRow)
+    doc_hash: str
+    score: float
+    label: int
+    kind: str  # "missed": judged relevant, scored low; "false alarm": judged not relevant, scored high
+
+    @property
+    def user_verdict(self) -> str:
+        return LABELS[self.label]
+
+    @property
+    def model_verdict(self) -> str:
+        return "not relevant" if self.kind == "missed" else "relevant"
+
+
+def _text_of(item: Any) -> str:
+    text = getattr(item, "text", None)
+    return text if text is not None else item.document
+
+
+def disagreements(judgements: Sequence[Any], labels: dict[str, int],
+                  threshold: float = DEFAULT_THRESHOLD) -> list[Disagreement]:
+    """The scored documents where the person and the model disagree, in the order given.
+
+    ``judgements`` are scored documents with a ``score`` and their text as ``text`` (``inspection.RankedRow``)
+    or ``document`` (``engine.Judgement``); ``labels`` maps document hash → label (``labels_for``).
+    The model says "relevant" when score ≥ ``threshold``. A disagreement is a document judged relevant (2)
+    that the model scored below the threshold ("missed"), or judged not relevant (0) that it scored at or
+    above it ("false alarm"). "Partly relevant" (1) is the middle verdict and agrees with either side,
+    so it never counts as a disagreement. Unjudged documents are skipped.
+    """
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        raise InputError(f"The disagreement threshold must be a number between 0 and 1, got {threshold!r}.") from None
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"The disagreement threshold must be between 0 and 1, got {threshold}.")
+    found = []
+    for item in judgements:
+        doc_hash = document_hash(_text_of(item))
+        label = labels.get(doc_hash)
+        if label == 2 and item.score < threshold:
+            found.append(Disagreement(item, doc_hash, item.score, label, "missed"))
+        elif label == 0 and item.score >= threshold:
+            found.append(Disagreement(item, doc_hash, item.score, label, "false alarm"))
+    return found

@@ -1,0 +1,5 @@
+"""Tools for tests and benchmarks: a tiny random-weight Qwen3 reranker with the real vocabulary, local vLLM
+servers.
+
+Imports: ``scoring``.
+"""

@@ -1,0 +1,228 @@
+"""The inspector's A/B tab: the page's query and documents ranked under two configurations side by side.
+
+Layout and handlers only; the comparison is ``reranker.ranking.compare``, the chart ``charts.slope_figure``, the
+tables ``results_table``. Judgements for the query come from the annotation store (``reranker.storage.judgements``).
+"""
+
+from __future__ import annotations
+
+import html
+import uuid
+
+import gradio as gr
+import pandas as pd
+
+from reranker.files import tables
+from reranker.view import charts, results_table
+from reranker.ui import common
+from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
+from reranker.ranking.compare import SIDES, Comparison, Side, compare
+from reranker.scoring.engine import resolve_instruction
+from reranker.errors import RerankerError
+from reranker.ranking.metrics import DEFAULT_K, NO_JUDGEMENTS, metric_names
+from reranker.scoring.prompt import DEFAULT_INSTRUCTION
+
+SECOND_PRESET = "Question answering"
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def side_labels(a: Side, b: Side) -> tuple[str, str]:
+    """Axis labels naming what differs between the sides (instruction, model, max length)."""
+    parts: dict[str, list[str]] = {"A": [], "B": []}
+    for name, side in zip(SIDES, (a, b)):
+        if a.reranker.model != b.reranker.model:
+            parts[name].append(side.reranker.model.rsplit("/", 1)[-1])
+        if a.reranker.max_length != b.reranker.max_length:
+            parts[name].append(f"max {side.reranker.max_length:,}")
+        if resolve_instruction(a.instruction) != resolve_instruction(b.instruction):
+            parts[name].append(f"“{_short(resolve_instruction(side.instruction), 28)}”")
+    return tuple(f"{name}: {' · '.join(parts[name])}" if parts[name] else name for name in SIDES)
+
+
+def metrics_html(result: Comparison) -> str:
+    """Metric | A | B, the better value of each row in bold, and what the numbers rest on."""
+    if not result.metrics:
+        return ('<div class="rr-empty">No judgements for this query yet: judge documents in the ranked table above '
+                "(relevant / partly relevant / not relevant) or import qrels, and both sides show nDCG, MRR, MAP, "
+                "precision and their disagreement counts here.</div>")
+    a, b = result.metrics["A"], result.metrics["B"]
+    if a.evaluation.note == NO_JUDGEMENTS:
+        return (f'<div class="rr-empty">No judgements yet for these documents ({a.evaluation.ignored} judgement(s) '
+                "of this query name documents that are not in this set).</div>")
+    rows = []
+    for name in metric_names(result.k):
+        values = (a.evaluation.value(name), b.evaluation.value(name))
+        rows.append(_metric_row(name, values, higher_is_better=True))
+    rows.append(_metric_row("Disagreements", (a.disagreements, b.disagreements), higher_is_better=False))
+    e = a.evaluation
+    facts = [f"{e.judged} of {e.judged + e.unjudged} documents judged, {e.relevant} relevant"]
+    if e.unjudged:
+        facts.append(f"{e.unjudged} unjudged count as not relevant")
+    if e.ignored:
+        facts.append(f"{e.ignored} judgement(s) of documents not in this set ignored")
+    if e.note:
+        facts.append(f"MRR, MAP and P@{result.k} need a document judged relevant: {e.note}")
+    return ('<table class="rr-table rr-metrics"><thead><tr><th>Metric</th><th>A</th><th>B</th></tr></thead><tbody>'
+            + "".join(rows) + f'</tbody></table><p class="rr-metrics-facts"><small>{html.escape("; ".join(facts))}.'
+            "</small></p>")
+
+
+def _metric_row(name: str, values: tuple, *, higher_is_better: bool) -> str:
+    cells = []
+    defined = [v for v in values if v is not None]
+    best = (max if higher_is_better else min)(defined) if len(defined) == 2 and defined[0] != defined[1] else None
+    for value in values:
+        if value is None:
+            cells.append('<td title="undefined: nothing relevant judged">—</td>')
+            continue
+        text = f"{value:.4f}" if isinstance(value, float) else str(value)
+        cells.append(f"<td><b>{text}</b></td>" if value == best else f"<td>{text}</td>")
+    return f"<tr><td>{html.escape(name)}</td>{''.join(cells)}</tr>"
+
+
+def moved_html(result: Comparison) -> str:
+    """The documents that moved most, with both ranks and scores."""
+    moved = result.most_moved()
+    if not moved:
+        return '<div class="rr-empty">No document changed rank between A and B.</div>'
+    terms = results_table.query_terms(result.a.query)
+    body = "".join(
+        f'<tr><td class="rr-id">{html.escape(s.id)}</td><td class="rr-rank">{s.rank_a} → {s.rank_b}</td>'
+        f'<td class="rr-rank" style="color:{"#15803d" if s.shift > 0 else "#b91c1c"}">{s.shift:+d}</td>'
+        f'<td class="rr-num">{s.score_a:.3f} → {s.score_b:.3f}</td>'
+        f'<td class="rr-doc"><div class="rr-snippet">{results_table.snippet(s.text, terms, 200)}</div></td></tr>'
+        for s in moved)
+    return (f'<div class="rr-table-wrap"><table class="rr-table rr-moved"><caption>{len(moved)} of {result.moved} '
+            "moved documents, largest moves first (+ = B ranks it higher)</caption><thead><tr><th>Id</th>"
+            "<th>Rank A → B</th><th>Shift</th><th>Score A → B</th><th>Document</th></tr></thead><tbody>"
+            + body + "</tbody></table></div>")
+
+
+def summary_markdown(result: Comparison) -> str:
+    def number(value: float | None) -> str:
+        return "—" if value is None else f"{value:.3f}"
+
+    n = len(result.shifts)
+    lines = [f"**{n} documents** · Kendall's τ **{number(result.kendall_tau)}** · Spearman's ρ "
+             f"**{number(result.spearman)}** · {result.moved} moved"]
+    for name, run in zip(SIDES, (result.a, result.b)):
+        lines.append(f"**{name}**: `{html.escape(run.model)}`, max length {run.max_length:,}, {run.backend} · "
+                     f"{run.seconds:.2f} s · {run.cache_hits} of {n} from the cache")
+    return "  \n".join(lines)
+
+
+def comparison_frame(result: Comparison) -> pd.DataFrame:
+    """One row per document: id, both ranks and scores, the shift, the text (for the CSV download)."""
+    return pd.DataFrame([{"id": s.id, "rank_a": s.rank_a, "rank_b": s.rank_b, "shift": s.shift,
+                          "score_a": s.score_a, "score_b": s.score_b, "index": s.index, "text": s.text}
+                         for s in sorted(result.shifts, key=lambda s: s.rank_a)])
+
+
+class CompareTab:
+    """Handlers of the A/B tab, sharing the page's models, presets, documents and export folder."""
+
+    def __init__(self, inspector: common.Inspector):
+        self.inspector = inspector
+        self.annotations: AnnotationStore = inspector.annotator.store  # the judgements the ranked table records
+
+    def run(self, query, pasted, mode, upload, text_column, id_column, backend, batch_size,
+            instruction_a, model_a, max_length_a, instruction_b, model_b, max_length_b, k, relevant_from, threshold,
+            progress=gr.Progress()):
+        sides = []
+        for name, model, max_length in (("A", model_a, max_length_a), ("B", model_b, max_length_b)):
+            try:
+                sides.append(common.model_settings(model, backend, max_length))
+            except gr.Error as exc:
+                raise gr.Error(f"Side {name}: {exc.message}")
+        k = common.k_value(k)
+        try:
+            found = self.inspector._inputs(query, pasted, mode, upload, text_column, id_column)
+            rerankers = [self.inspector._reranker(settings, progress, f"Loading {settings.model_id} for side {name}…")
+                         for name, settings in zip(SIDES, sides)]
+            a, b = Side(rerankers[0], instruction_a), Side(rerankers[1], instruction_b)
+            labels = self.annotations.labels_for(query)
+            result = compare(
+                query, found, a, b, batch_size=int(batch_size or 1), labels=labels, k=k,
+                relevant_from=int(relevant_from), threshold=float(threshold),
+                progress=lambda done, total, side: progress((done, total), desc=f"Scoring side {side}",
+                                                             unit="documents"))
+        except RerankerError as exc:
+            raise common.error(exc)
+        for note in result.notes:
+            gr.Info(common.message(note))
+        label_a, label_b = side_labels(a, b)
+        max_a, max_b = result.a.max_length, result.b.max_length
+        return (
+            summary_markdown(result),
+            metrics_html(result),
+            charts.slope_figure(result.shifts, label_a, label_b),
+            moved_html(result),
+            results_table.render(result.a.rows, query, max_length=max_a),
+            results_table.render(result.b.rows, query, max_length=max_b),
+            self._export(result),
+        )
+
+    def _export(self, result: Comparison) -> str:
+        common.prune(self.inspector.export_dir)
+        path = self.inspector.export_dir / f"ab-{result.a.timestamp.replace(':', '')}-{uuid.uuid4().hex[:6]}.csv"
+        tables.write_csv(comparison_frame(result), path)
+        return str(path)
+
+
+def build_tab(inspector: common.Inspector, *, query, instruction, doc_inputs: list, settings: list,
+              batch_size) -> None:
+    """The "A/B compare" tab, wired to the page's query, instruction, document inputs, model settings (model,
+    backend, max length) and batch size."""
+    page_instruction, page_model, backend, page_max_length = instruction, *settings
+    tab = CompareTab(inspector)
+    default = inspector.holder.default
+    presets = inspector.presets
+    with gr.Tab("A/B compare"):
+        gr.Markdown("Rank the query and documents above under two configurations (another instruction, model or "
+                    "max length) and see what moved. Pairs scored before come from the cache.")
+        side_inputs = []
+        with gr.Row():
+            for name, preset_name in (("A", common.DEFAULT_PRESET), ("B", SECOND_PRESET)):
+                all_presets = presets.all()
+                with gr.Column(), gr.Group():
+                    gr.Markdown(f"#### Side {name}")
+                    preset = gr.Dropdown(list(all_presets), value=preset_name, label=f"{name}: instruction preset")
+                    instruction = gr.Textbox(all_presets.get(preset_name, DEFAULT_INSTRUCTION),
+                                             label=f"{name}: instruction", lines=2, max_lines=6)
+                    with gr.Row():
+                        model = gr.Dropdown(inspector.model_choices(), value=default.model, label=f"{name}: model",
+                                            allow_custom_value=True, scale=3)
+                        max_length = gr.Number(default.max_length, label=f"{name}: max length", precision=0,
+                                               minimum=64, scale=2)
+                    copy = gr.Button("↺ Use the page's instruction, model and max length", size="sm")
+                preset.input(inspector.choose_preset, preset, instruction, queue=False, api_name=False)
+                preset.focus(lambda: gr.update(choices=list(presets.all())), None, preset, queue=False,
+                             api_name=False)
+                copy.click(lambda *values: values, [page_instruction, page_model, page_max_length],
+                           [instruction, model, max_length], queue=False, api_name=False)
+                side_inputs += [instruction, model, max_length]
+        with gr.Row():
+            k = gr.Number(DEFAULT_K, label="k for nDCG@k and P@k", precision=0, minimum=1, scale=1)
+            relevant_from = gr.Radio(common.RELEVANCE_CHOICES, value=1, label="Relevant for MRR, MAP and P@k", scale=2)
+            threshold = gr.Slider(0, 1, value=DEFAULT_THRESHOLD, step=0.01, scale=2,
+                                  label="Disagreement threshold (the model says relevant at or above it)")
+        run_button = gr.Button("Compare A and B", variant="primary")
+        summary = gr.Markdown()
+        metrics_view = gr.HTML(elem_classes="rr-ab-metrics")
+        slope = gr.Plot(label="Rank under A and under B", show_label=False, elem_classes="rr-ab-slope")
+        moved = gr.HTML(elem_classes="rr-ab-moved")
+        with gr.Row(equal_height=False):
+            with gr.Column():
+                gr.Markdown("#### Ranking A")
+                table_a = gr.HTML(elem_classes="rr-ab-table-a")
+            with gr.Column():
+                gr.Markdown("#### Ranking B")
+                table_b = gr.HTML(elem_classes="rr-ab-table-b")
+        download = gr.DownloadButton("Download both rankings (CSV)", value=None, size="sm")
+    run_button.click(tab.run, [query, *doc_inputs, backend, batch_size, *side_inputs, k, relevant_from, threshold],
+                     [summary, metrics_view, slope, moved, table_a, table_b, download], api_name="compare",
+                     concurrency_id="model", show_progress_on=[metrics_view])

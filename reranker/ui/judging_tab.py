@@ -1,0 +1,404 @@
+"""Judging the ranked table in the inspector: one-click and keyboard labels, notes, disagreements, export/import.
+
+The table's judgement buttons (and keys 2 / 1 / 0 on a focused row) send ``{rank, action, label}`` through
+the table component's own ``click`` event (Gradio custom HTML ``trigger``); every judgement is written to
+SQLite before the handler returns, so a killed app loses nothing. The panel under the table edits the
+note or label of one document and is also the API (``/save_judgement``, ``/delete_judgement``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from reranker.files import documents, judgement_files
+from reranker.ranking import inspection
+from reranker.view import results_table
+from reranker.ui import common
+from reranker.storage.judgements import (DEFAULT_THRESHOLD, LABELS, Annotation, AnnotationStore, Disagreement,
+                                  disagreements, document_hash)
+from reranker.errors import InputError, RerankerError
+
+LABEL_CHOICES = [(f"{name.capitalize()} ({label})", label) for label, name in LABELS.items()]
+IMPORT_TYPES = [*documents.TABLE_SUFFIXES, *judgement_files.QRELS_SUFFIXES]
+EXPORT_SCOPES = {"query": "This query", "all": "All queries"}
+
+# Runs once when the table component mounts. Clicks and keys are delegated from the component's root,
+# which stays in place while Gradio patches the table inside it.
+TABLE_JS = """
+const row = (node) => node && node.closest ? node.closest('tr[data-rank]') : null;
+const send = (tr, action, label, next) => {
+  const target = next && tr.nextElementSibling ? tr.nextElementSibling : tr;
+  element.dataset.focusRank = target.dataset.rank;
+  tr.classList.add('rr-saving');
+  trigger('click', {rank: Number(tr.dataset.rank), action: action, label: label});
+};
+element.addEventListener('click', (event) => {
+  const button = event.target.closest ? event.target.closest('button[data-action]') : null;
+  const tr = row(button);
+  if (!tr || !element.contains(tr)) return;
+  event.preventDefault();
+  send(tr, button.dataset.action, button.dataset.label === undefined ? null : Number(button.dataset.label), false);
+});
+element.addEventListener('keydown', (event) => {
+  const tr = row(event.target);
+  if (!tr || event.target !== tr || event.ctrlKey || event.metaKey || event.altKey) return;
+  const key = event.key;
+  if (key === '0' || key === '1' || key === '2') { event.preventDefault(); send(tr, 'label', Number(key), true); }
+  else if (key === 'Delete' || key === 'Backspace') { event.preventDefault(); send(tr, 'clear', null, false); }
+  else if (key === 'ArrowDown' || key === 'j') { event.preventDefault(); if (tr.nextElementSibling) tr.nextElementSibling.focus(); }
+  else if (key === 'ArrowUp' || key === 'k') { event.preventDefault(); if (tr.previousElementSibling) tr.previousElementSibling.focus(); }
+  else if (key === 'n') {
+    event.preventDefault();
+    send(tr, 'select', null, false);
+    let tries = 0;  // the note box may still be rendering (a closed panel, a busy page): look again
+    const focusNote = () => {
+      const note = document.querySelector('#rr-judgement-note textarea');
+      if (note && note.offsetParent !== null) note.focus();
+      else if (++tries < 30) setTimeout(focusNote, 200);
+    };
+    setTimeout(focusNote, 300);
+  }
+});
+watch('value', () => {
+  element.querySelectorAll('.rr-saving').forEach((tr) => tr.classList.remove('rr-saving'));
+  const rank = element.dataset.focusRank;
+  if (!rank) return;
+  delete element.dataset.focusRank;
+  const tr = element.querySelector('tr[data-rank="' + rank + '"]');
+  if (tr && !(document.activeElement && document.activeElement.closest && document.activeElement.closest('#rr-judgement-note'))) {
+    tr.focus({preventScroll: false});
+  }
+});
+"""
+
+# Scoped to the table component (Gradio custom HTML css_template).
+TABLE_CSS = """
+.rr-judge { display: flex; gap: 3px; flex-wrap: nowrap; }
+.rr-jb { font-size: 0.78em; padding: 2px 7px; border-radius: 999px; cursor: pointer; white-space: nowrap;
+  border: 1px solid var(--border-color-primary); background: var(--background-fill-primary);
+  color: var(--body-text-color); }
+.rr-jb:hover { border-color: var(--color-accent); }
+.rr-jb:focus-visible { outline: 2px solid var(--color-accent); outline-offset: 1px; }
+.rr-j2[aria-pressed="true"] { background: #16a34a; border-color: #16a34a; color: white; }
+.rr-j1[aria-pressed="true"] { background: #d97706; border-color: #d97706; color: white; }
+.rr-j0[aria-pressed="true"] { background: #dc2626; border-color: #dc2626; color: white; }
+.rr-jclear { color: var(--body-text-color-subdued); }
+.rr-note { font-size: 0.8em; margin-top: 4px; color: var(--body-text-color-subdued); max-width: 16em;
+  overflow-wrap: anywhere; white-space: pre-wrap; }
+.rr-verdicts { font-size: 0.78em; margin-top: 4px; color: #b45309; }
+tr.rr-row:focus { outline: 2px solid var(--color-accent); outline-offset: -2px; }
+tr.rr-disagree td:first-child { box-shadow: inset 4px 0 0 #f59e0b; }
+tr.rr-saving { opacity: 0.6; }
+"""
+
+
+@dataclass
+class Controls:
+    """The threshold, the disagreements-only switch and the count line, shown above the table."""
+
+    threshold: gr.Slider
+    only: gr.Checkbox
+    count: gr.HTML
+
+
+@dataclass
+class Panel:
+    """Editing one judgement, and exporting / importing judgements (under the table)."""
+
+    row: gr.Dropdown
+    label: gr.Radio
+    note: gr.Textbox
+    save: gr.Button
+    delete: gr.Button
+    scope: gr.Radio
+    export: gr.Button
+    files: gr.File
+    upload: gr.File
+    companion: gr.File
+    overwrite: gr.Checkbox
+    run_import: gr.Button
+    report: gr.Textbox
+
+
+def _result(state) -> inspection.RunResult | None:
+    return state["result"] if state else None
+
+
+class Annotator:
+    """Handlers for judging: bound to one process's annotation store."""
+
+    def __init__(self, store: AnnotationStore, export_dir: Path):
+        self.store = store
+        self.export_dir = export_dir
+
+    # --- the table --------------------------------------------------------------------------------
+    def judged(self, result: inspection.RunResult, threshold: float) -> tuple[dict[str, Annotation],
+                                                                              dict[str, Disagreement]]:
+        """This query's judgements by document hash, and the run's disagreements at ``threshold``."""
+        judgements = {a.doc_hash: a for a in self.store.for_query(result.query)}
+        found = disagreements(result.rows, {k: a.label for k, a in judgements.items()}, threshold)
+        return judgements, {d.doc_hash: d for d in found}
+
+    def render(self, result: inspection.RunResult, rows: list[inspection.RankedRow], threshold=DEFAULT_THRESHOLD,
+               only: bool = False) -> str:
+        """The ranked table for ``rows`` with judgement buttons; only the disagreeing rows when ``only``."""
+        return self._render(result, rows, threshold, only, self.judged(result, threshold))
+
+    def _render(self, result: inspection.RunResult, rows: list[inspection.RankedRow], threshold, only: bool,
+                judged: tuple[dict, dict]) -> str:
+        judgements, disagreeing = judged
+        empty = None
+        if only:
+            rows = [r for r in rows if document_hash(r.text) in disagreeing]
+            empty = (f"No disagreements at threshold {float(threshold):.2f} among the documents shown "
+                     f"({_judged_count(result, judgements)} of {len(result.rows)} judged).")
+        return results_table.render(rows, result.query, max_length=result.max_length, total=len(result.rows),
+                                    judgements=judgements, disagreeing=disagreeing, empty_message=empty)
+
+    def table(self, state, sort, min_score, min_confidence, top_k, threshold, only) -> str:
+        """The table for the current filters (no model call)."""
+        return self._table_and_count(state, (sort, min_score, min_confidence, top_k, threshold, only))[0]
+
+    def view_changed(self, state, sort, min_score, min_confidence, top_k, threshold, only):
+        """Threshold or disagreements-only changed: the table and the count again."""
+        return self._table_and_count(state, (sort, min_score, min_confidence, top_k, threshold, only))
+
+    def _table_and_count(self, state, view: tuple) -> tuple[str, str]:
+        """The table for the filters in ``view`` and the count line, from one read of the judgements."""
+        sort, min_score, min_confidence, top_k, threshold, only = view
+        result = _result(state)
+        if result is None:
+            return results_table.render([], "", max_length=0), self.count(state, threshold)
+        try:
+            rows = inspection.view(result.rows, sort=sort, min_score=float(min_score or 0),
+                                   min_confidence=float(min_confidence or 0), top_k=int(top_k) if top_k else None)
+            judged = self.judged(result, threshold)
+        except (RerankerError, ValueError) as exc:
+            raise gr.Error(common.message(f"Check the filters: {exc}"))
+        return self._render(result, rows, threshold, bool(only), judged), _count_line(result, threshold, judged)
+
+    def count(self, state, threshold) -> str:
+        """One line: disagreements at the threshold, and how much of this ranking is judged."""
+        result = _result(state)
+        if result is None:
+            return '<span class="rr-count-line">Judge documents once a ranking is shown.</span>'
+        try:
+            judged = self.judged(result, threshold)
+        except InputError as exc:
+            raise gr.Error(common.message(str(exc)))
+        return _count_line(result, threshold, judged)
+
+    # --- judging ----------------------------------------------------------------------------------
+    def _row(self, result: inspection.RunResult, rank) -> inspection.RankedRow:
+        try:
+            rank = int(rank)
+        except (TypeError, ValueError):
+            raise gr.Error("Choose the document to judge first.")
+        row = next((r for r in result.rows if r.rank == rank), None)
+        if row is None:
+            raise gr.Error(f"There is no document ranked {rank} in the last run.")
+        return row
+
+    def _save(self, result: inspection.RunResult, row: inspection.RankedRow, label, note: str) -> Annotation:
+        try:
+            return self.store.save(result.query, row.text, label, instruction=result.instruction, model=result.model,
+                                   score=row.score, note=note)
+        except RerankerError as exc:
+            raise gr.Error(common.message(str(exc)), title="Please check the judgement")
+
+    def _after(self, state, rank, view) -> tuple:
+        """Outputs after a change: table, count, and the panel showing document ``rank``."""
+        result = _result(state)
+        row = self._row(result, rank)
+        return (*self._table_and_count(state, view), row.rank, *self.pick(state, row.rank))
+
+    def judge(self, state, sort, min_score, min_confidence, top_k, threshold, only, evt: gr.EventData):
+        """A click on a judgement button in the table (or key 2 / 1 / 0 / Delete / n on a focused row)."""
+        result = _result(state)
+        data = getattr(evt, "_data", None) or {}
+        if result is None or "rank" not in data:
+            raise gr.Error("Run a query first, then judge the ranked documents.")
+        view = (sort, min_score, min_confidence, top_k, threshold, only)
+        row = self._row(result, data["rank"])
+        action = data.get("action")
+        if action == "label":
+            stored = self.store.get(result.query, document_hash(row.text))
+            self._save(result, row, data.get("label"), stored.note if stored else "")
+        elif action == "clear":
+            self.store.delete(result.query, document_hash(row.text))
+        elif action != "select":
+            raise gr.Error(f"Unknown judgement action {action!r}.")
+        return self._after(state, row.rank, view)
+
+    def save(self, state, rank, label, note, sort, min_score, min_confidence, top_k, threshold, only):
+        """Save the panel's label and note for one document (edit; the API's /save_judgement)."""
+        result = _result(state)
+        if result is None:
+            raise gr.Error("Run a query first, then judge the ranked documents.")
+        row = self._row(result, rank)
+        if label in (None, ""):
+            stored = self.store.get(result.query, document_hash(row.text))
+            if stored is None:
+                raise gr.Error("Choose relevant, partly relevant or not relevant before saving.")
+            label = stored.label
+        self._save(result, row, label, note or "")
+        gr.Info(common.message(f"Judgement of {row.id} saved."))
+        return self._after(state, row.rank, (sort, min_score, min_confidence, top_k, threshold, only))
+
+    def delete(self, state, rank, sort, min_score, min_confidence, top_k, threshold, only):
+        """Delete the judgement of one document (the API's /delete_judgement)."""
+        result = _result(state)
+        if result is None:
+            raise gr.Error("Run a query first.")
+        row = self._row(result, rank)
+        if not self.store.delete(result.query, document_hash(row.text)):
+            raise gr.Error(common.message(f"{row.id} has no judgement to delete."))
+        gr.Info(common.message(f"Judgement of {row.id} deleted."))
+        return self._after(state, row.rank, (sort, min_score, min_confidence, top_k, threshold, only))
+
+    def pick(self, state, rank):
+        """The stored label and note of the document chosen in the panel."""
+        result = _result(state)
+        if result is None or rank is None:
+            return None, ""
+        stored = self.store.get(result.query, document_hash(self._row(result, rank).text))
+        return (stored.label, stored.note) if stored else (None, "")
+
+    def new_run(self, state, threshold):
+        """After a run: the count, and the panel's document choices."""
+        result = _result(state)
+        if result is None:
+            return self.count(state, threshold), gr.update(choices=[], value=None), None, ""
+        choices = [(f"#{r.rank} · {r.id} · {r.score:.3f}", r.rank) for r in result.rows]
+        first = result.rows[0].rank if result.rows else None
+        return (self.count(state, threshold), gr.update(choices=choices, value=first), *self.pick(state, first))
+
+    # --- export / import --------------------------------------------------------------------------
+    def export(self, scope, state) -> list[str]:
+        """CSV, JSONL and qrels files of this query's judgements or of all of them."""
+        result = _result(state)
+        if scope == "query":
+            if result is None:
+                raise gr.Error("Run a query first, or export all queries.")
+            chosen = self.store.for_query(result.query)
+        else:
+            chosen = self.store.all()
+        if not chosen:
+            raise gr.Error("There are no judgements to export yet.")
+        common.prune(self.export_dir)
+        stem = self.export_dir / f"judgements-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        try:
+            return [str(write(chosen, stem.with_suffix(f".{fmt}"))) for fmt, write in judgement_files.EXPORTERS.items()]
+        except RerankerError as exc:
+            raise gr.Error(common.message(str(exc)))
+
+    def import_file(self, upload, companion, overwrite, state, sort, min_score, min_confidence, top_k, threshold,
+                    only):
+        """Pre-fill judgements from a file; the report lists every row that was not imported."""
+        path = common.upload_path(upload)
+        if not path:
+            raise gr.Error("Choose a judgements file to import (CSV/JSONL with a label column, or TREC qrels).")
+        result = _result(state)
+        try:
+            report = judgement_files.import_judgements(
+                self.store, path, overwrite=bool(overwrite), companion=common.upload_path(companion),
+                current_query=result.query if result else None,
+                current_documents=[(r.id, r.text) for r in result.rows] if result else ())
+        except RerankerError as exc:
+            raise gr.Error(common.message(str(exc)), title="The file cannot be imported")
+        view = (sort, min_score, min_confidence, top_k, threshold, only)
+        return report.summary(), *self._table_and_count(state, view)
+
+
+def _count_line(result: inspection.RunResult, threshold, judged: tuple[dict, dict]) -> str:
+    judgements, disagreeing = judged
+    in_run = {document_hash(r.text) for r in result.rows}
+    labels = [judgements[k].label for k in in_run if k in judgements]
+    missed = sum(d.kind == "missed" for d in disagreeing.values())
+    by_label = ", ".join(f"{labels.count(label)} {name.split()[0]}" for label, name in LABELS.items())
+    n = len(disagreeing)
+    return (f'<span class="rr-count-line"><b id="rr-disagreement-count">{n} disagreement{"s" if n != 1 else ""}'
+            f'</b> at threshold {float(threshold):.2f} ({missed} relevant scored low · {n - missed} not '
+            f'relevant scored high) · {len(labels)} of {len(in_run)} documents judged: {by_label}</span>')
+
+
+def _judged_count(result: inspection.RunResult, judgements: dict[str, Annotation]) -> int:
+    return len({document_hash(r.text) for r in result.rows} & judgements.keys())
+
+
+# --- layout and wiring ------------------------------------------------------------------------------
+
+def build_controls(annotator: Annotator) -> Controls:
+    """Threshold slider, disagreements-only switch and count; place right above the ranked table."""
+    with gr.Row(equal_height=True, elem_classes="rr-annotate-bar"):
+        threshold = gr.Slider(0, 1, value=DEFAULT_THRESHOLD, step=0.01, label="Disagreement threshold", scale=2,
+                              elem_id="rr-threshold",
+                              info="The model says “relevant” at a score ≥ this")
+        only = gr.Checkbox(False, label="Disagreements only", scale=1,
+                           info="Judged relevant but scored low, or judged not relevant but scored high")
+        count = gr.HTML(annotator.count(None, DEFAULT_THRESHOLD), elem_id="rr-judgement-count", scale=3)
+    return Controls(threshold, only, count)
+
+
+def build_panel() -> Panel:
+    """The judgement editor and export / import; place under the ranked table."""
+    with gr.Accordion("Judgements: notes, edits, export and import", open=False, elem_id="rr-judgements"):
+        with gr.Row(equal_height=False):
+            # custom values: API callers name a rank without having seen the choices
+            row = gr.Dropdown([], label="Document", value=None, scale=2, allow_custom_value=True)
+            label = gr.Radio(LABEL_CHOICES, label="Your judgement", value=None, scale=2)
+        note = gr.Textbox(label="Note (optional)", lines=2, max_lines=6, elem_id="rr-judgement-note",
+                          placeholder="Why is it (not) relevant? Saved with the judgement.")
+        with gr.Row():
+            save = gr.Button("💾 Save judgement", size="sm", variant="primary")
+            delete = gr.Button("🗑 Delete judgement", size="sm")
+        with gr.Row(equal_height=False):
+            with gr.Column():
+                gr.Markdown("**Export** judgements as CSV, JSONL and TREC qrels (ids `q-…` / `d-…`; the CSV and "
+                            "JSONL map them to the texts).")
+                scope = gr.Radio([(label, key) for key, label in EXPORT_SCOPES.items()], value="query",
+                                 label="Which judgements")
+                export = gr.Button("Export judgements", size="sm")
+                files = gr.File(label="Judgement files", file_count="multiple", interactive=False)
+            with gr.Column():
+                gr.Markdown("**Import** judgements from a CSV / JSONL / TSV with a label column (0, 1, 2) or TREC "
+                            "qrels; ids resolve against the documents file, else the current ranking.")
+                upload = gr.File(label="Judgements file", file_types=IMPORT_TYPES, type="filepath")
+                companion = gr.File(label="Documents / id mapping file (optional)",
+                                    file_types=list(documents.TABLE_SUFFIXES),
+                                    type="filepath")
+                overwrite = gr.Checkbox(False, label="Overwrite stored judgements that have a different label")
+                run_import = gr.Button("Import judgements", size="sm")
+        report = gr.Textbox(label="Import report", lines=4, max_lines=20, interactive=False)
+    return Panel(row, label, note, save, delete, scope, export, files, upload, companion, overwrite, run_import,
+                 report)
+
+
+def wire(annotator: Annotator, controls: Controls, panel: Panel, *, table: gr.HTML, result_state: gr.State,
+         filters: list) -> None:
+    """Connect the table's judgement events, the controls and the panel."""
+    view = [*filters, controls.threshold, controls.only]
+    after = [table, controls.count, panel.row, panel.label, panel.note]
+    # "multiple": quick successive clicks are each saved, in order (one queue for judging)
+    table.click(annotator.judge, [result_state, *view], after, api_name=False, trigger_mode="multiple",
+                concurrency_id="judge", show_progress="hidden")
+    panel.save.click(annotator.save, [result_state, panel.row, panel.label, panel.note, *view], after,
+                     api_name="save_judgement", concurrency_id="judge")
+    panel.delete.click(annotator.delete, [result_state, panel.row, *view], after, api_name="delete_judgement",
+                       concurrency_id="judge")
+    panel.row.input(annotator.pick, [result_state, panel.row], [panel.label, panel.note], api_name=False,
+                    queue=False)
+    result_state.change(annotator.new_run, [result_state, controls.threshold],
+                        [controls.count, panel.row, panel.label, panel.note], api_name=False, queue=False)
+    for control in (controls.threshold, controls.only):
+        control.change(annotator.view_changed, [result_state, *view], [table, controls.count], api_name=False, show_progress="hidden",
+                       concurrency_limit=None)
+    panel.export.click(annotator.export, [panel.scope, result_state], panel.files, api_name="export_judgements")
+    panel.run_import.click(annotator.import_file, [panel.upload, panel.companion, panel.overwrite, result_state, *view],
+                           [panel.report, table, controls.count], api_name="import_judgements",
+                           concurrency_id="judge")

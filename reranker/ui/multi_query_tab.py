@@ -1,0 +1,190 @@
+"""The inspector's multi-query tab: upload many (query, document[, label]) rows, or TREC topics + qrels + a
+documents file, score them all with a progress bar, see metrics per query and on average, download the scores.
+
+Layout and handlers only; the work is ``reranker.ranking.multi_query``.
+"""
+
+from __future__ import annotations
+
+import html
+import uuid
+
+import gradio as gr
+import pandas as pd
+
+from reranker.files import tables
+from reranker.ranking import multi_query
+from reranker.ui import common
+from reranker.errors import RerankerError
+from reranker.ranking.metrics import DEFAULT_K, metric_names
+from reranker.ranking.multi_query import MAX_PAIRS, TableColumns
+from reranker.scoring.prompt import DEFAULT_INSTRUCTION
+
+NONE = "(none)"
+TABLE_TYPES = [".csv", ".tsv", ".jsonl", ".parquet"]
+INPUT_KINDS = [("Pair table (CSV, TSV, JSONL, Parquet)", "table"), ("TREC topics + qrels + documents", "trec")]
+OUTPUT_FORMATS = [("CSV", ".csv"), ("Parquet", ".parquet")]
+ROLES = ("query", "document", "label", "query_id", "doc_id")
+
+
+def _column(choice: str | None) -> str | None:
+    return None if choice in (None, "", NONE) else choice
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:.4f}"
+
+
+class MultiQueryTab:
+    """Handlers of the multi-query tab, sharing the page's models and export folder."""
+
+    def __init__(self, inspector: common.Inspector):
+        self.inspector = inspector
+
+    def inspect_table(self, upload):
+        """Column pickers for an uploaded pair table, filled with the likeliest columns."""
+        hidden = [gr.update(visible=False, choices=[], value=None)] * len(ROLES)
+        path = common.upload_path(upload)
+        if not path:
+            return hidden
+        try:
+            columns = multi_query.table_columns(path)
+        except RerankerError as exc:
+            gr.Warning(common.message(str(exc)))
+            return hidden
+        try:
+            guessed = multi_query.guess_columns(columns)
+        except RerankerError as exc:
+            gr.Warning(common.message(str(exc)))
+            guessed = TableColumns(query="", document="")
+        updates = []
+        for role in ROLES:
+            optional = role not in ("query", "document")
+            value = getattr(guessed, role) or (NONE if optional else None)
+            updates.append(gr.update(visible=True, choices=([NONE] if optional else []) + columns, value=value))
+        return updates
+
+    def read(self, kind, table, query_col, document_col, label_col, query_id_col, doc_id_col, topics, qrels, corpus):
+        path = common.upload_path
+        if kind == "trec":
+            files = {"topics": path(topics), "qrels": path(qrels), "documents": path(corpus)}
+            missing = [name for name, value in files.items() if not value]
+            if missing:
+                raise gr.Error(f"Upload the {' and '.join(missing)} file{'s' if len(missing) > 1 else ''} "
+                               "for a TREC input.")
+            return multi_query.read_trec(files["topics"], files["qrels"], files["documents"])
+        if not path(table):
+            raise gr.Error("Upload a pair table first (.csv, .tsv, .jsonl or .parquet with query and document "
+                           "columns, and optionally a label column).")
+        if not _column(query_col) or not _column(document_col):
+            raise gr.Error("Choose which columns hold the query and the document.")
+        columns = TableColumns(query=query_col, document=document_col, label=_column(label_col),
+                               query_id=_column(query_id_col), doc_id=_column(doc_id_col))
+        return multi_query.read_table(path(table), columns)
+
+    def run(self, kind, table, query_col, document_col, label_col, query_id_col, doc_id_col, topics, qrels, corpus,
+            instruction, model, backend, max_length, batch_size, k, relevant_from, output_format,
+            progress=gr.Progress()):
+        settings = common.model_settings(model, backend, max_length)
+        k = common.k_value(k)
+        try:
+            progress(0, desc="Reading the file…")
+            pairs = self.read(kind, table, query_col, document_col, label_col, query_id_col, doc_id_col,
+                              topics, qrels, corpus)
+            reranker = self.inspector._reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
+            result = multi_query.run(
+                reranker, pairs, instruction, batch_size=int(batch_size or 1), k=k, relevant_from=int(relevant_from),
+                progress=lambda done, total: progress((done, total), desc="Scoring", unit="pairs"))
+        except RerankerError as exc:
+            raise common.error(exc)
+        common.prune(self.inspector.export_dir)
+        stem = self.inspector.export_dir / f"multi-query-{uuid.uuid4().hex[:8]}"
+        scored = multi_query.write_scored(result, stem.with_suffix(output_format))
+        rejects, rejects_frame = None, multi_query.rejects_frame(result.rejects)
+        if result.rejects:
+            rejects = stem.with_name(stem.name + "-rejects.csv")
+            tables.write_csv(rejects_frame, rejects)
+            gr.Warning(common.message(f"{len(result.rejects)} row(s) could not be used: see the list under "
+                                             "the results (row numbers count from the first data row or line)."))
+        return (
+            self.summary(pairs, result),
+            self.per_query_table(result),
+            gr.update(value=rejects_frame, visible=bool(result.rejects)),
+            str(scored),
+            gr.update(value=str(rejects) if rejects else None, visible=rejects is not None),
+        )
+
+    @staticmethod
+    def summary(pairs: multi_query.PairSet, result: multi_query.MultiQueryResult) -> str:
+        lines = [f"**{len(result.scored):,} pairs** for **{pairs.queries:,} queries** scored in {result.seconds:.2f} s "
+                 f"· {result.cache_hits:,} from the cache · `{html.escape(result.model)}`, max length "
+                 f"{result.max_length:,}"]
+        if result.means:
+            averages = " · ".join(f"{name} **{result.means[name]:.4f}** ({result.covered[name]} of {pairs.queries})"
+                                  for name in metric_names(result.k) if name in result.means)
+            lines.append(f"Averages over the queries where each metric is defined: {averages}")
+        elif pairs.has_labels:
+            lines.append("No query has a relevant label yet, so there are no metrics to average.")
+        else:
+            lines.append("No label column: scores only. Add a `label` column (0, 1, 2) for nDCG, MRR, MAP and P@k.")
+        if result.rejects:
+            lines.append(f"⚠ {len(result.rejects):,} row(s) could not be used: listed below.")
+        return "  \n".join(lines)
+
+    @staticmethod
+    def per_query_table(result: multi_query.MultiQueryResult) -> pd.DataFrame:
+        table = result.per_query.copy()
+        for name in metric_names(result.k):
+            table[name] = table[name].map(_number)
+        return table
+
+
+def build_tab(inspector: common.Inspector, *, settings: list, batch_size) -> None:
+    """The "Multi-query" tab; ``settings`` are the page's model, backend and max length inputs."""
+    tab = MultiQueryTab(inspector)
+    presets = inspector.presets
+    with gr.Tab("Multi-query"):
+        gr.Markdown(
+            "Score many queries at once and measure the ranking against your labels. Upload a **pair table** with "
+            "`query` and `document` columns (optionally `label` 0/1/2, `query_id`, `doc_id`), or **TREC** topics, "
+            f"qrels and a documents file. Up to {MAX_PAIRS:,} pairs here; for larger jobs use "
+            "`python -m reranker score` (resumable). The model is the one in the settings panel.")
+        kind = gr.Radio(INPUT_KINDS, value="table", label="Input")
+        with gr.Group(visible=True) as table_group:
+            table = gr.File(label="Pair table (.csv .tsv .jsonl .parquet)", file_types=TABLE_TYPES, type="filepath",
+                            elem_id="rr-mq-table")
+            with gr.Row():
+                pickers = [gr.Dropdown(label=label, visible=False, allow_custom_value=True) for label in (
+                    "Query column", "Document column", "Label column (0/1/2)", "Query id column", "Document id column")]
+        with gr.Group(visible=False) as trec_group, gr.Row():
+            topics = gr.File(label="Topics (qid<TAB>text, or JSONL)", type="filepath")
+            qrels = gr.File(label="Qrels (qid 0 docid label)", type="filepath")
+            corpus = gr.File(label="Documents (JSONL _id/title/text, or docid<TAB>text)", type="filepath")
+        with gr.Row():
+            preset = gr.Dropdown(list(presets.all()), value=common.DEFAULT_PRESET, label="Instruction preset",
+                                 scale=1)
+            instruction = gr.Textbox(DEFAULT_INSTRUCTION, label="Instruction (for every row)", lines=1, max_lines=4,
+                                     scale=3)
+        with gr.Row():
+            k = gr.Number(DEFAULT_K, label="k for nDCG@k and P@k", precision=0, minimum=1)
+            relevant_from = gr.Radio(common.RELEVANCE_CHOICES, value=1, label="Relevant for MRR, MAP and P@k")
+            output_format = gr.Radio(OUTPUT_FORMATS, value=".csv", label="Scored file")
+        run_button = gr.Button("Score all queries", variant="primary")
+        summary = gr.Markdown()
+        per_query = gr.Dataframe(label="Metrics per query", interactive=False, max_height=420, wrap=True,
+                                 elem_classes="rr-mq-per-query")
+        with gr.Row():
+            scored_download = gr.DownloadButton("Download scored pairs", value=None, size="sm")
+            rejects_download = gr.DownloadButton("Download rejected rows (CSV)", value=None, size="sm", visible=False)
+        rejects = gr.Dataframe(label="Rows that could not be used", interactive=False, visible=False, max_height=300,
+                               wrap=True)
+
+    kind.change(lambda value: (gr.update(visible=value == "table"), gr.update(visible=value == "trec")), kind,
+                [table_group, trec_group], queue=False, api_name=False)
+    table.change(tab.inspect_table, table, pickers, queue=False, api_name=False)
+    preset.input(inspector.choose_preset, preset, instruction, queue=False, api_name=False)
+    preset.focus(lambda: gr.update(choices=list(presets.all())), None, preset, queue=False, api_name=False)
+    run_button.click(tab.run, [kind, table, *pickers, topics, qrels, corpus, instruction, *settings, batch_size, k,
+                               relevant_from, output_format],
+                     [summary, per_query, rejects, scored_download, rejects_download], api_name="multi_query",
+                     concurrency_id="model", show_progress_on=[per_query])

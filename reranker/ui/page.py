@@ -1,0 +1,180 @@
+"""The relevance inspector's Gradio page: layout and wiring. Handlers live in ``inspector`` (ranked table) and
+one module per tab; the logic in plain modules below ``ui/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from reranker.files import documents
+from reranker.ranking import inspection
+from reranker.view import results_table
+from reranker.scoring.model_holder import ModelHolder
+from reranker.scoring.prompt import DEFAULT_INSTRUCTION
+from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
+from reranker.storage.presets import PresetStore
+from reranker.ui import common, compare_tab, judging_tab, multi_query_tab
+from reranker.ui.inspector import Inspector
+
+CSS_PATH = Path(__file__).parents[1] / "view" / "inspector.css"
+EXAMPLES = [
+    [
+        "what causes the northern lights?",
+        DEFAULT_INSTRUCTION,
+        "Auroras happen when charged particles from the solar wind hit gases in Earth's upper atmosphere.\n"
+        "The Northern Lights are best seen in winter from places like Tromsø, Fairbanks and Yellowknife.\n"
+        "Oxygen atoms excited about 100 km up give the aurora its common green colour.\n"
+        "A lighthouse warns ships of dangerous coastlines with a bright rotating beam.\n"
+        "Solar storms compress the magnetosphere and push the auroral oval towards the equator.\n"
+        "<img src=x onerror=alert(1)> is how a document with HTML in it looks: shown as text.",
+        "line",
+    ],
+    [
+        "서울에서 가장 높은 건물은?",
+        "Given a question, retrieve passages that answer the question",
+        "롯데월드타워는 높이 555미터로 서울에서 가장 높은 건물이다.\n\n"
+        "남산서울타워는 남산 위에 세워진 전파탑이자 전망대이다.\n\n"
+        "부산 해운대에는 엘시티 더샵 같은 초고층 주거 건물이 있다.\n\n"
+        "김치는 배추와 무를 소금에 절여 양념과 함께 발효시킨 음식이다.",
+        "blank",
+    ],
+    [
+        "python read a csv file with a semicolon delimiter",
+        "Given a code search query, retrieve code snippets and documentation that implement or explain it",
+        "import pandas as pd\nframe = pd.read_csv('data.csv', sep=';')\n---\n"
+        "with open('data.csv') as f:\n    rows = list(csv.reader(f, delimiter=';'))\n---\n"
+        "df.to_excel('out.xlsx', index=False)\n---\n"
+        "The semicolon is used as a list separator in many European locales.",
+        "dashes",
+    ],
+]
+
+
+
+
+def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int = documents.MAX_DOCUMENTS,
+              annotations: AnnotationStore | None = None) -> gr.Blocks:
+    """The inspector page. ``holder`` supplies the (shared) models; ``presets`` the instruction presets;
+    ``annotations`` the judgements (default: in the presets' database)."""
+    ui = Inspector(holder, presets, max_documents=max_documents,
+                   annotations=annotations or AnnotationStore(presets.db))
+    default = holder.default
+    with gr.Blocks(title="Qwen3 Reranker · relevance inspector", delete_cache=(3600, 3600)) as demo:
+        result_state = gr.State(None)
+        gr.HTML('<div class="rr-header"><h1>Relevance inspector</h1><p>Rank documents against a query with '
+                'Qwen3-Reranker, see how sure the model is, and inspect the exact prompt it read. '
+                'Model settings: the ‹ panel at the top right.</p></div>')
+        status = gr.HTML(elem_classes="rr-status")
+        status_timer = gr.Timer(2.0, active=True)
+
+        with gr.Sidebar(label="Settings", open=False, position="right"):
+            gr.Markdown("### Model settings\nShared by everyone using this server; a new model loads once.")
+            model = gr.Dropdown(ui.model_choices(), value=default.model, label="Model", allow_custom_value=True,
+                                info="0.6B / 4B / 8B, a hub id, or a local folder path")
+            backends = ["auto", "vllm", "transformers"] + (["remote"] if default.backend == "remote" else [])
+            backend = gr.Radio(backends, value=default.backend, label="Backend",
+                               info="auto = vLLM when it runs here, else transformers")
+            max_length = gr.Number(default.max_length, label="Max length (tokens)", precision=0, minimum=64)
+            batch_size = gr.Number(32, label="Batch size (documents per engine call)", precision=0, minimum=1)
+            load_button = gr.Button("Load model")
+            status_side = gr.HTML(elem_classes="rr-status")
+
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5):
+                query = gr.Textbox(label="Query", placeholder="What are you searching for? (Enter ranks)", max_lines=4)
+                with gr.Group():
+                    preset = gr.Dropdown(list(presets.all()), value=common.DEFAULT_PRESET, label="Instruction preset")
+                    instruction = gr.Textbox(DEFAULT_INSTRUCTION, label="Instruction", lines=2, max_lines=6)
+                with gr.Row(equal_height=True):
+                    preset_name = gr.Textbox(placeholder="Name to save this instruction as a preset", show_label=False,
+                                             scale=3, container=False)
+                    save_button = gr.Button("💾 Save", size="sm", scale=1, min_width=70)
+                    delete_button = gr.Button("🗑 Delete", size="sm", scale=1, min_width=70)
+                    reset_button = gr.Button("↺ Default", size="sm", scale=1, min_width=70)
+            with gr.Column(scale=7):
+                with gr.Tabs():
+                    with gr.Tab("Paste"):
+                        split_mode = gr.Radio([(label, key) for key, label in documents.SPLIT_MODES.items()],
+                                              value="line", label="How documents are separated")
+                        pasted = gr.Textbox(label="Documents", lines=9, max_lines=18,
+                                            placeholder="One document per line (or choose another separator above)")
+                    with gr.Tab("Upload"):
+                        upload = gr.File(label="File (.txt .md .csv .tsv .jsonl .json .xlsx .parquet)",
+                                         file_types=list(documents.SUPPORTED_SUFFIXES), type="filepath")
+                        with gr.Row():
+                            # custom values: API callers name a column without having seen the preview
+                            text_column = gr.Dropdown(label="Text column / field", visible=False,
+                                                      allow_custom_value=True)
+                            id_column = gr.Dropdown(label="Id column (optional)", visible=False,
+                                                    allow_custom_value=True)
+                        preview = gr.Dataframe(label="First rows", visible=False, interactive=False, max_height=220)
+                count = gr.HTML(ui.count("", "line", None, None, None), elem_classes="rr-count")
+
+        run_button = gr.Button("Rank documents", variant="primary", size="lg")
+        summary = gr.Markdown()
+        with gr.Row():
+            sort = gr.Dropdown([(label, key) for key, label in inspection.SORTS.items()], value="rank", label="Sort by",
+                               scale=2)
+            min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum score", scale=2)
+            min_confidence = gr.Slider(0, 1, value=0, step=0.01, label="Minimum confidence", scale=2)
+            top_k = gr.Number(0, label="Top-k (0 = all)", precision=0, minimum=0, scale=1)
+        chart = gr.Plot(label="Scores by rank and their distribution", show_label=False)
+        judging = judging_tab.build_controls(ui.annotator)
+        table = gr.HTML(results_table.render([], "", max_length=0), js_on_load=judging_tab.TABLE_JS,
+                        css_template=judging_tab.TABLE_CSS)
+        with gr.Row():
+            csv_download = gr.DownloadButton("Download CSV", value=None, size="sm")
+            json_download = gr.DownloadButton("Download JSON", value=None, size="sm")
+        judgement_panel = judging_tab.build_panel()
+        with gr.Accordion("Prompt inspector: the exact prompt the model read for one row", open=False):
+            row_choice = gr.Dropdown([], label="Row", value=None)
+            prompt_view = gr.HTML(ui.inspect_row(None, None))
+
+        gr.Examples(EXAMPLES, inputs=[query, instruction, pasted, split_mode], label="Examples (English, 한국어, code)")
+
+        # --- wiring --------------------------------------------------------------------------------
+        settings = [model, backend, max_length]
+        doc_inputs = [pasted, split_mode, upload, text_column, id_column]
+        filters = [sort, min_score, min_confidence, top_k]
+        view_outputs = [table, chart, row_choice, csv_download, json_download]
+
+        status_outputs = [status, status_side, status_timer]
+        demo.load(ui.poll_status, settings, status_outputs, queue=False)
+        status_timer.tick(ui.poll_status, settings, status_outputs, queue=False, show_progress="hidden")
+        for component in settings:
+            component.change(ui.poll_status, settings, status_outputs, queue=False, show_progress="hidden")
+        load_button.click(ui.load, settings, [status, status_side], concurrency_id="model")
+
+        # one queue for the live count, so its answers arrive in the order the inputs changed
+        count_event = dict(fn=ui.count, inputs=doc_inputs, outputs=count, show_progress="hidden", api_name=False,
+                           concurrency_id="count", concurrency_limit=1, trigger_mode="always_last")
+        upload.change(ui.inspect_upload, upload, [text_column, id_column, preview], queue=False).then(**count_event)
+        for component in (pasted, split_mode, text_column, id_column):
+            component.change(**count_event)
+
+        run_inputs = [query, instruction, *doc_inputs, *settings, batch_size, *filters, judging.threshold, judging.only]
+        for trigger in (run_button.click, query.submit):
+            trigger(ui.check, [query, *doc_inputs, *settings], None, concurrency_limit=None, api_name=False).success(
+                ui.run, run_inputs, [result_state, *view_outputs, summary, status, status_side],
+                concurrency_id="model", show_progress_on=[table], api_name="rank" if trigger == run_button.click else False)
+        for component in filters:
+            component.change(ui.refresh, [result_state, *filters, judging.threshold, judging.only], view_outputs,
+                             api_name=False,
+                             show_progress="hidden", concurrency_limit=None)
+        row_choice.change(ui.inspect_row, [result_state, row_choice], prompt_view, api_name="inspect_row",
+                          concurrency_limit=None)
+
+        judging_tab.wire(ui.annotator, judging, judgement_panel, table=table, result_state=result_state,
+                         filters=filters)
+
+        preset.input(ui.choose_preset, preset, instruction, queue=False)
+        reset_button.click(lambda: (common.DEFAULT_PRESET, DEFAULT_INSTRUCTION), None, [preset, instruction], queue=False)
+        save_button.click(ui.save_preset, [preset_name, instruction], [preset, preset_name], api_name="save_preset")
+        delete_button.click(ui.delete_preset, preset, preset, api_name="delete_preset")
+
+        compare_tab.build_tab(ui, query=query, instruction=instruction, doc_inputs=doc_inputs, settings=settings,
+                             batch_size=batch_size)
+        multi_query_tab.build_tab(ui, settings=settings, batch_size=batch_size)
+    demo.queue(default_concurrency_limit=1, max_size=64)
+    return demo
