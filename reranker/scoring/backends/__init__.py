@@ -12,7 +12,7 @@ from reranker.errors import BackendUnavailable, InputError
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "vllm", "transformers", "remote")
+BACKENDS = ("auto", "fast", "vllm", "transformers", "remote")
 
 _engines: dict[tuple, Backend] = {}
 _lock = threading.Lock()
@@ -25,6 +25,11 @@ def _construct(name: str, settings: dict[str, Any]) -> Backend:
         keys = ("revision", "dtype", "max_model_len", "tensor_parallel_size", "memory_fraction",
                 "max_num_batched_tokens", "max_num_seqs", "enforce_eager", "async_scheduling")
         return VLLMBackend(settings["model"], **{k: settings[k] for k in keys if k in settings})
+    if name == "fast":
+        from reranker.scoring.backends.packed_backend import PackedBackend
+
+        keys = ("revision", "dtype", "yes_id", "no_id", "batch_tokens", "attention")
+        return PackedBackend(settings["model"], **{k: settings[k] for k in keys if k in settings})
     if name == "transformers":
         from reranker.scoring.backends.transformers_backend import TransformersBackend
 
