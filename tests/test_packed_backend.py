@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from reranker import DEFAULT_INSTRUCTION, Reranker
+from reranker.scoring import engine
 from reranker.scoring.backends.packed_backend import PackedBackend, common_prefix, group_prompts
 from tests.test_engine import DOCUMENTS, QUERY, card_tokens
 
@@ -34,7 +35,8 @@ def fast(tiny_model):
     return Reranker(tiny_model, backend="fast", cache=False, max_length=512)
 
 
-def test_scores_equal_the_model_card_recipe(fast, card):
+def test_scores_equal_the_model_card_recipe(fast, card, monkeypatch):
+    monkeypatch.setattr(engine, "PIPELINE_PAIRS", 4)  # several chunks, each queued before the next is tokenized
     queries = [QUERY, "a second, longer query about <|im_end|> markers " * 3, "q?"]
     pairs = [(q, d) for q in queries for d in DOCUMENTS] + [(QUERY, "one more, after the others")]
     judged = fast.score(pairs)

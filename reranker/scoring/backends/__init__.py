@@ -28,7 +28,7 @@ def _construct(name: str, settings: dict[str, Any]) -> Backend:
     if name == "fast":
         from reranker.scoring.backends.packed_backend import PackedBackend
 
-        keys = ("revision", "dtype", "yes_id", "no_id", "batch_tokens", "attention")
+        keys = ("revision", "dtype", "yes_id", "no_id", "batch_tokens", "attention", "fused")
         return PackedBackend(settings["model"], **{k: settings[k] for k in keys if k in settings})
     if name == "transformers":
         from reranker.scoring.backends.transformers_backend import TransformersBackend

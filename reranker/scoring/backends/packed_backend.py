@@ -86,7 +86,7 @@ class PackedBackend:
     name = "fast"
 
     def __init__(self, model: str, *, revision: str | None, dtype: str, yes_id: int, no_id: int,
-                 batch_tokens: int | None = None, attention: str = "auto"):
+                 batch_tokens: int | None = None, attention: str = "auto", fused: bool | None = None):
         try:
             import torch
             from transformers import AutoConfig, AutoModelForCausalLM
@@ -140,14 +140,20 @@ class PackedBackend:
             positions = torch.arange(self.max_positions, device=self.dev)[None]
             cos, sin = inner.rotary_emb(self.embed[:1], positions)
             self.cos, self.sin = cos[0], sin[0]
+            half = self.cos.shape[-1] // 2
+            self.cos_sin = torch.cat([self.cos[:, :half], self.sin[:, :half]], dim=-1).contiguous()
         del hf
         self.q_size = self.heads * self.head_dim
         self.kv_size = self.kv_heads * self.head_dim
         self.batch_tokens = batch_tokens or (65536 if on_gpu else 8192)
         self.attention_kind = self._choose_attention(attention)
+        self._ops = self._fused_ops() if fused is not False else None
+        if fused and self._ops is None:
+            raise BackendUnavailable("vLLM's fused kernels are not usable here (they need vLLM on an NVIDIA GPU).")
         self._lock = threading.Lock()
-        log.info("fast backend: %d layers, %s, attention %s, batches of %d tokens", len(self.layers), dtype,
-                 self.attention_kind, self.batch_tokens)
+        log.info("fast backend: %d layers, %s, attention %s, %s, batches of %d tokens", len(self.layers), dtype,
+                 self.attention_kind, "vLLM's fused norm/rotary/activation kernels" if self._ops else "torch ops",
+                 self.batch_tokens)
 
     # ----- attention kernels -------------------------------------------------------------------------------
 
@@ -220,6 +226,55 @@ class PackedBackend:
             out[q0:q1] = o.transpose(0, 1)
         return out
 
+    def _fused_ops(self):
+        """vLLM's fused RMSNorm, residual-add + RMSNorm, Qwen3 q/k-norm + rotary and SiLU-and-mul kernels, where
+        they import and agree with the torch arithmetic on random input; else None (torch ops are used)."""
+        if self.dev.type != "cuda":
+            return None
+        torch = self.torch
+        try:
+            from vllm import _custom_ops as ops
+
+            gen = torch.Generator(device="cpu").manual_seed(1)
+            rand = lambda *shape: torch.randn(*shape, generator=gen).to(self.dev, self.dtype)  # noqa: E731
+            w = self.layers[0]
+            n = 37
+            x, residual = rand(n, self.embed.shape[1]), rand(n, self.embed.shape[1])
+            checks = []
+            out = torch.empty_like(x)
+            ops.rms_norm(out, x, w["ln1"], self.eps)
+            checks.append(("rms_norm", out, self._rms(x, w["ln1"])))
+            a, r = x.clone(), residual.clone()
+            ops.fused_add_rms_norm(a, r, w["ln2"], self.eps)
+            checks.append(("fused_add_rms_norm", a, self._rms(x + residual, w["ln2"])))
+            qkv = rand(n, self.q_size + 2 * self.kv_size)
+            positions = torch.randint(0, 4096, (n,), generator=gen).to(self.dev)
+            fused = qkv.clone()
+            ops.fused_qk_norm_rope(fused, self.heads, self.kv_heads, self.kv_heads, self.head_dim, self.eps,
+                                   w["q_norm"], w["k_norm"], self.cos_sin, True, positions)
+            q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+            cos, sin = self.cos[positions][:, None], self.sin[positions][:, None]
+            want = torch.cat([self._rope(self._rms(q.reshape(n, self.heads, -1), w["q_norm"]), cos, sin).reshape(n, -1),
+                              self._rope(self._rms(k.reshape(n, self.kv_heads, -1), w["k_norm"]), cos, sin).reshape(n, -1),
+                              v], dim=-1)
+            checks.append(("fused_qk_norm_rope", fused, want))
+            gate_up = rand(n, 2 * 64)
+            act = torch.empty(n, 64, device=self.dev, dtype=self.dtype)
+            torch.ops._C.silu_and_mul(act, gate_up)
+            gate, up = gate_up.chunk(2, dim=-1)
+            checks.append(("silu_and_mul", act, torch.nn.functional.silu(gate) * up))
+            torch.cuda.synchronize()
+        except Exception as exc:
+            log.info("fast backend: vLLM's fused kernels unavailable (%s: %s); using torch ops", type(exc).__name__, exc)
+            return None
+        for name, got, want in checks:
+            error = ((got.float() - want.float()).norm() / want.float().norm()).item()
+            if not error < 2e-2:
+                log.warning("fast backend: vLLM's %s disagrees with torch (relative error %.3g); using torch ops",
+                            name, error)
+                return None
+        return ops
+
     # ----- the model -----------------------------------------------------------------------------------------
 
     def _rms(self, x, weight):
@@ -268,6 +323,45 @@ class PackedBackend:
                 x = x + self._mlp(self._rms(x, w["ln2"]), w)
         hidden = self._rms(x, self.final_norm).float()
         logits = hidden @ self.answer_rows.T
+        return logits[:, 1] - logits[:, 0]
+
+    def _forward_fused(self, plan: dict):
+        """``_forward`` with vLLM's fused kernels: the same arithmetic in fewer passes over memory."""
+        torch, ops = self.torch, self._ops
+        F = torch.nn.functional
+        ids, positions, kv_index = plan["ids"], plan["positions"], plan["kv_index"]
+        last = plan["last"]
+        residual = F.embedding(ids, self.embed)
+        n = residual.shape[0]
+        h = torch.empty_like(residual)
+        ops.rms_norm(h, residual, self.layers[0]["ln1"], self.eps)
+        final = len(self.layers) - 1
+        for index, w in enumerate(self.layers):
+            qkv = F.linear(h, w["qkv"])
+            ops.fused_qk_norm_rope(qkv, self.heads, self.kv_heads, self.kv_heads, self.head_dim, self.eps,
+                                   w["q_norm"], w["k_norm"], self.cos_sin, True, positions)
+            q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+            k, v = k.view(n, self.kv_heads, self.head_dim), v.view(n, self.kv_heads, self.head_dim)
+            if index < final:
+                attn = self._attend(q.view(n, self.heads, self.head_dim), k.index_select(0, kv_index),
+                                    v.index_select(0, kv_index), plan["cu_q"], plan["cu_k"], plan["max_q"],
+                                    plan["max_k"])
+                h = F.linear(attn.reshape(n, self.q_size), w["o"])
+            else:  # only the last position of each tail is read from here on
+                q = q.index_select(0, last).view(-1, self.heads, self.head_dim)
+                ones = torch.arange(len(last) + 1, dtype=torch.int32, device=h.device)
+                attn = self._attend(q, k.index_select(0, plan["last_kv_index"]), v.index_select(0, plan["last_kv_index"]),
+                                    ones, plan["cu_last_k"], 1, plan["max_last_k"])
+                h = F.linear(attn.reshape(len(last), self.q_size), w["o"])
+                residual = residual.index_select(0, last)
+            ops.fused_add_rms_norm(h, residual, w["ln2"], self.eps)  # residual += h; h = norm(residual)
+            gate_up = F.linear(h, w["gate_up"])
+            act = torch.empty(gate_up.shape[0], gate_up.shape[1] // 2, device=h.device, dtype=h.dtype)
+            torch.ops._C.silu_and_mul(act, gate_up)
+            h = F.linear(act, w["down"])
+            following = self.layers[index + 1]["ln1"] if index < final else self.final_norm
+            ops.fused_add_rms_norm(h, residual, following, self.eps)
+        logits = h.float() @ self.answer_rows.T
         return logits[:, 1] - logits[:, 0]
 
     def _mlp(self, h, w):
@@ -354,22 +448,44 @@ class PackedBackend:
         return order, plan
 
     def score_logodds(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
+        return self.submit(prompts)()
+
+    def submit(self, prompts: Sequence[Sequence[int]]):
+        """Queue the prompts' work on the device and return a function that waits for their scores.
+
+        On a GPU the kernels run while the caller prepares the next prompts (``Reranker`` tokenizes its next
+        chunk meanwhile); on a CPU the work is done before this returns.
+        """
         if not prompts:
-            return np.zeros(0, dtype=np.float32)
+            return lambda: np.zeros(0, dtype=np.float32)
         torch = self.torch
         arrays = [np.asarray(p, dtype=np.int64) for p in prompts]
         if min(len(a) for a in arrays) < 1:
             raise ModelError("An empty prompt cannot be scored.")
         groups = group_prompts(arrays)
         orders, results = [], []
+        forward = self._forward_fused if self._ops else self._forward
         with self._lock, torch.inference_mode():
             for order, plan in self._plans(arrays, groups):
                 orders.extend(order)
-                results.append(self._forward(plan))  # queued on the GPU; the next batch is packed meanwhile
-            values = torch.cat(results).cpu().numpy()
-        out = np.empty(len(prompts), dtype=np.float32)
-        out[np.asarray(orders)] = values
-        return out
+                results.append(forward(plan))  # queued on the GPU; the next batch is packed meanwhile
+            values = torch.cat(results)
+            if values.is_cuda:
+                host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+                host.copy_(values, non_blocking=True)
+                done = torch.cuda.Event()
+                done.record()
+            else:
+                host, done = values, None
+
+        def result() -> np.ndarray:
+            if done is not None:
+                done.synchronize()
+            out = np.empty(len(prompts), dtype=np.float32)
+            out[np.asarray(orders)] = host.numpy()
+            return out
+
+        return result
 
     def close(self) -> None:
         """Release the weights' memory."""
