@@ -86,4 +86,4 @@ def test_auto_prefers_transformers_on_a_small_cpu_machine(monkeypatch):
     assert backends.auto_order() == ["vllm", "transformers"]
     monkeypatch.setattr(backends, "cuda_available", lambda: True)
     monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: {0, 1})
-    assert backends.auto_order() == ["vllm", "transformers"]
+    assert backends.auto_order() == ["fast", "vllm", "transformers"]

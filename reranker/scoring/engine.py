@@ -114,8 +114,8 @@ class Reranker:
         """Load (or reuse) the model.
 
         ``model``: a hub id, one of ``MODELS``' keys ("0.6B", "4B", "8B"), or a local folder.
-        ``backend``: "auto" (vLLM if it works here, else transformers), "vllm", "transformers" or
-        "remote" (pass ``servers=[urls]``). ``cache``: True for the user cache folder, a folder path,
+        ``backend``: "auto" (fast on an NVIDIA GPU, else vLLM if it works here, else transformers), "fast", "vllm",
+        "transformers" or "remote" (pass ``servers=[urls]``). ``cache``: True for the user cache folder, a folder path,
         or False. ``engine_options`` go to the backend (e.g. ``tensor_parallel_size``,
         ``memory_fraction``, ``max_num_batched_tokens``, ``servers``).
         """
