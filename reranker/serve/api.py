@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 
 from reranker.scoring.check import CheckReport
@@ -39,7 +40,6 @@ DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 RETRY_AFTER_S = 10  # what a client is told to wait while the model loads
 SCORING_THREADS = 4  # API requests scored at once; the rest wait (the engine serialises model calls anyway)
 SEARCH_UNIT_DOCUMENTS = 100  # Cohere bills one search unit per query and up to 100 documents
-HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
 ERROR_STATUSES = {  # what each status means, as the schema documents it
     400: "the request cannot be scored as given, e.g. the query and instruction exceed the server's max_length",
     401: "missing or wrong API key",
@@ -237,6 +237,16 @@ def _validation_error(exc: RequestValidationError, max_documents: int) -> APIErr
     message = "Invalid request: " + "; ".join(m for _, m in problems[:10])
     message += f" (and {len(problems) - 10} more)." if len(problems) > 10 else "."
     return APIError(422, message, errors=[{"field": f, "message": m} for f, m in problems])
+
+
+class _AnyText(PathConvertor):
+    """Like Starlette's ``path`` convertor, but it matches line breaks too (``.`` alone does not): a model name
+    with a newline gets the API's 404, not the Gradio page's."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("any_text", _AnyText())
 
 
 # ---- the API ------------------------------------------------------------------------------------------------
@@ -550,7 +560,8 @@ def install_api(app: FastAPI, holder: ModelHolder, *, api_key: str | None = None
         """The model this server serves (Cohere's list-models shape)."""
         return api.models()
 
-    @router.get("/v1/models/{name:path}", response_model=Model, responses=answers(401, 404, 500))
+    # 422 in the error body's shape, not FastAPI's automatic one (a route with a parameter gets one)
+    @router.get("/v1/models/{name:any_text}", response_model=Model, responses=answers(401, 404, 422, 500))
     async def get_model(name: str) -> dict[str, Any]:
         """The served model's details, by any of its names."""
         api.check_model(name)
@@ -567,30 +578,29 @@ def install_api(app: FastAPI, holder: ModelHolder, *, api_key: str | None = None
 
     app.include_router(router)
     app.include_router(open_router)
-    app.include_router(_method_not_allowed([*router.routes, *open_router.routes]))
+    _method_not_allowed(app, [*router.routes, *open_router.routes])
     return api
 
 
-def _method_not_allowed(routes: list[APIRoute]) -> APIRouter:
-    """Routes answering 405 (with ``Allow``) to the methods a path does not serve.
+def _method_not_allowed(app: FastAPI, routes: list[APIRoute]) -> None:
+    """After ``routes``, one route per path answering every other method with 405 (and ``Allow``).
 
     Without them such a request would fall through to the Gradio page mounted at "/", which answers 404.
     """
     allowed: dict[str, set[str]] = {}
     for route in routes:
         allowed.setdefault(route.path, set()).update(route.methods)
-    router = APIRouter()
-    for path, methods in allowed.items():
-        router.add_api_route(path, _refuse(", ".join(sorted(methods))), methods=sorted(HTTP_METHODS - methods),
-                             include_in_schema=False)
-    return router
+    for path, methods in allowed.items():  # methods=None: any method the routes before did not take
+        app.add_route(path, _Refuse(", ".join(sorted(methods))), methods=None, include_in_schema=False)
 
 
-def _refuse(allow: str) -> Callable[[Request], Coroutine[Any, Any, JSONResponse]]:
-    """A handler answering 405 with ``Allow: <allow>``."""
+class _Refuse:
+    """An ASGI app answering 405 with ``Allow: <allow>`` (an app, not a function, so it takes every method)."""
 
-    async def method_not_allowed(request: Request) -> JSONResponse:
-        return APIError(405, f"{request.method} is not allowed here; this path serves {allow}.",
-                        headers={"Allow": allow}).response()
+    def __init__(self, allow: str):
+        self.allow = allow
 
-    return method_not_allowed
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        response = APIError(405, f"{scope['method']} is not allowed here; this path serves {self.allow}.",
+                            headers={"Allow": self.allow}).response()
+        await response(scope, receive, send)
