@@ -209,8 +209,7 @@ def _validation_error(exc: RequestValidationError, max_documents: int) -> APIErr
             loc = loc[:3] + loc[4:]  # drop the union's tag: documents[3], not documents[3].text
         field = _field(loc)
         if kind == "too_long" and field == "documents":
-            count = error.get("ctx", {}).get("actual_length", error.get("input") and len(error["input"]))
-            return APIError(413, f"{count:,} documents is more than this server accepts per request "
+            return APIError(413, f"{len(error['input']):,} documents is more than this server accepts per request "
                                  f"({max_documents:,}). Split them over several requests, or raise the server's "
                                  "--max-documents.", limit_documents=max_documents)
         if kind == "json_invalid":
