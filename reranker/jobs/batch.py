@@ -35,6 +35,7 @@ from typing import Callable, Iterator, Union
 from reranker.errors import InputError, RerankerError
 from reranker.files.pair_files import (DEFAULT_CHUNK_ROWS, EXCERPT_CHARS, FORMATS, Columns, PairRow, PairTable, RejectRow,
                                  Row, TrecPairs)
+from reranker.scoring.engine import Verdict
 from reranker.storage.database import with_tx
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,7 @@ class JobFile:
         conn = self.conn
 
         def write() -> None:
-            conn.executemany(f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) VALUES ({', '.join('?' * 10)})",
+            conn.executemany(f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})",
                              results.values())
             conn.executemany("INSERT INTO rejects (row, reason, excerpt) VALUES (?, ?, ?)",
                              [(r.row, r.reason, r.excerpt) for r in rejects])
@@ -403,9 +404,7 @@ def _score_all(job: BatchJob, jobfile: JobFile, load_reranker: Callable[[], obje
     if n_chunks == 0:
         raise InputError(f"The input holds no rows to score ({', '.join(p.name for p in job.source.files())}).")
     jobfile.check_complete(n_chunks)
-    report = getattr(reranker.backend, "report", None)
-    if callable(report):
-        summary.backend_report = list(report())
+    summary.backend_report = reranker.backend.report()
 
 
 def _check_model(jobfile: JobFile, model_key: str | None) -> None:
@@ -444,12 +443,19 @@ def score_chunk(reranker, rows: list[Row], instruction: str | None) -> tuple[dic
     hits = 0
     for group_instruction, pairs in groups.items():
         for batch, judged in _score_isolating_bad_queries(reranker, pairs, group_instruction, rejects):
-            for pair, j in zip(batch, judged):
-                results[pair.row] = (pair.row, pair.query_id, pair.doc_id, pair.label, j.score, j.confidence,
-                                     j.logodds, int(j.truncated), j.n_tokens, int(j.cached))
-                hits += j.cached
+            for pair, verdict in zip(batch, judged):
+                results[pair.row] = result_row(pair, verdict)
+                hits += verdict.cached
     rejects.sort(key=lambda r: r.row)
     return results, rejects, hits
+
+
+def result_row(pair: PairRow, verdict: Verdict) -> tuple:
+    """One row of the job file's ``results`` table, in ``RESULT_COLUMNS`` order: the pair's ids and the verdict."""
+    values = {"row": pair.row, "query_id": pair.query_id, "doc_id": pair.doc_id, "label": pair.label,
+              "score": verdict.score, "confidence": verdict.confidence, "logodds": verdict.logodds,
+              "truncated": int(verdict.truncated), "n_tokens": verdict.n_tokens, "cached": int(verdict.cached)}
+    return tuple(values[c] for c in RESULT_COLUMNS)
 
 
 def _score_isolating_bad_queries(reranker, pairs: list[PairRow], instruction: str | None,
