@@ -186,3 +186,21 @@ def test_close_and_report_are_part_of_the_backend_contract(hf_reranker):
     assert hf_reranker.backend.report() == []
     with pytest.raises(TypeError):  # a backend must implement score_logodds
         type("NoScore", (Backend,), {"name": "x", "device": "cpu"})()
+
+
+# ---- one definition of the model flags ---------------------------------------------------------------------------
+
+def test_app_and_cli_share_the_model_flags_and_their_defaults(monkeypatch):
+    import app
+    from reranker.cli import build_parser
+
+    for name in ("RERANKER_MODEL", "RERANKER_BACKEND", "RERANKER_SERVERS_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    flags = ("model", "backend", "servers", "servers_api_key", "max_length")
+    cli = build_parser().parse_args(["check"])
+    page = app.parse_args([])
+    assert {f: getattr(cli, f) for f in flags} == {f: getattr(page, f) for f in flags}
+    assert (page.model, page.backend, page.max_length) == ("0.6B", "auto", 8192)
+    cli = build_parser().parse_args(["check", "--server", "http://a:1", "--max-length", "512"])
+    page = app.parse_args(["--server", "http://a:1", "--max-length", "512"])
+    assert (cli.servers, cli.max_length) == (page.servers, page.max_length) == (["http://a:1"], 512)
