@@ -10,9 +10,9 @@ from reranker.scoring.engine import Verdict
 
 def result():
     rows = [
-        RankedRow(rank=1, verdict=Verdict(index=1, query="q, 1", document='Line, with "quotes"\nand 한국어', score=0.9,
-                                          confidence=0.8, logodds=2.2, truncated=False, n_tokens=9, prompt_tokens=70,
-                                          cached=True),
+        RankedRow(rank=1, verdict=Verdict(index=1, query="q, 1", document='Line, with "quotes"\nand 한국어',
+                                          score=0.9, confidence=0.8, logodds=2.2, truncated=False, n_tokens=9,
+                                          prompt_tokens=70, cached=True),
                   id="b", source="pasted", duplicate_of=None),
         RankedRow(rank=2, verdict=Verdict(index=0, query="q, 1", document="=SUM(A1)", score=0.1, confidence=0.8,
                                           logodds=-2.2, truncated=True, n_tokens=900, prompt_tokens=512, cached=False),

@@ -260,8 +260,8 @@ class JobFile:
         conn = self.conn
 
         def write() -> None:
-            conn.executemany(f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})",
-                             results.values())
+            conn.executemany(f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) "
+                             f"VALUES ({', '.join('?' * len(RESULT_COLUMNS))})", results.values())
             conn.executemany("INSERT INTO rejects (row, reason, excerpt) VALUES (?, ?, ?)",
                              [(r.row, r.reason, r.excerpt) for r in rejects])
             conn.execute("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
