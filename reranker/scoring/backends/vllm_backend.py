@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from reranker.scoring.backends.base import cuda_available
+from reranker.scoring.backends.base import Backend, cuda_available
 from reranker.errors import BackendUnavailable, ModelError
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ HF_OVERRIDES = {
 }
 
 
-class VLLMBackend:
+class VLLMBackend(Backend):
     """One vLLM engine (``LLM``) in pooling mode, fed with token prompts."""
 
     name = "vllm"
