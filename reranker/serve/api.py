@@ -1,4 +1,5 @@
-"""Cohere-compatible REST API (``POST /v1/rerank``, ``POST /v2/rerank``, ``GET /v1/models``, ``GET /health``).
+"""Cohere-compatible REST API (``POST /v1/rerank``, ``POST /v2/rerank``, ``GET /v1/models``, ``GET /health``), and
+``POST /v1/explain`` (why each document got its score: sentence, query-word and instruction-clause effects).
 
 Mounted on the same FastAPI app as the Gradio page, sharing its ``ModelHolder``: the model is loaded once per
 process. Request and response bodies follow Cohere's rerank API v1 and v2, so Cohere clients (the official SDK,
@@ -16,7 +17,7 @@ import secrets
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Coroutine
+from typing import Any, Callable, Coroutine, Literal
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -26,6 +27,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from reranker.explain import explanation as ex
 from reranker.scoring.check import CheckReport
 from reranker.files.documents import MAX_DOCUMENTS
 from reranker.scoring.engine import Judgement, Reranker
@@ -83,6 +85,50 @@ class RerankResult(BaseModel):
 class RerankResponse(BaseModel):
     id: str
     results: list[RerankResult]
+    meta: dict[str, Any]
+
+
+class ExplainRequest(BaseModel):
+    """Explain why documents get their scores (this server's extension; not a Cohere route)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="The served model's hub id or alias; omitted = the served model.")
+    query: str = Field(description="The search query.")
+    documents: list[Any] = Field(description="Texts, or objects with a \"text\" field (or the fields named in "
+                                             "rank_fields), as for /v2/rerank.")
+    rank_fields: list[str] | None = Field(None, description="For object documents: the fields to use, in order.")
+    instruction: str | None = Field(None, description="The Qwen3-Reranker task instruction (default: the model's "
+                                                      "web-search instruction).")
+    analyses: list[Literal["occlusion", "sufficiency", "query_words", "instruction_clauses"]] | None = Field(
+        None, description="What to compute (default all): occlusion = each sentence removed, sufficiency = each "
+                          "sentence alone, query_words = each query word removed, instruction_clauses = each "
+                          "instruction clause removed.")
+    top_n: int | None = Field(None, ge=1, description="Explain only the best top_n documents (all are ranked "
+                                                      "first); default all.")
+
+
+class ExplainResult(BaseModel):
+    index: int = Field(description="Position of the document in the request.")
+    relevance_score: float = Field(description="The document's score, as /v2/rerank returns it.")
+    score: float = Field(description="The score of the document as the model read it (= relevance_score "
+                                     "unless the document was cut to fit max_length).")
+    logodds: float
+    truncated: bool = Field(description="The document was longer than max_length; only read_chars were read.")
+    n_tokens: int
+    read_chars: int
+    decisive_sentence: int | None = Field(description="Index in sentences of the sentence whose removal moves "
+                                                      "the log-odds most; null when there is none.")
+    sentences: list[ex.SentenceEffect]
+    query_words: list[ex.PartEffect]
+    instruction_clauses: list[ex.PartEffect]
+    pairs: int = Field(description="Distinct pairs this document's explanation needed.")
+    cached: int = Field(description="Of which came from the score cache.")
+
+
+class ExplainResponse(BaseModel):
+    id: str
+    results: list[ExplainResult]
     meta: dict[str, Any]
 
 
@@ -288,6 +334,30 @@ class RerankAPI:
             meta["warnings"] = warnings
         return {"id": str(uuid.uuid4()), "results": results, "meta": meta}
 
+    async def explain(self, body: ExplainRequest) -> dict[str, Any]:
+        self.check_model(body.model)
+        texts, _ = self.documents(body)
+        reranker = self.reranker()
+        analyses = body.analyses if body.analyses is not None else list(ex.ANALYSES)
+        self.in_flight += 1
+        try:
+            ranked, planned, cached, explained = await anyio.to_thread.run_sync(
+                _explain, reranker, body.query, texts, body.instruction, analyses, body.top_n, limiter=self.limiter)
+        finally:
+            self.in_flight -= 1
+        results = []
+        for judged, explanation in zip(ranked, explained):
+            item = explanation.as_dict()
+            for key in ("id", "query", "instruction", "document", "decisive"):
+                item.pop(key)
+            results.append({"index": judged.index, "relevance_score": judged.score,
+                            "decisive_sentence": explanation.decisive, **item})
+        meta = {"pairs": planned.pairs, "cached": cached, "summary": planned.summary()}
+        if truncated := sum(e.truncated for e in explained):
+            meta["warnings"] = [f"{truncated} document(s) were longer than the model's max_length of "
+                                f"{reranker.max_length} tokens: only the part read is explained."]
+        return {"id": str(uuid.uuid4()), "results": results, "meta": meta}
+
     # -- status ---------------------------------------------------------------------------------------------
     def health(self) -> JSONResponse:
         state, reranker, error = self.holder.state()
@@ -330,6 +400,21 @@ def _rank(reranker: Reranker, query: str, texts: list[str], instruction: str | N
     if max_tokens:
         texts, cut = _first_tokens(reranker, texts, max_tokens)
     return reranker.rank(query, texts, instruction=instruction), cut
+
+
+def _explain(reranker: Reranker, query: str, texts: list[str], instruction: str | None, analyses: list[str],
+             top_n: int | None) -> tuple[list[Judgement], ex.Plan, int, list[ex.Explanation]]:
+    """Rank, then explain the best ``top_n`` (in a worker thread): the ranked judgements, the plan, how many of its
+    pairs were already cached, and the explanations; 413 when that needs more than MAX_PAIRS pairs."""
+    ranked = reranker.rank(query, texts, instruction=instruction, top_k=top_n)
+    planned = ex.plan(reranker, query, [(str(j.index), texts[j.index]) for j in ranked], instruction=instruction,
+                      analyses=analyses, max_pairs=math.inf)
+    if planned.pairs > ex.MAX_PAIRS:
+        raise APIError(413, f"Explaining these documents needs {planned.pairs:,} pairs ({planned.summary()}): more "
+                            f"than this server scores per request ({ex.MAX_PAIRS:,}). Send fewer or shorter "
+                            "documents, set top_n, or ask for fewer analyses.", limit_pairs=ex.MAX_PAIRS)
+    cached = planned.cached(reranker)
+    return ranked, planned, cached, ex.explain(reranker, planned)
 
 
 def _first_tokens(reranker: Reranker, texts: list[str], max_tokens: int) -> tuple[list[str], int]:
@@ -436,6 +521,12 @@ def install_api(app: FastAPI, holder: ModelHolder, *, api_key: str | None = None
     async def rerank_v2(body: RerankV2Request) -> JSONResponse:
         """Cohere rerank v2: documents ranked by relevance to the query."""
         return JSONResponse(await api.rerank(body, "2"))
+
+    @router.post("/v1/explain", response_model=ExplainResponse, responses=errors)
+    async def explain(body: ExplainRequest) -> JSONResponse:
+        """Why each document gets its score: the effect of removing each sentence (occlusion), each sentence's
+        score alone (sufficiency), and the effect of removing each query word and instruction clause."""
+        return JSONResponse(await api.explain(body))
 
     @router.get("/v1/models")
     async def list_models() -> dict[str, Any]:
