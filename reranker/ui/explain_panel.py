@@ -22,7 +22,11 @@ from reranker.scoring.model_holder import ModelHolder
 from reranker.ui import common
 from reranker.view import explain_view
 
-ANALYSIS_CHOICES = [(label.capitalize(), key) for key, label in ex.ANALYSES.items()]
+# Labels without the word "query": the page's query box is found by its label "Query".
+ANALYSIS_CHOICES = [("Each sentence removed (occlusion)", "occlusion"), ("Each sentence alone (sufficiency)",
+                                                                        "sufficiency"),
+                    ("Each search word removed", "query_words"), ("Each instruction clause removed",
+                                                                  "instruction_clauses")]
 DEFAULT_TOP_K = 3
 
 
