@@ -193,7 +193,7 @@ class ExplainRequest(BaseModel):
     instruction: str | None = Field(None, description="The Qwen3-Reranker task instruction (default: the model's "
                                                       "web-search instruction).")
     analyses: list[Literal["occlusion", "sufficiency", "query_words", "instruction_clauses"]] | None = Field(
-        None, description="What to compute (default all): occlusion = each sentence removed, sufficiency = each "
+        None, min_length=1, description="What to compute (default all): occlusion = each sentence removed, sufficiency = each "
                           "sentence alone, query_words = each query word removed, instruction_clauses = each "
                           "instruction clause removed.")
     top_n: int | None = Field(None, ge=1, description="Explain only the best top_n documents (all are ranked "
