@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from reranker.jobs.batch import add_score_arguments
+from reranker.scoring.backends import BACKENDS
 from reranker.scoring.engine import DEFAULT_MAX_LENGTH, DEFAULT_MODEL
 from reranker.errors import InputError, RerankerError
 
@@ -22,7 +23,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=os.environ.get("RERANKER_MODEL", DEFAULT_MODEL),
                         help="hub id, 0.6B/4B/8B, or a local folder (env RERANKER_MODEL; default %(default)s)")
     parser.add_argument("--backend", default=os.environ.get("RERANKER_BACKEND", "auto"),
-                        choices=["auto", "vllm", "transformers", "remote"], help="default: %(default)s")
+                        choices=list(BACKENDS), help="default: %(default)s")
     parser.add_argument("--servers", "--server", action="append", dest="servers", metavar="URL[,URL...]",
                         help="score on these vLLM servers (backend remote; comma-separated or repeated; "
                              "env RERANKER_SERVERS); see docs/scale-out.md")
