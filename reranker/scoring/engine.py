@@ -211,8 +211,7 @@ class Reranker:
             batch_size = len(pairs)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise InputError(f"The batch size must be a positive whole number, got {batch_size!r}.")
-        template = self.builder.fingerprint
-        keys = [cache_key(self.model_key, template, instruction, q, d, self.max_length) for q, d in pairs]
+        keys = self._cache_keys(instruction, pairs)
         known: dict[str, CachedScore] = {}  # every key of this call scored so far
         from_cache: set[str] = set()
         for start in range(0, len(pairs), batch_size):
@@ -301,6 +300,23 @@ class Reranker:
             raise InputError(f"max_tokens must be a positive whole number, got {max_tokens!r}.")
         with self._tokenizer_lock:
             return self.builder.first_tokens(documents, max_tokens)
+
+    def _cache_keys(self, instruction: str, pairs: Sequence[tuple[str, str]]) -> list[str]:
+        template = self.builder.fingerprint
+        return [cache_key(self.model_key, template, instruction, q, d, self.max_length) for q, d in pairs]
+
+    def count_cached(self, pairs: Iterable[tuple[str, str]], *, instruction: str | None = None) -> int:
+        """How many of the distinct ``pairs`` the score cache already holds (0 without a cache)."""
+        if not self.cache:
+            return 0
+        keys = self._cache_keys(resolve_instruction(instruction), validate_pairs(pairs))
+        return len(self.cache.get_many(list(dict.fromkeys(keys))))
+
+    def read_parts(self, documents: Sequence[str], max_tokens: int) -> list[tuple[str, int]]:
+        """Each document's part within its first ``max_tokens`` tokens and its length in tokens (what an
+        explanation covers). Uses the tokenizer under the engine's lock."""
+        with self._tokenizer_lock:
+            return self.builder.read_parts(documents, max_tokens)
 
     def info(self) -> dict:
         """What is loaded and where, for status displays and /health."""

@@ -155,16 +155,21 @@ class PromptBuilder:
     def first_tokens(self, texts: Sequence[str], max_tokens: int) -> tuple[list[str], int]:
         """Each document cut after its first ``max_tokens`` tokens (counted as the prompt tokenizes it), and how
         many were cut. A cut falls on a token boundary of the original text."""
+        parts = self.read_parts(texts, max_tokens)
+        return [kept for kept, _ in parts], sum(n > max_tokens for _, n in parts)
+
+    def read_parts(self, texts: Sequence[str], max_tokens: int) -> list[tuple[str, int]]:
+        """For each document: the part of it within its first ``max_tokens`` tokens (counted as the prompt
+        tokenizes it; a cut falls on a token boundary) and its whole length in tokens."""
         lead = self.document_lead
         encoded = self.tokenizer([lead + t for t in texts], add_special_tokens=False, split_special_tokens=True,
                                  return_offsets_mapping=True, return_attention_mask=False)
-        kept, cut = [], 0
+        parts = []
         for text, offsets in zip(texts, encoded["offset_mapping"]):
             if len(offsets) > max_tokens:
                 text = text[: max(offsets[max_tokens - 1][1] - len(lead), 0)] or text[:1]
-                cut += 1
-            kept.append(text)
-        return kept, cut
+            parts.append((text, len(offsets)))
+        return parts
 
 
 def answer_token_ids(tokenizer) -> tuple[int, int]:

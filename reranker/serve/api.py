@@ -1,4 +1,5 @@
-"""Cohere-compatible REST API (``POST /v1/rerank``, ``POST /v2/rerank``, ``GET /v1/models``, ``GET /health``).
+"""Cohere-compatible REST API (``POST /v1/rerank``, ``POST /v2/rerank``, ``GET /v1/models``, ``GET /health``), and
+``POST /v1/explain`` (why each document got its score: sentence, query-word and instruction-clause effects).
 
 Mounted on the same FastAPI app as the Gradio page, sharing its ``ModelHolder``: the model is loaded once per
 process. Request and response bodies follow Cohere's rerank API v1 and v2, so Cohere clients (the official SDK,
@@ -14,7 +15,7 @@ import secrets
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any, Callable, Coroutine, Union
+from typing import Annotated, Any, Callable, Coroutine, Literal, Union
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request, Response, Security
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_mo
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 
+from reranker.explain import explanation as ex
 from reranker.scoring.check import CheckReport
 from reranker.files.documents import MAX_DOCUMENTS
 from reranker.scoring.engine import Reranker, Verdict
@@ -106,7 +108,7 @@ class RerankV2Request(_RerankRequest):
     priority: int | None = Field(None, description="Accepted for compatibility; requests are served in order.")
 
 
-def _limited(request: type[_RerankRequest], max_documents: int) -> type[_RerankRequest]:
+def _limited(request: type[BaseModel], max_documents: int) -> type[BaseModel]:
     """``request`` with the server's --max-documents as the schema's maxItems of ``documents``."""
     documents = Field(min_length=1, max_length=max_documents,
                       description=request.model_fields["documents"].description)
@@ -174,6 +176,51 @@ class Health(BaseModel):
     queued: int
     canary: CanaryReport | None
     error: str | None
+
+
+class ExplainRequest(BaseModel):
+    """Explain why documents get their scores (this server's extension; not a Cohere route)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="The served model's hub id or alias; omitted = the served model.")
+    query: Text = Field(description="The search query: at least one character that is not whitespace.")
+    documents: list[Document] = Field(min_length=1, description=(
+        "Texts, or objects with a \"text\" field (or the fields named in rank_fields), as for /v1/rerank. More "
+        "than the server's --max-documents is answered with 413."))
+    rank_fields: list[str] | None = Field(None, description="For object documents: the fields to use, in order.")
+    instruction: str | None = Field(None, description="The Qwen3-Reranker task instruction (default: the model's "
+                                                      "web-search instruction).")
+    analyses: list[Literal["occlusion", "sufficiency", "query_words", "instruction_clauses"]] | None = Field(
+        None, min_length=1, description="What to compute (default all): occlusion = each sentence removed, sufficiency = each "
+                          "sentence alone, query_words = each query word removed, instruction_clauses = each "
+                          "instruction clause removed.")
+    top_n: int | None = Field(None, ge=1, description="Explain only the best top_n documents (all are ranked "
+                                                      "first); default all.")
+
+
+class ExplainResult(BaseModel):
+    index: int = Field(description="Position of the document in the request.")
+    relevance_score: float = Field(description="The document's score, as /v2/rerank returns it.")
+    score: float = Field(description="The score of the document as the model read it (= relevance_score "
+                                     "unless the document was cut to fit max_length).")
+    logodds: float
+    truncated: bool = Field(description="The document was longer than max_length; only read_chars were read.")
+    n_tokens: int
+    read_chars: int
+    decisive_sentence: int | None = Field(description="Index in sentences of the sentence whose removal moves "
+                                                      "the log-odds most; null when there is none.")
+    sentences: list[ex.SentenceEffect]
+    query_words: list[ex.PartEffect]
+    instruction_clauses: list[ex.PartEffect]
+    pairs: int = Field(description="Distinct pairs this document's explanation needed.")
+    cached: int = Field(description="Of which came from the score cache.")
+
+
+class ExplainResponse(BaseModel):
+    id: str
+    results: list[ExplainResult]
+    meta: dict[str, Any]
 
 
 # ---- errors -----------------------------------------------------------------------------------------------
@@ -394,6 +441,30 @@ class RerankAPI:
             meta["warnings"] = warnings
         return {"id": str(uuid.uuid4()), "results": results, "meta": meta}
 
+    async def explain(self, body: ExplainRequest) -> dict[str, Any]:
+        self.check_model(body.model)
+        texts, _ = self.documents(body)
+        reranker = self.reranker()
+        analyses = body.analyses if body.analyses is not None else list(ex.ANALYSES)
+        self.in_flight += 1
+        try:
+            ranked, planned, cached, explained = await anyio.to_thread.run_sync(
+                _explain, reranker, body.query, texts, body.instruction, analyses, body.top_n, limiter=self.limiter)
+        finally:
+            self.in_flight -= 1
+        results = []
+        for judged, explanation in zip(ranked, explained):
+            item = explanation.as_dict()
+            for key in ("id", "query", "instruction", "document", "decisive"):
+                item.pop(key)
+            results.append({"index": judged.index, "relevance_score": judged.score,
+                            "decisive_sentence": explanation.decisive, **item})
+        meta = {"pairs": planned.pairs, "cached": cached, "summary": planned.summary()}
+        if truncated := sum(e.truncated for e in explained):
+            meta["warnings"] = [f"{truncated} document(s) were longer than the model's max_length of "
+                                f"{reranker.max_length} tokens: only the part read is explained."]
+        return {"id": str(uuid.uuid4()), "results": results, "meta": meta}
+
     # -- status ---------------------------------------------------------------------------------------------
     def health(self) -> JSONResponse:
         state, reranker, error = self.holder.state()
@@ -436,6 +507,21 @@ def _rank(reranker: Reranker, query: str, texts: list[str], instruction: str | N
     if max_tokens:
         texts, cut = reranker.truncate_documents(texts, max_tokens)
     return reranker.rank(query, texts, instruction=instruction), cut
+
+
+def _explain(reranker: Reranker, query: str, texts: list[str], instruction: str | None, analyses: list[str],
+             top_n: int | None) -> tuple[list[Verdict], ex.Plan, int, list[ex.Explanation]]:
+    """Rank, then explain the best ``top_n`` (in a worker thread): the ranked judgements, the plan, how many of its
+    pairs were already cached, and the explanations; 413 when that needs more than MAX_PAIRS pairs."""
+    ranked = reranker.rank(query, texts, instruction=instruction, top_k=top_n)
+    planned = ex.plan(reranker, query, [(str(j.index), texts[j.index]) for j in ranked], instruction=instruction,
+                      analyses=analyses, max_pairs=math.inf)
+    if planned.pairs > ex.MAX_PAIRS:
+        raise APIError(413, f"Explaining these documents needs {planned.pairs:,} pairs ({planned.summary()}): more "
+                            f"than this server scores per request ({ex.MAX_PAIRS:,}). Send fewer or shorter "
+                            "documents, set top_n, or ask for fewer analyses.", limit_pairs=ex.MAX_PAIRS)
+    cached = planned.cached(reranker)
+    return ranked, planned, cached, ex.explain(reranker, planned)
 
 
 def _json_type(value: Any) -> str:
@@ -519,6 +605,7 @@ def install_api(app: FastAPI, holder: ModelHolder, *, api_key: str | None = None
     security = [Security(HTTPBearer(auto_error=False, description="the server's --api-key"))] if api_key else []
     router = APIRouter(route_class=_route_class(api, protected=True), tags=["rerank"], dependencies=security)
     v1_request, v2_request = _limited(RerankV1Request, max_documents), _limited(RerankV2Request, max_documents)
+    explain_request = _limited(ExplainRequest, max_documents)
 
     def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
         """The ``responses=`` of a route: each status it can answer besides 200, with the error body."""
@@ -538,6 +625,12 @@ def install_api(app: FastAPI, holder: ModelHolder, *, api_key: str | None = None
     async def rerank_v2(body: v2_request) -> JSONResponse:
         """Cohere rerank v2: documents ranked by relevance to the query."""
         return JSONResponse(await api.rerank(body, "2"))
+
+    @router.post("/v1/explain", response_model=ExplainResponse, responses=rerank_answers)
+    async def explain(body: explain_request) -> JSONResponse:
+        """Why each document gets its score: the effect of removing each sentence (occlusion), each sentence's
+        score alone (sufficiency), and the effect of removing each query word and instruction clause."""
+        return JSONResponse(await api.explain(body))
 
     @router.get("/v1/models", response_model=ModelList, responses=answers(401, 500))
     async def list_models() -> dict[str, Any]:

@@ -42,6 +42,7 @@ element.addEventListener('click', (event) => {
   const tr = row(button);
   if (!tr || !element.contains(tr)) return;
   event.preventDefault();
+  if (button.dataset.action === 'explain') { trigger('submit', {rank: Number(tr.dataset.rank)}); return; }
   send(tr, button.dataset.action, button.dataset.label === undefined ? null : Number(button.dataset.label), false);
 });
 element.addEventListener('keydown', (event) => {
@@ -158,7 +159,8 @@ class Annotator:
             empty = (f"No disagreements at threshold {float(threshold):.2f} among the documents shown "
                      f"({_judged_count(result, judgements)} of {len(result.rows)} judged).")
         return results_table.render(rows, result.query, max_length=result.max_length, total=len(result.rows),
-                                    judgements=judgements, disagreeing=disagreeing, empty_message=empty)
+                                    judgements=judgements, disagreeing=disagreeing, empty_message=empty,
+                                    explain=True)
 
     def table(self, state, sort, min_score, min_confidence, top_k, threshold, only) -> str:
         """The table for the current filters (no model call)."""

@@ -14,7 +14,7 @@ from reranker.scoring.model_holder import ModelHolder
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.storage.presets import PresetStore
-from reranker.ui import common, compare_tab, judging_tab, multi_query_tab
+from reranker.ui import common, compare_tab, explain_panel, judging_tab, multi_query_tab
 from reranker.ui.inspector import Inspector
 
 CSS_PATH = Path(__file__).parents[1] / "view" / "inspector.css"
@@ -126,6 +126,8 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         with gr.Row():
             csv_download = gr.DownloadButton("Download CSV", value=None, size="sm")
             json_download = gr.DownloadButton("Download JSON", value=None, size="sm")
+        explainer = explain_panel.Explainer(holder, ui.export_dir)
+        explaining = explain_panel.build(explainer)
         judgement_panel = judging_tab.build_panel()
         with gr.Accordion("Prompt inspector: the exact prompt the model read for one row", open=False):
             row_choice = gr.Dropdown([], label="Row", value=None)
@@ -167,6 +169,7 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
 
         judging_tab.wire(ui.annotator, judging, judgement_panel, table=table, result_state=result_state,
                          filters=filters)
+        explain_panel.wire(explainer, explaining, table=table, result_state=result_state, batch_size=batch_size)
 
         preset.input(ui.choose_preset, preset, instruction, queue=False)
         reset_button.click(lambda: (common.DEFAULT_PRESET, DEFAULT_INSTRUCTION), None, [preset, instruction], queue=False)

@@ -74,7 +74,7 @@ def _bar(value: float, kind: str) -> str:
             f'<span class="rr-num">{value:.3f}</span></div>')
 
 
-def _flags(row: RankedRow, max_length: int) -> str:
+def _flags(row: RankedRow, max_length: int, explain: bool = False) -> str:
     flags = []
     if row.truncated:
         flags.append(f'<span class="rr-flag rr-cut" title="The document has {row.n_tokens:,} tokens; the prompt was '
@@ -84,6 +84,10 @@ def _flags(row: RankedRow, max_length: int) -> str:
     if row.duplicate_of:
         flags.append(f'<span class="rr-flag rr-dup" title="Same text as {html.escape(row.duplicate_of, quote=True)}">'
                      f'duplicate of {html.escape(row.duplicate_of)}</span>')
+    if explain:
+        flags.append(f'<button type="button" class="rr-explain" data-action="explain" title="Why this score: the '
+                     f'effect of each sentence, query word and instruction clause" '
+                     f'aria-label="explain: {html.escape(row.id, quote=True)}">Explain</button>')
     return "".join(flags)
 
 
@@ -126,12 +130,13 @@ def _judgement_cell(row: RankedRow, judged: Annotation | None, disagreement: Dis
 
 def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int | None = None,
            judgements: Mapping[str, Annotation] | None = None, disagreeing: Mapping[str, Disagreement] | None = None,
-           empty_message: str | None = None) -> str:
+           empty_message: str | None = None, explain: bool = False) -> str:
     """The ranked table for ``rows`` (already filtered and sorted); ``total`` = rows before filtering.
 
     With ``judgements`` (document hash → the user's judgement for this query) each row gets judgement
     buttons; rows whose hash is in ``disagreeing`` are marked with both verdicts. ``empty_message``
-    replaces the text shown when ``rows`` is empty.
+    replaces the text shown when ``rows`` is empty. With ``explain`` each row gets an Explain button
+    (``data-action="explain"``).
     """
     if not rows:
         if empty_message:
@@ -148,7 +153,7 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
                  f'<td class="rr-id" title="{html.escape(row.source, quote=True)}">{html.escape(row.id)}</td>'
                  f'<td>{_bar(row.score, "score")}</td><td>{_bar(row.confidence, "confidence")}</td>'
                  f'<td class="rr-doc">{_document_cell(row, terms)}</td>'
-                 f'<td class="rr-flags">{_flags(row, max_length)}</td>')
+                 f'<td class="rr-flags">{_flags(row, max_length, explain)}</td>')
         if not annotate:
             body.append(f'<tr data-rank="{row.rank}">{cells}</tr>')
             continue
