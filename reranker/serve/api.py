@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 from reranker.scoring.check import CheckReport
 from reranker.files.documents import MAX_DOCUMENTS
 from reranker.scoring.engine import Judgement, Reranker
+from reranker.scoring.inputs import NO_DOCUMENTS, query_problem
 from reranker.errors import BackendUnavailable, InputError, RerankerError
 from reranker.scoring.model_holder import ModelHolder
 from reranker.scoring.prompt import DOCUMENT_LEAD
@@ -242,10 +243,11 @@ class RerankAPI:
                 problems.append((f"documents[{i}]", f"documents[{i}] is empty"))
             texts.append(text)
             shown.append(shown_doc)
-        if not body.query.strip():
-            problems.insert(0, ("query", "the query is empty"))
+        query_trouble = query_problem(body.query)
+        if query_trouble:
+            problems.insert(0, ("query", query_trouble))
         if not body.documents:
-            problems.append(("documents", "give at least one document"))
+            problems.append(("documents", f"{NO_DOCUMENTS}: give at least one document"))
         if problems:
             more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
             raise APIError(422, "Invalid request: " + "; ".join(m for _, m in problems[:10]) + more + ".",
