@@ -622,7 +622,8 @@ def _corpus_entries(path: Path) -> Iterator[tuple[int, str | None, str | None, s
             if not isinstance(record, dict):
                 yield number, None, None, "not a JSON object"
                 continue
-            docid, text, title = pick(record, CORPUS_KEYS["doc_id"]), pick(record, CORPUS_KEYS["document"]), record.get("title")
+            docid, text = pick(record, CORPUS_KEYS["doc_id"]), pick(record, CORPUS_KEYS["document"])
+            title = record.get("title")
             if isinstance(title, str) and title.strip() and isinstance(text, str):
                 text = f"{title.strip()} {text}"
         else:

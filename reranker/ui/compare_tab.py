@@ -226,7 +226,8 @@ def build_tab(inspector: Inspector, *, query, instruction, docs: Fields, setting
                                            model=model, max_length=max_length)
         with gr.Row():
             k = gr.Number(DEFAULT_K, label="k for nDCG@k and P@k", precision=0, minimum=1, scale=1)
-            relevant_from = gr.Radio(common.RELEVANCE_CHOICES, value=DEFAULT_RELEVANT_FROM, label="Relevant for MRR, MAP and P@k", scale=2)
+            relevant_from = gr.Radio(common.RELEVANCE_CHOICES, value=DEFAULT_RELEVANT_FROM,
+                                     label="Relevant for MRR, MAP and P@k", scale=2)
             threshold = gr.Slider(0, 1, value=DEFAULT_THRESHOLD, step=0.01, scale=2,
                                   label="Disagreement threshold (the model says relevant at or above it)")
         run_button = gr.Button("Compare A and B", variant="primary")
@@ -244,5 +245,5 @@ def build_tab(inspector: Inspector, *, query, instruction, docs: Fields, setting
         download = gr.DownloadButton("Download both rankings (CSV)", value=None, size="sm")
     run = bind(tab.run, query, docs, backend, batch_size, side_inputs["A"], side_inputs["B"], k, relevant_from,
                threshold)
-    run_button.click(run, run.inputs, [summary, metrics_view, slope, moved, table_a, table_b, download], api_name="compare",
-                     concurrency_id="model", show_progress_on=[metrics_view])
+    run_button.click(run, run.inputs, [summary, metrics_view, slope, moved, table_a, table_b, download],
+                     api_name="compare", concurrency_id="model", show_progress_on=[metrics_view])

@@ -188,7 +188,8 @@ def build_tab(inspector: Inspector, *, settings: Fields, batch_size) -> None:
                                      scale=3)
         with gr.Row():
             k = gr.Number(DEFAULT_K, label="k for nDCG@k and P@k", precision=0, minimum=1)
-            relevant_from = gr.Radio(common.RELEVANCE_CHOICES, value=DEFAULT_RELEVANT_FROM, label="Relevant for MRR, MAP and P@k")
+            relevant_from = gr.Radio(common.RELEVANCE_CHOICES, value=DEFAULT_RELEVANT_FROM,
+                                     label="Relevant for MRR, MAP and P@k")
             output_format = gr.Radio(OUTPUT_FORMATS, value=".csv", label="Scored file")
         run_button = gr.Button("Score all queries", variant="primary")
         summary = gr.Markdown()
@@ -205,8 +206,8 @@ def build_tab(inspector: Inspector, *, settings: Fields, batch_size) -> None:
     table.change(tab.inspect_table, table, pickers, queue=False, api_name=False)
     preset.input(inspector.choose_preset, preset, instruction, queue=False, api_name=False)
     preset.focus(lambda: gr.update(choices=list(presets.all())), None, preset, queue=False, api_name=False)
-    source = Fields(PairInputs, kind=kind, table=table, **{f"{role}_col": picker for role, picker in zip(ROLES, pickers)},
-                    topics=topics, qrels=qrels, corpus=corpus)
+    role_columns = {f"{role}_col": picker for role, picker in zip(ROLES, pickers)}
+    source = Fields(PairInputs, kind=kind, table=table, **role_columns, topics=topics, qrels=qrels, corpus=corpus)
     run = bind(tab.run, source, instruction, settings, batch_size, k, relevant_from, output_format)
-    run_button.click(run, run.inputs, [summary, per_query, rejects, scored_download, rejects_download], api_name="multi_query",
-                     concurrency_id="model", show_progress_on=[per_query])
+    run_button.click(run, run.inputs, [summary, per_query, rejects, scored_download, rejects_download],
+                     api_name="multi_query", concurrency_id="model", show_progress_on=[per_query])
