@@ -8,6 +8,11 @@ from reranker.errors import InputError
 
 EMPTY_QUERY = "the query is empty"
 NO_DOCUMENTS = "there are no documents to rank"
+# The same rule as a pattern, for schemas (the REST API's): a text must contain a character that is not whitespace
+# as Python's str.isspace() (and so strip()) reads it, spelt out so that pydantic, the published JSON schema and a
+# client's validator agree on every character (the regex class \S differs between Python, Rust and ECMAScript,
+# e.g. on U+001C, U+0085, U+FEFF).
+NOT_BLANK = r"[^\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 def query_problem(query: object) -> str | None:
