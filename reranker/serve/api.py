@@ -28,11 +28,10 @@ from starlette.exceptions import HTTPException
 
 from reranker.scoring.check import CheckReport
 from reranker.files.documents import MAX_DOCUMENTS
-from reranker.scoring.engine import Judgement, Reranker
+from reranker.scoring.engine import Reranker, Verdict
 from reranker.scoring.inputs import EMPTY_QUERY, NO_DOCUMENTS, NOT_BLANK
 from reranker.errors import BackendUnavailable, InputError, RerankerError
 from reranker.scoring.model_holder import ModelHolder
-from reranker.scoring.prompt import DOCUMENT_LEAD
 
 log = logging.getLogger(__name__)
 
@@ -428,26 +427,12 @@ class RerankAPI:
 
 
 def _rank(reranker: Reranker, query: str, texts: list[str], instruction: str | None,
-          max_tokens: int | None) -> tuple[list[Judgement], int]:
-    """Rank on the shared Reranker (in a worker thread): all judgements best first, and how many documents were cut."""
+          max_tokens: int | None) -> tuple[list[Verdict], int]:
+    """Rank on the shared Reranker (in a worker thread): all verdicts best first, and how many documents were cut."""
     cut = 0
     if max_tokens:
-        texts, cut = _first_tokens(reranker, texts, max_tokens)
+        texts, cut = reranker.truncate_documents(texts, max_tokens)
     return reranker.rank(query, texts, instruction=instruction), cut
-
-
-def _first_tokens(reranker: Reranker, texts: list[str], max_tokens: int) -> tuple[list[str], int]:
-    """Each text cut after its first ``max_tokens`` tokens (as the prompt tokenizes it), and how many were cut."""
-    lead = DOCUMENT_LEAD  # count tokens as the prompt tokenizes the document
-    encoded = reranker.tokenizer([lead + t for t in texts], add_special_tokens=False, split_special_tokens=True,
-                                 return_offsets_mapping=True, return_attention_mask=False)
-    kept, cut = [], 0
-    for text, offsets in zip(texts, encoded["offset_mapping"]):
-        if len(offsets) > max_tokens:
-            text = text[: max(offsets[max_tokens - 1][1] - len(lead), 0)] or text[:1]
-            cut += 1
-        kept.append(text)
-    return kept, cut
 
 
 def _json_type(value: Any) -> str:
