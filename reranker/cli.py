@@ -9,12 +9,11 @@ import os
 import sys
 from pathlib import Path
 
+from reranker.files.documents import SPLIT_MODES, split_text
 from reranker.errors import InputError, RerankerError
 from reranker.jobs.batch import add_score_arguments
+from reranker.scoring.inputs import check_query
 from reranker.scoring.model_flags import add_model_arguments, backend_and_options
-
-SPLITS = {"line": "one document per line", "blank": "documents separated by blank lines",
-          "dashes": "documents separated by a line of ---"}
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -33,23 +32,6 @@ def load_reranker(args: argparse.Namespace):
                     cache=not args.no_cache, **options)
 
 
-def split_documents(text: str, split: str) -> list[str]:
-    """Documents in ``text``: one per line, or separated by blank lines or by ``---`` lines."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if split == "line":
-        return [line.strip() for line in lines if line.strip()]
-    chunks, current = [], []
-    for line in lines:
-        is_break = (not line.strip()) if split == "blank" else line.strip() == "---"
-        if is_break:
-            chunks.append("\n".join(current))
-            current = []
-        else:
-            current.append(line)
-    chunks.append("\n".join(current))
-    return [c.strip() for c in chunks if c.strip()]
-
-
 def read_documents(path: str, split: str) -> list[str]:
     """Documents from a UTF-8 text file, or from standard input for ``-``."""
     try:
@@ -60,15 +42,16 @@ def read_documents(path: str, split: str) -> list[str]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"{path} is not UTF-8 text (byte {exc.start} is invalid); convert it to UTF-8.") from exc
-    documents = split_documents(text, split)
+    documents = split_text(text, split)
     if not documents:
-        raise InputError(f"{path} holds no documents ({SPLITS[split]}).")
+        raise InputError(f"{path} holds no documents ({SPLIT_MODES[split].lower()}).")
     return documents
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    check_query(args.query)  # before the model loads
     documents = read_documents(args.docs, args.split)
     reranker = load_reranker(args)
     ranked = reranker.rank(args.query, documents, instruction=args.instruction, top_k=args.top_k)
@@ -135,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     rank = commands.add_parser("rank", help="rank documents from a file against a query")
     rank.add_argument("--query", required=True)
     rank.add_argument("--docs", required=True, metavar="FILE", help="UTF-8 text file of documents, or - for stdin")
-    rank.add_argument("--split", choices=list(SPLITS), default="line",
-                      help="; ".join(f"{k}: {v}" for k, v in SPLITS.items()) + " (default %(default)s)")
+    rank.add_argument("--split", choices=list(SPLIT_MODES), default="line",
+                      help="; ".join(f"{k}: {v.lower()}" for k, v in SPLIT_MODES.items()) + " (default %(default)s)")
     rank.add_argument("--instruction", help="task instruction (default: the web-search instruction)")
     rank.add_argument("--top-k", type=int)
     rank.add_argument("-o", "--output", metavar="FILE", help="also write the ranking to FILE.csv or FILE.json")

@@ -13,7 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from reranker.storage.judgements import LABELS, AnnotationStore, disagreements, document_hash
+from reranker.storage.judgements import AnnotationStore, disagreements, document_hash
+from reranker.storage.labels import LABELS, RELEVANT_FROM, check_relevant_from, scale
 from reranker.errors import InputError
 from reranker.storage.database import Database
 
@@ -197,3 +198,11 @@ def test_threshold_outside_zero_one_is_refused(threshold):
 
 def test_labels_scale():
     assert LABELS == {2: "relevant", 1: "partly relevant", 0: "not relevant"}
+    assert scale() == "0 = not relevant, 1 = partly relevant, 2 = relevant"
+    assert set(RELEVANT_FROM) == {1, 2} and check_relevant_from(2) == 2
+
+
+@pytest.mark.parametrize("relevant_from", [0, 3, True, "1", None])
+def test_relevant_from_outside_the_scale_is_refused(relevant_from):
+    with pytest.raises(InputError, match="relevant_from must be 1"):
+        check_relevant_from(relevant_from)

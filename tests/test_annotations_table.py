@@ -9,7 +9,9 @@ from reranker.view import results_table
 from reranker.storage.judgements import AnnotationStore, disagreements, document_hash
 from reranker.ranking.inspection import RankedRow, RunResult
 from reranker.scoring.engine import Verdict
+from reranker.scoring.model_holder import ModelSettings
 from reranker.storage.database import Database
+from reranker.ui.common import Ranking
 from reranker.ui.judging_tab import Annotator
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -63,6 +65,6 @@ def test_disagreements_only_and_its_empty_message(tmp_path):
     only = annotator.render(run, ROWS, 0.5, only=True)
     assert re.findall(r'<tr data-rank="(\d)"', only) == ["3"]
     assert re.findall(r'<tr data-rank="(\d)"', annotator.render(run, ROWS, 0.1, only=True)) == []
-    count = annotator.count({"result": run}, 0.5)
+    count = annotator.count(Ranking(run, ModelSettings("tiny")), 0.5)
     assert ">1 disagreement</b> at threshold 0.50" in count and "1 of 3 documents judged: 1 relevant" in count
     assert document_hash("banana bread") in annotator.store.labels_for(run.query)

@@ -11,14 +11,22 @@ import pytest
 
 from reranker import Reranker
 from reranker.scoring import backends
-from reranker.cli import main, split_documents
+from reranker.cli import main
+from reranker.files import documents
 
 
-def test_split_documents_modes():
-    text = "first line\nsecond\n\nthird para\n---\nfourth\r\n"
-    assert split_documents(text, "line") == ["first line", "second", "third para", "---", "fourth"]
-    assert split_documents(text, "blank") == ["first line\nsecond", "third para\n---\nfourth"]
-    assert split_documents(text, "dashes") == ["first line\nsecond\n\nthird para", "fourth"]
+@pytest.mark.parametrize("split", list(documents.SPLIT_MODES))
+def test_rank_splits_a_file_as_the_page_splits_pasted_text(tiny_model, tmp_path, capsys, split):
+    text = "Seoul is the capital.\nof Korea\n\n  -----  \nBananas\n---\n\n<b>bold</b>\r\n"
+    docs = tmp_path / "docs.txt"
+    docs.write_text(text, encoding="utf-8")
+    out = tmp_path / "out.json"
+    assert main(["rank", "--query", "capital", "--docs", str(docs), "--split", split, "--model", tiny_model,
+                 "--backend", "transformers", "--no-cache", "-o", str(out)]) == 0
+    ranked = sorted(json.loads(out.read_text(encoding="utf-8")), key=lambda r: r["index"])
+    assert [r["document"] for r in ranked] == documents.split_text(text, split)
+    if split == "dashes":  # a line of five dashes separates, as on the page
+        assert len(ranked) == 3
 
 
 def test_rank_prints_and_writes_csv_and_json(tiny_model, tmp_path, capsys):

@@ -14,6 +14,8 @@ from reranker.errors import InputError
     ("blank", "one\ntwo\n\n  \nthree\r\n\r\nfour", ["one\ntwo", "three", "four"]),
     ("dashes", "x\n---\ny\nz\n  -----  \n\n---\nw", ["x", "y\nz", "w"]),
     ("dashes", "a --- b", ["a --- b"]),  # only a line of dashes separates
+    ("dashes", "a\n--\nb\n- - -\nc", ["a\n--\nb\n- - -\nc"]),  # three dashes or more, in one run
+    ("blank", "a\n---\nb\n \t\nc", ["a\n---\nb", "c"]),
     ("line", "   \n\n", []),
 ])
 def test_split_text(mode, text, expected):

@@ -42,7 +42,7 @@ def test_table_rows_are_read_and_every_problem_is_reported(pairs_csv):
     assert [p.doc_id for p in pairs.pairs][:2] == ["row 1", "row 2"]  # no id column: rows name documents
     reasons = {r.row: r.reason for r in pairs.rejects}
     assert set(reasons) == {6, 7, 8}
-    assert "label 5 is not on the scale 0 (not relevant), 1 (partly relevant), 2 (relevant)" in reasons[6]
+    assert "label 5 is not on the scale 0 = not relevant, 1 = partly relevant, 2 = relevant" in reasons[6]
     assert reasons[7] == "empty document"
     assert "already at row 5" in reasons[8]
 

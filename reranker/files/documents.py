@@ -16,11 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from reranker.errors import InputError
+from reranker.files import columns as column_names
 
-SPLIT_MODES = {
+SPLIT_MODES = {  # the page, the CLI's --split and the docs all split pasted text by split_text
     "line": "One document per line",
     "blank": "Separated by blank lines",
-    "dashes": "Separated by a --- line",
+    "dashes": "Separated by a line of --- (three or more dashes)",
 }
 TEXT_SUFFIXES = (".txt", ".md")
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".xlsx", ".parquet")
@@ -28,8 +29,6 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES + TABLE_SUFFIXES
 MAX_DOCUMENTS = 2000
 MAX_DOCUMENT_CHARS = 100_000  # ~25k tokens: three times the longest prompt the models read
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-TEXT_COLUMN_NAMES = ("text", "document", "doc", "passage", "content", "body", "snippet")
-ID_COLUMN_NAMES = ("id", "doc_id", "docid", "document_id", "pid", "_id")
 BINARY_SIGNATURES = {
     b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"%PDF": "a PDF",
     b"PK\x03\x04": "a ZIP archive (or an Office file)", b"\x1f\x8b": "a gzip archive", b"PAR1": "a Parquet file",
@@ -70,7 +69,8 @@ class Collection:
 
 
 def split_text(text: str, mode: str) -> list[str]:
-    """Split pasted text into documents: one per line, by blank lines, or by ``---`` lines."""
+    """Split pasted text into documents: one per line, by blank (or whitespace-only) lines, or by lines of three
+    or more dashes (``---``, ``-----``, spaces around them allowed). Pieces are stripped; empty ones dropped."""
     if mode not in SPLIT_MODES:
         raise InputError(f"Unknown split mode {mode!r}: choose one of {', '.join(SPLIT_MODES)}.")
     text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
@@ -134,14 +134,13 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
 
 
 def guess_columns(frame: pd.DataFrame) -> tuple[str, str | None]:
-    """The likeliest text column (by name, else the longest text on average) and id column (by name)."""
-    lower = {c.lower(): c for c in frame.columns}
-    text = next((lower[n] for n in TEXT_COLUMN_NAMES if n in lower), None)
+    """The likeliest text column (by name in ``columns.ALIASES``, else the longest text on average) and id column
+    (by name)."""
+    text = column_names.find(frame.columns, "document")
     if text is None:
         lengths = {c: frame[c].astype(str).str.len().mean() for c in frame.columns}
         text = max(lengths, key=lengths.get)
-    ident = next((lower[n] for n in ID_COLUMN_NAMES if n in lower and lower[n] != text), None)
-    return text, ident
+    return text, column_names.find(frame.columns, "doc_id", taken=[text])
 
 
 def documents_from_table(frame: pd.DataFrame, text_column: str, id_column: str | None,

@@ -22,24 +22,15 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from reranker.files import documents, tables
-from reranker.storage.judgements import (LABELS, Annotation, AnnotationStore, MergeReport, check_label, document_hash,
-                                  judgement_row, normalize_query)
+from reranker.storage.judgements import (Annotation, AnnotationStore, MergeReport, document_hash, judgement_row,
+                                         normalize_query)
+from reranker.storage.labels import LABELS, check_label
 from reranker.errors import InputError
+from reranker.files import columns as column_names
 
 EXPORT_COLUMNS = ["query_id", "query", "doc_id", "doc_hash", "document", "label", "label_name", "note", "score",
                   "instruction", "model", "created", "updated"]
 QRELS_SUFFIXES = (".qrels", ".txt", ".trec")
-COLUMN_NAMES = {  # accepted column names (case-insensitive), first match wins
-    "query": ("query", "question", "query_text"),
-    "query_id": ("query_id", "qid", "topic", "topic_id"),
-    "document": ("document", "text", "passage", "doc_text", "content"),
-    "doc_id": ("doc_id", "docid", "document_id", "pid", "id"),
-    "label": ("label", "relevance", "rel", "grade", "judgement", "judgment"),
-    "note": ("note", "notes", "comment"),
-    "score": ("score",),
-    "instruction": ("instruction",),
-    "model": ("model",),
-}
 MAX_PROBLEMS_SHOWN = 50
 
 
@@ -210,12 +201,7 @@ def _is_qrels(path: Path) -> bool:
         head = handle.read(4096).decode("utf-8", "replace")
     first = next((line for line in head.splitlines() if line.strip()), "")
     fields = first.split()
-    return len(fields) == 4 and fields[3].lstrip("-").isdigit() and not _known_column(fields)
-
-
-def _known_column(fields: list[str]) -> bool:
-    names = {n for names in COLUMN_NAMES.values() for n in names}
-    return any(f.lower() in names for f in fields)
+    return len(fields) == 4 and fields[3].lstrip("-").isdigit() and not any(map(column_names.is_known, fields))
 
 
 def _read_text(path: Path) -> tuple[str, list[str]]:
@@ -240,14 +226,8 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _columns(frame: pd.DataFrame) -> dict[str, str]:
-    """Our field name → the frame's column for each field the frame has."""
-    lower = {c.lower(): c for c in frame.columns}
-    found = {}
-    for name, aliases in COLUMN_NAMES.items():
-        column = next((lower[a] for a in aliases if a in lower), None)
-        if column is not None and column not in found.values():
-            found[name] = column
-    return found
+    """Our field name → the frame's column for each field the frame has (``columns.ALIASES``)."""
+    return column_names.find_all(frame.columns)
 
 
 def _read_companion(path: Path, lookup: _Lookup) -> None:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Union
 
 from reranker.errors import InputError
+from reranker.files.columns import CORPUS_KEYS, TOPIC_KEYS, pick
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,6 @@ DELIMITERS = (",", "\t", ";", "|")
 DEFAULT_CHUNK_ROWS = 2000
 EXCERPT_CHARS = 200
 _BAD_LINE = "\x00reranker-bad-line\x00"  # marks a CSV line with too many fields (see _table_chunks)
-_TOPIC_ID_KEYS = ("_id", "id", "qid", "query_id")
-_TOPIC_TEXT_KEYS = ("text", "query", "title")
-_DOC_ID_KEYS = ("_id", "id", "docid", "doc_id", "pid")
-_DOC_TEXT_KEYS = ("text", "contents", "document", "body", "passage")
 
 
 @dataclass(frozen=True)
@@ -478,13 +475,6 @@ def _is_jsonl(path: Path) -> bool:
     return bool(suffixes) and suffixes[-1] in (".jsonl", ".ndjson", ".json")
 
 
-def _pick(record: dict, keys: tuple[str, ...]) -> Any:
-    for key in keys:
-        if key in record:
-            return record[key]
-    return None
-
-
 def read_topics(path: str | Path) -> dict[str, str]:
     """Query id → text from a TSV (``qid<TAB>text``) or JSONL (``_id``/``id``/``qid`` and ``text``/``query``)
     topics file. Raises ``InputError`` naming the line of any unreadable or duplicated topic."""
@@ -501,7 +491,7 @@ def read_topics(path: str | Path) -> dict[str, str]:
                 raise InputError(f"{where} is not valid JSON ({exc.msg}).") from exc
             if not isinstance(record, dict):
                 raise InputError(f"{where} is not a JSON object.")
-            qid, text = _pick(record, _TOPIC_ID_KEYS), _pick(record, _TOPIC_TEXT_KEYS)
+            qid, text = pick(record, TOPIC_KEYS["query_id"]), pick(record, TOPIC_KEYS["query"])
         else:
             qid, _, text = line.partition("\t")
         problems: list[str] = []
@@ -632,7 +622,8 @@ def _corpus_entries(path: Path) -> Iterator[tuple[int, str | None, str | None, s
             if not isinstance(record, dict):
                 yield number, None, None, "not a JSON object"
                 continue
-            docid, text, title = _pick(record, _DOC_ID_KEYS), _pick(record, _DOC_TEXT_KEYS), record.get("title")
+            docid, text = pick(record, CORPUS_KEYS["doc_id"]), pick(record, CORPUS_KEYS["document"])
+            title = record.get("title")
             if isinstance(title, str) and title.strip() and isinstance(text, str):
                 text = f"{title.strip()} {text}"
         else:

@@ -37,7 +37,7 @@ from reranker.errors import InputError, RerankerError
 from reranker.files.pair_files import (DEFAULT_CHUNK_ROWS, EXCERPT_CHARS, FORMATS, Columns, PairRow, PairTable, RejectRow,
                                  Row, TrecPairs)
 from reranker.scoring.engine import Verdict
-from reranker.storage.database import with_tx
+from reranker.storage.database import migrate, with_tx
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +50,23 @@ CHUNKS_IN_FLIGHT = 2  # the next chunk is prepared and sent while the current on
 RESULT_COLUMNS = ["row", "query_id", "doc_id", "label", "score", "confidence", "logodds", "truncated",
                   "n_tokens", "cached"]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS chunks (
-    chunk INTEGER PRIMARY KEY, first_row INTEGER NOT NULL, last_row INTEGER NOT NULL,
-    pairs INTEGER NOT NULL, rejects INTEGER NOT NULL, cache_hits INTEGER NOT NULL, committed REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS results (
-    row INTEGER PRIMARY KEY, query_id TEXT NOT NULL, doc_id TEXT NOT NULL, label,
-    score REAL NOT NULL, confidence REAL NOT NULL, logodds REAL NOT NULL,
-    truncated INTEGER NOT NULL, n_tokens INTEGER NOT NULL, cached INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rejects (row INTEGER PRIMARY KEY, reason TEXT NOT NULL, excerpt TEXT NOT NULL);
-"""
+MIGRATIONS = [  # the job file's schema, run by storage.database.migrate like the shared database's
+    # 1: identity, committed chunks, results, rejects. "IF NOT EXISTS": job files written before the job file
+    # had numbered migrations hold these tables at user_version 0, and are adopted as version 1.
+    """
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS chunks (
+        chunk INTEGER PRIMARY KEY, first_row INTEGER NOT NULL, last_row INTEGER NOT NULL,
+        pairs INTEGER NOT NULL, rejects INTEGER NOT NULL, cache_hits INTEGER NOT NULL, committed REAL NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS results (
+        row INTEGER PRIMARY KEY, query_id TEXT NOT NULL, doc_id TEXT NOT NULL, label,
+        score REAL NOT NULL, confidence REAL NOT NULL, logodds REAL NOT NULL,
+        truncated INTEGER NOT NULL, n_tokens INTEGER NOT NULL, cached INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS rejects (row INTEGER PRIMARY KEY, reason TEXT NOT NULL, excerpt TEXT NOT NULL);
+    """,
+]
 
 Source = Union[PairTable, TrecPairs]
 
@@ -208,7 +212,11 @@ class JobFile:
         self._hold_exclusively()
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")  # a crash of the process never loses a commit
-        self.conn.executescript(SCHEMA)
+        try:
+            migrate(self.conn, MIGRATIONS, path.name)
+        except RerankerError:
+            self.close()
+            raise
 
     def _hold_exclusively(self) -> None:
         """One process per job: a second run of the same job stops with a message instead of racing the first.

@@ -19,6 +19,7 @@ from reranker.files.documents import Collection
 from reranker.scoring.engine import Reranker, resolve_instruction
 from reranker.ranking.inspection import RankedRow, RunResult, run
 from reranker.ranking.metrics import DEFAULT_K, Evaluation, evaluate
+from reranker.storage.labels import DEFAULT_RELEVANT_FROM
 
 SIDES = ("A", "B")
 MOST_MOVED = 10
@@ -81,7 +82,7 @@ class Comparison:
 
 
 def compare(query: str, collection: Collection, a: Side, b: Side, *, batch_size: int = 32,
-            labels: Mapping[str, int] | None = None, k: int = DEFAULT_K, relevant_from: int = 1,
+            labels: Mapping[str, int] | None = None, k: int = DEFAULT_K, relevant_from: int = DEFAULT_RELEVANT_FROM,
             threshold: float = DEFAULT_THRESHOLD,
             progress: Callable[[int, int, str], None] | None = None) -> Comparison:
     """Rank ``collection`` for ``query`` under ``a`` and under ``b`` and compare the rankings.
@@ -120,7 +121,7 @@ def compare(query: str, collection: Collection, a: Side, b: Side, *, batch_size:
 
 
 def side_metrics(rows: list[RankedRow], labels: Mapping[str, int], *, k: int = DEFAULT_K,
-                 relevant_from: int = 1, threshold: float = DEFAULT_THRESHOLD) -> SideMetrics:
+                 relevant_from: int = DEFAULT_RELEVANT_FROM, threshold: float = DEFAULT_THRESHOLD) -> SideMetrics:
     """Metrics and disagreement count of one ranked run against labels keyed by document hash."""
     ranking = [document_hash(row.text) for row in sorted(rows, key=lambda r: r.rank)]
     evaluation = evaluate(ranking, labels, k=k, relevant_from=relevant_from)

@@ -9,6 +9,7 @@ from typing import Callable
 
 from reranker.files.documents import Collection
 from reranker.scoring.engine import Reranker, Verdict, ranked, resolve_instruction
+from reranker.scoring.inputs import check_documents, check_query
 from reranker.errors import InputError
 
 SORTS = {
@@ -82,10 +83,8 @@ def run(reranker: Reranker, query: str, instruction: str | None, collection: Col
     Scoring and order are the engine's own (``Reranker.score`` and ``scoring.engine.ranked``: by log-odds, ties
     in input order). ``progress(done, total)`` is called after each batch.
     """
-    if not (query or "").strip():
-        raise InputError("The query is empty: type what you are searching for.")
-    if not collection.documents:
-        raise InputError("There are no documents to rank: paste some or upload a file.")
+    check_query(query)
+    check_documents(len(collection.documents))
     instruction = resolve_instruction(instruction)
     docs = collection.documents
     started = time.perf_counter()

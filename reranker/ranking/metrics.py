@@ -21,11 +21,10 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from reranker.storage.judgements import LABELS
+from reranker.storage.labels import DEFAULT_RELEVANT_FROM, LABELS, check_relevant_from, scale
 from reranker.errors import InputError
 
 DEFAULT_K = 10
-RELEVANT_FROM = {1: "partly relevant (1) and relevant (2)", 2: "relevant (2) only"}  # choices of relevant_from
 NO_JUDGEMENTS = "no judgements yet"
 NO_RELEVANT = "no ranked document is judged relevant yet"
 
@@ -53,9 +52,7 @@ class Evaluation:
 def _check(k: int, relevant_from: int) -> None:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise InputError(f"k (the cut-off of nDCG@k and P@k) must be a positive whole number, got {k!r}.")
-    if relevant_from not in RELEVANT_FROM:
-        raise InputError(f"relevant_from must be 1 (partly relevant counts) or 2 (only relevant), "
-                         f"got {relevant_from!r}.")
+    check_relevant_from(relevant_from)
 
 
 def _check_labels(query_id: str, labels: Mapping[str, int]) -> None:
@@ -63,12 +60,12 @@ def _check_labels(query_id: str, labels: Mapping[str, int]) -> None:
     if bad:
         doc, label = bad[0]
         raise InputError(f"Query {query_id!r}: label {label!r} of document {doc!r} is not on the scale "
-                         "0 (not relevant), 1 (partly relevant), 2 (relevant)"
+                         f"({scale()})"
                          + (f" ({len(bad)} labels are off the scale)." if len(bad) > 1 else "."))
 
 
 def evaluate_many(rankings: Mapping[str, Sequence[str]], labels: Mapping[str, Mapping[str, int]], *,
-                  k: int = DEFAULT_K, relevant_from: int = 1) -> dict[str, Evaluation]:
+                  k: int = DEFAULT_K, relevant_from: int = DEFAULT_RELEVANT_FROM) -> dict[str, Evaluation]:
     """Metrics for each query's ranking (document keys, best first) against its labels (document key -> 0/1/2).
 
     Returns one ``Evaluation`` per query of ``rankings``; queries without labels get ``note=NO_JUDGEMENTS``.
@@ -113,7 +110,7 @@ def evaluate_many(rankings: Mapping[str, Sequence[str]], labels: Mapping[str, Ma
 
 
 def evaluate(ranking: Sequence[str], labels: Mapping[str, int], *, k: int = DEFAULT_K,
-             relevant_from: int = 1) -> Evaluation:
+             relevant_from: int = DEFAULT_RELEVANT_FROM) -> Evaluation:
     """Metrics of one ranking (document keys, best first) against labels (document key -> 0/1/2)."""
     return evaluate_many({"q": ranking}, {"q": labels}, k=k, relevant_from=relevant_from)["q"]
 

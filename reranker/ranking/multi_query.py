@@ -18,8 +18,9 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-from reranker.files import pair_files
-from reranker.storage.judgements import LABELS, check_label, document_hash
+from reranker.files import columns as column_names, pair_files
+from reranker.storage.judgements import document_hash
+from reranker.storage.labels import DEFAULT_RELEVANT_FROM, check_label, scale
 from reranker.files.documents import MAX_DOCUMENT_CHARS
 from reranker.scoring.engine import Reranker, Verdict, ranked, resolve_instruction
 from reranker.errors import InputError
@@ -30,11 +31,6 @@ from reranker.files.pair_files import PairRow, RejectRow
 MAX_PAIRS = 5000
 BIG_JOBS = ("For larger files use batch scoring, which resumes where it stopped: "
             "`python -m reranker score FILE -o scores.parquet` (docs/batch.md).")
-QUERY_NAMES = ("query", "question", "query_text", "q", "topic")
-DOCUMENT_NAMES = ("document", "text", "passage", "doc", "content", "contents", "body")
-LABEL_NAMES = ("label", "relevance", "rel", "grade", "judgement", "judgment", "qrel")
-QUERY_ID_NAMES = ("query_id", "qid", "topic_id", "queryid")
-DOC_ID_NAMES = ("doc_id", "docid", "document_id", "pid", "id", "_id")
 SCORED_COLUMNS = ["query_id", "query", "rank", "doc_id", "score", "confidence", "logodds", "label", "truncated",
                   "n_tokens", "cached", "row", "document"]
 
@@ -117,21 +113,16 @@ def table_columns(path: str | Path) -> list[str]:
 
 
 def guess_columns(columns: Iterable[str]) -> TableColumns:
-    """The likeliest column for each role, by name; ``InputError`` when no query or document column is found."""
-    lower = {c.lower().strip(): c for c in columns}
-
-    def pick(names: tuple[str, ...], taken: set[str] = frozenset()) -> str | None:
-        return next((lower[n] for n in names if n in lower and lower[n] not in taken), None)
-
-    query, document = pick(QUERY_NAMES), pick(DOCUMENT_NAMES)
-    if query is None or document is None:
-        missing = " and ".join(role for role, c in (("query", query), ("document", document)) if c is None)
-        raise InputError(f"No {missing} column found: the columns are {', '.join(map(repr, lower.values()))}. "
-                         f"Name them {QUERY_NAMES[0]!r} and {DOCUMENT_NAMES[0]!r} (optionally 'label'), "
-                         "or choose them in the column pickers.")
-    used = {query, document}
-    return TableColumns(query=query, document=document, label=pick(LABEL_NAMES, used),
-                        query_id=pick(QUERY_ID_NAMES, used), doc_id=pick(DOC_ID_NAMES, used))
+    """The likeliest column for each role, by name (``columns.ALIASES``); ``InputError`` when no query or document
+    column is found."""
+    names = list(columns)
+    found = column_names.find_all(names, ("query", "document", "label", "query_id", "doc_id"))
+    missing = [role for role in ("query", "document") if role not in found]
+    if missing:
+        raise InputError(f"No {' and '.join(missing)} column found: the columns are {', '.join(map(repr, names))}. "
+                         "Name them 'query' and 'document' (optionally 'label'), or choose them in the column "
+                         "pickers.")
+    return TableColumns(**found)
 
 
 def read_table(path: str | Path, columns: TableColumns, *, max_pairs: int = MAX_PAIRS) -> PairSet:
@@ -184,7 +175,7 @@ def read_trec(topics: str | Path, qrels: str | Path, corpus: str | Path, *, max_
                         raw_lines[number] = line
                     except InputError:
                         rejects.append(RejectRow(number, f"label {label!r} is not on the scale "
-                                                         f"{_scale()}", line[:200]))
+                                                         f"{scale()}", line[:200]))
                 _check_size(number, max_pairs, qrels.name)
                 out.write(out_line + "\n")  # one line per qrels line, so run line numbers are qrels line numbers
         if not labels:
@@ -200,10 +191,6 @@ def read_trec(topics: str | Path, qrels: str | Path, corpus: str | Path, *, max_
     rows += rejects
     rows.sort(key=lambda r: r.row)
     return _checked(rows, qrels.name, has_labels=True, doc_key_is_text=False)
-
-
-def _scale() -> str:
-    return ", ".join(f"{k} ({v})" for k, v in sorted(LABELS.items()))
 
 
 def _check_size(rows: int, max_pairs: int, name: str) -> None:
@@ -229,7 +216,7 @@ def _checked(rows: list, source: str, *, has_labels: bool, doc_key_is_text: bool
             try:
                 label = check_label(label)
             except InputError:
-                problem = f"label {row.label!r} is not on the scale {_scale()}"
+                problem = f"label {row.label!r} is not on the scale {scale()}"
         first_text = query_texts.setdefault(row.query_id, (row.query, row.row))
         if problem is None and first_text[0] != row.query:
             problem = f"query id {row.query_id!r} has another text at row {first_text[1]}"
@@ -258,7 +245,7 @@ def rejects_frame(rejects: list[RejectRow]) -> pd.DataFrame:
 # --- scoring -----------------------------------------------------------------------------------------------
 
 def run(reranker: Reranker, pairs: PairSet, instruction: str | None, *, batch_size: int = 32,
-        k: int = DEFAULT_K, relevant_from: int = 1,
+        k: int = DEFAULT_K, relevant_from: int = DEFAULT_RELEVANT_FROM,
         progress: Callable[[int, int], None] | None = None) -> MultiQueryResult:
     """Score every pair (one instruction for all), rank each query's documents, and compute the metrics.
 

@@ -16,6 +16,7 @@ from reranker.scoring.backends import load_backend
 from reranker.scoring.backends.base import cuda_available
 from reranker.storage.score_cache import CachedScore, ScoreCache, cache_key
 from reranker.errors import InputError, ModelError
+from reranker.scoring.inputs import check_documents, check_query, query_problem
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION, PromptBuilder
 from reranker.storage.database import Database, default_data_dir
 
@@ -186,10 +187,8 @@ class Reranker:
         """
         if isinstance(documents, str) or not isinstance(documents, Sequence):
             raise InputError("documents must be a list of texts, one item per document.")
-        if not documents:
-            raise InputError("There are no documents to rank: give at least one.")
-        if not isinstance(query, str) or not query.strip():
-            raise InputError("The query is empty: type what you are looking for.")
+        check_documents(len(documents))
+        check_query(query)
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise InputError(f"top_k must be a positive whole number, got {top_k!r}.")
         verdicts = self.score([(query, d) for d in documents], instruction=instruction, batch_size=batch_size,
@@ -365,10 +364,9 @@ def validate_pairs(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
             problems.append(f"item {i} is not a (query, document) pair")
             continue
         query, document = pair
-        if not isinstance(query, str):
-            problems.append(f"the query of item {i} is {type(query).__name__}, not text")
-        elif not query.strip():
-            problems.append(f"the query of item {i} is empty" if i else "the query is empty")
+        problem = query_problem(query)
+        if problem:
+            problems.append(f"{problem} (item {i})" if i else problem)
         if not isinstance(document, str):
             problems.append(f"document {i} is {type(document).__name__}, not text")
         elif not document.strip():

@@ -31,6 +31,7 @@ from reranker.explain import explanation as ex
 from reranker.scoring.check import CheckReport
 from reranker.files.documents import MAX_DOCUMENTS
 from reranker.scoring.engine import Reranker, Verdict
+from reranker.scoring.inputs import EMPTY_QUERY, NO_DOCUMENTS, NOT_BLANK
 from reranker.errors import BackendUnavailable, InputError, RerankerError
 from reranker.scoring.model_holder import ModelHolder
 
@@ -58,11 +59,7 @@ ERROR_HEADERS = {
 
 # ---- request and response bodies (Cohere's schemas, plus "instruction") --------------------------------------
 
-# A text must contain a character that is not whitespace as Python's str.isspace() (and so the engine's strip())
-# reads it, spelt out so that pydantic, the published JSON schema and a client's validator agree on every
-# character (the regex class \S differs between Python, Rust and ECMAScript, e.g. on U+001C, U+0085, U+FEFF).
-NOT_BLANK = r"[^\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-Text = Annotated[str, Field(pattern=NOT_BLANK)]
+Text = Annotated[str, Field(pattern=NOT_BLANK)]  # scoring.inputs' non-blank rule, as a pattern
 
 
 def _document_kind(value: Any) -> str | None:
@@ -271,12 +268,12 @@ def _validation_error(exc: RequestValidationError, max_documents: int) -> APIErr
         elif field == "body" and kind in ("model_attributes_type", "dict_type"):
             problems.append(("body", "the request body must be a JSON object (Content-Type: application/json)"))
         elif kind == "string_pattern_mismatch":  # only texts that must not be blank have a pattern
-            problems.append((field, f"{'the query' if field == 'query' else field} is empty"))
+            problems.append((field, EMPTY_QUERY if field == "query" else f"{field} is empty"))
         elif kind == "document_type":
             problems.append((field, f'{field} must be a text or an object with a "text" field, '
                                     f"not {_json_type(error.get('input'))}"))
         elif kind == "too_short" and field == "documents":
-            problems.append((field, "give at least one document"))
+            problems.append((field, f"{NO_DOCUMENTS}: give at least one document"))
         else:
             problems.append((field, f"{field}: {error.get('msg', 'invalid value')}"))
     message = "Invalid request: " + "; ".join(m for _, m in problems[:10])

@@ -1,7 +1,8 @@
-"""The SQLite file behind the score cache and the annotation store.
+"""The SQLite file behind the score cache and the annotation store, and the one migration scheme of every SQLite
+file the tools write (this one, and the batch command's job files).
 
 WAL mode, one connection per thread, a busy timeout so one writer and many readers (threads or
-processes) never fail on a lock, and numbered migrations that run on every open and are recorded in
+processes) never fail on a lock, and numbered migrations (``migrate``) that run on every open and are recorded in
 ``PRAGMA user_version``.
 """
 
@@ -11,6 +12,9 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Sequence
+
+from reranker.errors import RerankerError
 
 MIGRATIONS = [
     # 1: the score cache. key = sha256 of (model, revision, instruction, query, document, max_length).
@@ -83,16 +87,30 @@ class Database:
         return conn
 
     def _migrate(self) -> None:
-        conn = self.conn
+        migrate(self.conn, MIGRATIONS, self.path.name)
 
-        def apply() -> None:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, sql.split(";")):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={number}")
 
-        with_tx(conn, apply)
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str], name: str) -> int:
+    """Bring the SQLite file of ``conn`` (opened with ``isolation_level=None``) up to date and return its version.
+
+    Migration N is ``migrations[N - 1]``: SQL statements separated by ``;``. The file's ``PRAGMA user_version``
+    records how many have run; the missing ones run in order, in one transaction with the version they reach,
+    so a file is never left half migrated. A file of a later version than ``migrations`` knows (written by a
+    newer release) is refused untouched, with a message naming ``name``. Append new migrations; never edit one.
+    """
+
+    def apply() -> int:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(migrations):
+            raise RerankerError(f"{name} was written by a newer version of this tool (schema version {version}; "
+                                f"this one knows {len(migrations)}): upgrade the tool, or use another file.")
+        for number, sql in enumerate(migrations[version:], start=version + 1):
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+        return len(migrations)
+
+    return with_tx(conn, apply)
 
 
 def with_tx(conn: sqlite3.Connection, work):

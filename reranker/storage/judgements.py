@@ -17,8 +17,8 @@ from typing import Any, Iterable, Sequence
 
 from reranker.errors import InputError
 from reranker.storage.database import Database, with_tx
+from reranker.storage.labels import LABELS, check_label
 
-LABELS = {2: "relevant", 1: "partly relevant", 0: "not relevant"}
 MAX_NOTE_CHARS = 2000
 DEFAULT_THRESHOLD = 0.5
 
@@ -34,21 +34,6 @@ def document_hash(text: str) -> str:
 def normalize_query(query: str) -> str:
     """The form a query is stored and looked up under: surrounding whitespace removed."""
     return (query or "").strip()
-
-
-def check_label(label: Any) -> int:
-    """``label`` as 0, 1 or 2, or an ``InputError`` naming the scale."""
-    try:
-        number = float(label) if not isinstance(label, bool) else math.nan
-    except (TypeError, ValueError):
-        number = math.nan
-    if not number.is_integer() or int(number) not in LABELS:
-        raise InputError(f"A label must be 0, 1 or 2 ({_scale()}), got {label!r}.")
-    return int(number)
-
-
-def _scale() -> str:
-    return ", ".join(f"{k} = {v}" for k, v in sorted(LABELS.items()))
 
 
 def _check_score(score: Any) -> float | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import html
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -15,14 +17,34 @@ import pandas as pd
 from reranker.files import tables
 from reranker.view import charts, results_table
 from reranker.ui import common
+from reranker.ui.common import DocumentInputs, Fields, ModelInputs, bind
+from reranker.ui.inspector import Inspector
 from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.ranking.compare import SIDES, Comparison, Side, compare
 from reranker.scoring.engine import resolve_instruction
+from reranker.scoring.model_holder import ModelSettings
 from reranker.errors import RerankerError
 from reranker.ranking.metrics import DEFAULT_K, NO_JUDGEMENTS, metric_names
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION
+from reranker.storage.labels import DEFAULT_RELEVANT_FROM
 
 SECOND_PRESET = "Question answering"
+
+
+@dataclass(frozen=True)
+class SideInputs:
+    """One side's widget values: its instruction, model and max length."""
+
+    instruction: str | None
+    model: str | None
+    max_length: Any
+
+    def settings(self, name: str, backend: str) -> ModelSettings:
+        """This side's model settings on ``backend``, or a message naming the side and what to fix."""
+        try:
+            return ModelInputs(self.model, backend, self.max_length).settings()
+        except gr.Error as exc:
+            raise gr.Error(f"Side {name}: {exc.message}")
 
 
 def _short(text: str, limit: int) -> str:
@@ -125,25 +147,22 @@ def comparison_frame(result: Comparison) -> pd.DataFrame:
 class CompareTab:
     """Handlers of the A/B tab, sharing the page's models, presets, documents and export folder."""
 
-    def __init__(self, inspector: common.Inspector):
+    def __init__(self, inspector: Inspector):
         self.inspector = inspector
         self.annotations: AnnotationStore = inspector.annotator.store  # the judgements the ranked table records
 
-    def run(self, query, pasted, mode, upload, text_column, id_column, backend, batch_size,
-            instruction_a, model_a, max_length_a, instruction_b, model_b, max_length_b, k, relevant_from, threshold,
-            progress=gr.Progress()):
-        sides = []
-        for name, model, max_length in (("A", model_a, max_length_a), ("B", model_b, max_length_b)):
-            try:
-                sides.append(common.model_settings(model, backend, max_length))
-            except gr.Error as exc:
-                raise gr.Error(f"Side {name}: {exc.message}")
+    def run(self, query, docs: DocumentInputs, backend, batch_size, side_a: SideInputs, side_b: SideInputs, k,
+            relevant_from, threshold, progress=gr.Progress()):
+        """Rank the page's query and documents under both sides: summary, metrics, slope chart, moved documents,
+        both tables and the CSV of both rankings."""
+        inputs = (side_a, side_b)
+        sides = [side.settings(name, backend) for name, side in zip(SIDES, inputs)]
         k = common.k_value(k)
         try:
-            found = self.inspector._inputs(query, pasted, mode, upload, text_column, id_column)
-            rerankers = [self.inspector._reranker(settings, progress, f"Loading {settings.model_id} for side {name}…")
+            found = self.inspector.to_rank(query, docs)
+            rerankers = [self.inspector.reranker(settings, progress, f"Loading {settings.model_id} for side {name}…")
                          for name, settings in zip(SIDES, sides)]
-            a, b = Side(rerankers[0], instruction_a), Side(rerankers[1], instruction_b)
+            a, b = (Side(reranker, side.instruction) for reranker, side in zip(rerankers, inputs))
             labels = self.annotations.labels_for(query)
             result = compare(
                 query, found, a, b, batch_size=int(batch_size or 1), labels=labels, k=k,
@@ -173,18 +192,17 @@ class CompareTab:
         return str(path)
 
 
-def build_tab(inspector: common.Inspector, *, query, instruction, doc_inputs: list, settings: list,
-              batch_size) -> None:
-    """The "A/B compare" tab, wired to the page's query, instruction, document inputs, model settings (model,
-    backend, max length) and batch size."""
-    page_instruction, page_model, backend, page_max_length = instruction, *settings
+def build_tab(inspector: Inspector, *, query, instruction, docs: Fields, settings: Fields, batch_size) -> None:
+    """The "A/B compare" tab, wired to the page's query, instruction, document inputs (``DocumentInputs``),
+    model settings (``ModelInputs``) and batch size."""
+    page_instruction, (page_model, backend, page_max_length) = instruction, settings.components
     tab = CompareTab(inspector)
     default = inspector.holder.default
     presets = inspector.presets
     with gr.Tab("A/B compare"):
         gr.Markdown("Rank the query and documents above under two configurations (another instruction, model or "
                     "max length) and see what moved. Pairs scored before come from the cache.")
-        side_inputs = []
+        side_inputs = {}
         with gr.Row():
             for name, preset_name in (("A", common.DEFAULT_PRESET), ("B", SECOND_PRESET)):
                 all_presets = presets.all()
@@ -204,10 +222,12 @@ def build_tab(inspector: common.Inspector, *, query, instruction, doc_inputs: li
                              api_name=False)
                 copy.click(lambda *values: values, [page_instruction, page_model, page_max_length],
                            [instruction, model, max_length], queue=False, api_name=False)
-                side_inputs += [instruction, model, max_length]
+                side_inputs[name] = Fields(SideInputs, suffix=f"_{name.lower()}", instruction=instruction,
+                                           model=model, max_length=max_length)
         with gr.Row():
             k = gr.Number(DEFAULT_K, label="k for nDCG@k and P@k", precision=0, minimum=1, scale=1)
-            relevant_from = gr.Radio(common.RELEVANCE_CHOICES, value=1, label="Relevant for MRR, MAP and P@k", scale=2)
+            relevant_from = gr.Radio(common.RELEVANCE_CHOICES, value=DEFAULT_RELEVANT_FROM,
+                                     label="Relevant for MRR, MAP and P@k", scale=2)
             threshold = gr.Slider(0, 1, value=DEFAULT_THRESHOLD, step=0.01, scale=2,
                                   label="Disagreement threshold (the model says relevant at or above it)")
         run_button = gr.Button("Compare A and B", variant="primary")
@@ -223,6 +243,7 @@ def build_tab(inspector: common.Inspector, *, query, instruction, doc_inputs: li
                 gr.Markdown("#### Ranking B")
                 table_b = gr.HTML(elem_classes="rr-ab-table-b")
         download = gr.DownloadButton("Download both rankings (CSV)", value=None, size="sm")
-    run_button.click(tab.run, [query, *doc_inputs, backend, batch_size, *side_inputs, k, relevant_from, threshold],
-                     [summary, metrics_view, slope, moved, table_a, table_b, download], api_name="compare",
-                     concurrency_id="model", show_progress_on=[metrics_view])
+    run = bind(tab.run, query, docs, backend, batch_size, side_inputs["A"], side_inputs["B"], k, relevant_from,
+               threshold)
+    run_button.click(run, run.inputs, [summary, metrics_view, slope, moved, table_a, table_b, download],
+                     api_name="compare", concurrency_id="model", show_progress_on=[metrics_view])

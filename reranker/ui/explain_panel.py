@@ -58,10 +58,10 @@ class Explainer:
         self.export_dir = export_dir
 
     @staticmethod
-    def _result(state) -> inspection.RunResult:
+    def _result(state: common.Ranking | None) -> inspection.RunResult:
         if not state:
             raise gr.Error("Run a query first, then explain the ranked documents.")
-        return state["result"]
+        return state.result
 
     @staticmethod
     def _rows(result: inspection.RunResult, ranks: list[int]) -> list[inspection.RankedRow]:
@@ -76,7 +76,7 @@ class Explainer:
         result = self._result(state)
         rows = self._rows(result, ranks)
         try:
-            reranker = self.holder.get(state["settings"])
+            reranker = self.holder.get(state.settings)
             planned = ex.plan(reranker, result.query, [(r.id, r.text) for r in rows], instruction=result.instruction,
                               analyses=list(analyses or ()))
         except RerankerError as exc:

@@ -10,14 +10,16 @@ from pathlib import Path
 
 import gradio as gr
 
-from reranker.errors import InputError, RerankerError
+from reranker.errors import RerankerError
 from reranker.files import documents
 from reranker.ranking import export, inspection
 from reranker.scoring.engine import MODELS
+from reranker.scoring.inputs import check_documents, check_query
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
-from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
+from reranker.storage.judgements import AnnotationStore
 from reranker.storage.presets import PresetStore
 from reranker.ui import common, judging_tab
+from reranker.ui.common import DocumentInputs, ModelInputs, Ranking, ViewInputs
 from reranker.view import charts, prompt_view, results_table
 
 log = logging.getLogger(__name__)
@@ -35,14 +37,10 @@ class Inspector:
         self.annotator = judging_tab.Annotator(annotations, self.export_dir)
 
     # --- documents -------------------------------------------------------------------------------
-    def collect(self, pasted, mode, upload, text_column, id_column) -> documents.Collection:
-        return documents.collect(pasted, mode, common.upload_path(upload), text_column or None, common.id_column_choice(id_column),
-                                 max_documents=self.max_documents)
-
-    def count(self, pasted, mode, upload, text_column, id_column) -> str:
+    def count(self, docs: DocumentInputs) -> str:
         """The live count under the document inputs (problems are shown in it, not raised)."""
         try:
-            found = self.collect(pasted, mode, upload, text_column, id_column)
+            found = docs.collect(self.max_documents)
         except RerankerError as exc:
             return f'<span class="rr-error">⚠ {html.escape(str(exc))}</span>'
         notes = "".join(f"<br><small>ℹ {html.escape(n)}</small>" for n in found.notes)
@@ -69,56 +67,60 @@ class Inspector:
         )
 
     # --- models ----------------------------------------------------------------------------------
-    def status(self, model, backend, max_length) -> str:
-        """One line: which model, backend, device, whether it is loaded, cache hits."""
+    def model_state(self, model: ModelInputs) -> tuple[str, str]:
+        """The model's load state (``ModelHolder.state``'s, or "invalid" settings) and its status line: which
+        model, backend, device, whether it is loaded, cache hits."""
         try:
-            settings = common.model_settings(model, backend, max_length)
+            settings = model.settings()
         except gr.Error as exc:
-            return f'<span class="rr-error">⚠ {html.escape(exc.message)}</span>'
+            return "invalid", f'<span class="rr-error">⚠ {html.escape(exc.message)}</span>'
         state, reranker, error = self.holder.state(settings)
         name = html.escape(settings.model_id)
         if state == "ready":
             info = reranker.info()
-            return (f"🟢 <b>{name}</b> loaded · backend <b>{info['backend']}</b> "
-                    f"on <b>{html.escape(info['device'])}</b>"
-                    f" · max length {info['max_length']:,} · {info['pairs']:,} pairs scored, "
-                    f"{info['cache_hits']:,} from the cache")
+            return state, (f"🟢 <b>{name}</b> loaded · backend <b>{info['backend']}</b> "
+                           f"on <b>{html.escape(info['device'])}</b>"
+                           f" · max length {info['max_length']:,} · {info['pairs']:,} pairs scored, "
+                           f"{info['cache_hits']:,} from the cache")
         if state == "loading":
-            return (f"⏳ Loading <b>{name}</b> ({html.escape(settings.backend)} backend): "
-                    "the first load can take a few minutes…")
+            return state, (f"⏳ Loading <b>{name}</b> ({html.escape(settings.backend)} backend): "
+                           "the first load can take a few minutes…")
         if state == "failed":
-            return f'<span class="rr-error">⚠ {name} could not be loaded: {html.escape(error)}</span>'
-        return f"⚪ <b>{name}</b> is not loaded yet; it loads on the first run (or press Load)."
+            return state, f'<span class="rr-error">⚠ {name} could not be loaded: {html.escape(error)}</span>'
+        return state, f"⚪ <b>{name}</b> is not loaded yet; it loads on the first run (or press Load)."
 
-    def load(self, model, backend, max_length, progress=gr.Progress()):
-        settings = common.model_settings(model, backend, max_length)
+    def status(self, model: ModelInputs) -> str:
+        """The status line of ``model_state``."""
+        return self.model_state(model)[1]
+
+    def load(self, model: ModelInputs, progress=gr.Progress()):
+        settings = model.settings()
         progress(0, desc=f"Loading {settings.model_id}…")
         try:
             self.holder.get(settings)
         except RerankerError as exc:
             raise common.error(exc)
-        return (self.status(model, backend, max_length),) * 2
+        return (self.status(model),) * 2
 
-    def poll_status(self, model, backend, max_length):
+    def poll_status(self, model: ModelInputs):
         """Status line for the timer; the timer stops once nothing is loading."""
-        text = self.status(model, backend, max_length)
-        return text, text, gr.Timer(active=text.startswith("⏳"))
+        state, text = self.model_state(model)
+        return text, text, gr.Timer(active=state == "loading")
 
     # --- ranking ---------------------------------------------------------------------------------
-    def check(self, query, pasted, mode, upload, text_column, id_column, model, backend, max_length):
+    def check(self, query, docs: DocumentInputs, model: ModelInputs):
         """Refuse a run early (a message, no output touched) when the inputs cannot be ranked."""
-        common.model_settings(model, backend, max_length)
+        model.settings()
         try:
-            self._inputs(query, pasted, mode, upload, text_column, id_column)
+            self.to_rank(query, docs)
         except RerankerError as exc:
             raise common.error(exc)
 
-    def _inputs(self, query, pasted, mode, upload, text_column, id_column) -> documents.Collection:
-        found = self.collect(pasted, mode, upload, text_column, id_column)
-        if not (query or "").strip():
-            raise InputError("The query is empty: type what you are searching for.")
-        if not found.documents:
-            raise InputError("There are no documents to rank: paste some or upload a file.")
+    def to_rank(self, query, docs: DocumentInputs) -> documents.Collection:
+        """The documents to rank against ``query``, or an ``InputError`` that says what is missing."""
+        found = docs.collect(self.max_documents)
+        check_query(query)
+        check_documents(len(found.documents), "paste some or upload a file")
         return found
 
     def model_choices(self) -> list[str]:
@@ -126,19 +128,20 @@ class Inspector:
         default = self.holder.default.model
         return list(MODELS) + ([default] if default not in MODELS else [])
 
-    def _reranker(self, settings: ModelSettings, progress, loading: str):
+    def reranker(self, settings: ModelSettings, progress, loading: str):
         """The model for ``settings``; ``loading`` is shown while its first use loads it."""
         if self.holder.state(settings)[0] != "ready":
             progress(0, desc=loading)
         return self.holder.get(settings)
 
-    def run(self, query, instruction, pasted, mode, upload, text_column, id_column, model, backend, max_length,
-            batch_size, sort, min_score, min_confidence, top_k, threshold=DEFAULT_THRESHOLD, only=False,
+    def run(self, query, instruction, docs: DocumentInputs, model: ModelInputs, batch_size, view: ViewInputs,
             progress=gr.Progress()):
-        settings = common.model_settings(model, backend, max_length)
+        """Rank the documents: the session's new ``Ranking``, its views, the files of the ranking as shown (the
+        API's downloads), the summary and the status."""
+        settings = model.settings()
         try:
-            found = self._inputs(query, pasted, mode, upload, text_column, id_column)
-            reranker = self._reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
+            found = self.to_rank(query, docs)
+            reranker = self.reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
             progress((0, len(found.documents)), desc="Scoring", unit="documents")
             result = inspection.run(
                 reranker, query, instruction, found, batch_size=int(batch_size or 1),
@@ -148,10 +151,9 @@ class Inspector:
             raise common.error(exc)
         for note in result.notes:
             gr.Info(common.message(note))
-        state = {"result": result, "settings": settings}
-        return (state, *self.refresh(state, sort, min_score, min_confidence, top_k, threshold, only),
-                self.summary(result),
-                *(self.status(model, backend, max_length),) * 2)
+        ranking = Ranking(result, settings)
+        return (ranking, *self.refresh(ranking, view), *self.export(ranking, view), self.summary(result),
+                *(self.status(model),) * 2)
 
     @staticmethod
     def summary(result: inspection.RunResult) -> str:
@@ -164,39 +166,50 @@ class Inspector:
             f"({result.device}), max length {result.max_length:,}"
         )
 
-    def refresh(self, state, sort, min_score, min_confidence, top_k, threshold=DEFAULT_THRESHOLD, only=False):
-        """Table (with judgements), chart, row choices and export files for the current filters (no model call)."""
-        if not state:
+    def refresh(self, ranking: Ranking | None, view: ViewInputs):
+        """Table (with judgements), chart and row choices for the current filters (no model call, no files)."""
+        if ranking is None:
             empty = results_table.render([], "", max_length=0)
-            return empty, None, gr.update(choices=[], value=None), None, None
-        result: inspection.RunResult = state["result"]
+            return empty, None, gr.update(choices=[], value=None)
+        result = ranking.result
+        rows = view.rows(result)
         try:
-            rows = inspection.view(result.rows, sort=sort, min_score=float(min_score or 0),
-                                   min_confidence=float(min_confidence or 0), top_k=int(top_k) if top_k else None)
-        except (RerankerError, ValueError) as exc:
-            raise gr.Error(common.message(f"Check the filters: {exc}"))
-        try:
-            table = self.annotator.render(result, rows, threshold, bool(only))
+            table = self.annotator.render(result, rows, view.threshold, bool(view.only))
         except RerankerError as exc:
             raise gr.Error(common.message(str(exc)))
         choices = [(f"#{r.rank} · {r.id} · {r.score:.3f}", r.rank) for r in sorted(rows, key=lambda r: r.rank)]
+        figure = charts.ranking_figure(rows) if rows else None
+        return table, figure, gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    def export(self, ranking: Ranking | None, view: ViewInputs, suffixes=(".csv", ".json")) -> list[str]:
+        """Files of the ranking as the filters show it, with the run's settings: one per suffix (.csv, .json)."""
+        if ranking is None:
+            raise gr.Error("Rank documents first, then download the ranking.")
+        result = ranking.result
+        rows = view.rows(result)
         common.prune(self.export_dir)
         stem = self.export_dir / f"ranking-{result.timestamp.replace(':', '')}-{uuid.uuid4().hex[:6]}"
-        csv_path = export.to_csv(result, rows, stem.with_suffix(".csv"))
-        json_path = export.to_json(result, rows, stem.with_suffix(".json"))
-        figure = charts.ranking_figure(rows) if rows else None
-        return table, figure, gr.update(choices=choices, value=choices[0][1] if choices else None), csv_path, json_path
+        writers = {".csv": export.to_csv, ".json": export.to_json}
+        return [str(writers[suffix](result, rows, stem.with_suffix(suffix))) for suffix in suffixes]
 
-    def inspect_row(self, state, rank) -> str:
+    def export_csv(self, ranking: Ranking | None, view: ViewInputs) -> str:
+        """The CSV of the ranking as shown, written when its download is asked for."""
+        return self.export(ranking, view, (".csv",))[0]
+
+    def export_json(self, ranking: Ranking | None, view: ViewInputs) -> str:
+        """The JSON of the ranking as shown, written when its download is asked for."""
+        return self.export(ranking, view, (".json",))[0]
+
+    def inspect_row(self, ranking: Ranking | None, rank) -> str:
         """The exact prompt of one ranked row, with its full text."""
-        if not state or rank is None:
+        if ranking is None or rank is None:
             return '<div class="rr-empty">Run a query, then pick a row to see the exact prompt the model read.</div>'
-        result: inspection.RunResult = state["result"]
+        result = ranking.result
         row = next((r for r in result.rows if r.rank == int(rank)), None)
         if row is None:
             raise gr.Error(f"There is no row ranked {rank} in the last run.")
         try:
-            reranker = self.holder.get(state["settings"])
+            reranker = self.holder.get(ranking.settings)
             view = reranker.prompt(result.query, row.text, instruction=result.instruction)
         except RerankerError as exc:
             raise common.error(exc)

@@ -19,8 +19,10 @@ from reranker.files import documents, judgement_files
 from reranker.ranking import inspection
 from reranker.view import results_table
 from reranker.ui import common
-from reranker.storage.judgements import (DEFAULT_THRESHOLD, LABELS, Annotation, AnnotationStore, Disagreement,
-                                  disagreements, document_hash)
+from reranker.ui.common import Fields, Ranking, ViewInputs, bind
+from reranker.storage.judgements import (DEFAULT_THRESHOLD, Annotation, AnnotationStore, Disagreement, disagreements,
+                                         document_hash)
+from reranker.storage.labels import LABELS
 from reranker.errors import InputError, RerankerError
 
 LABEL_CHOICES = [(f"{name.capitalize()} ({label})", label) for label, name in LABELS.items()]
@@ -126,8 +128,8 @@ class Panel:
     report: gr.Textbox
 
 
-def _result(state) -> inspection.RunResult | None:
-    return state["result"] if state else None
+def _result(ranking: Ranking | None) -> inspection.RunResult | None:
+    return ranking.result if ranking else None
 
 
 class Annotator:
@@ -162,31 +164,23 @@ class Annotator:
                                     judgements=judgements, disagreeing=disagreeing, empty_message=empty,
                                     explain=True)
 
-    def table(self, state, sort, min_score, min_confidence, top_k, threshold, only) -> str:
-        """The table for the current filters (no model call)."""
-        return self._table_and_count(state, (sort, min_score, min_confidence, top_k, threshold, only))[0]
-
-    def view_changed(self, state, sort, min_score, min_confidence, top_k, threshold, only):
-        """Threshold or disagreements-only changed: the table and the count again."""
-        return self._table_and_count(state, (sort, min_score, min_confidence, top_k, threshold, only))
-
-    def _table_and_count(self, state, view: tuple) -> tuple[str, str]:
-        """The table for the filters in ``view`` and the count line, from one read of the judgements."""
-        sort, min_score, min_confidence, top_k, threshold, only = view
-        result = _result(state)
+    def view_changed(self, ranking: Ranking | None, view: ViewInputs):
+        """Threshold or disagreements-only changed: the table and the count again, from one read of the
+        judgements."""
+        result = _result(ranking)
         if result is None:
-            return results_table.render([], "", max_length=0), self.count(state, threshold)
+            return results_table.render([], "", max_length=0), self.count(ranking, view.threshold)
+        rows = view.rows(result)
         try:
-            rows = inspection.view(result.rows, sort=sort, min_score=float(min_score or 0),
-                                   min_confidence=float(min_confidence or 0), top_k=int(top_k) if top_k else None)
-            judged = self.judged(result, threshold)
+            judged = self.judged(result, view.threshold)
         except (RerankerError, ValueError) as exc:
-            raise gr.Error(common.message(f"Check the filters: {exc}"))
-        return self._render(result, rows, threshold, bool(only), judged), _count_line(result, threshold, judged)
+            raise gr.Error(common.message(f"Check the threshold: {exc}"))
+        return (self._render(result, rows, view.threshold, bool(view.only), judged),
+                _count_line(result, view.threshold, judged))
 
-    def count(self, state, threshold) -> str:
+    def count(self, ranking: Ranking | None, threshold) -> str:
         """One line: disagreements at the threshold, and how much of this ranking is judged."""
-        result = _result(state)
+        result = _result(ranking)
         if result is None:
             return '<span class="rr-count-line">Judge documents once a ranking is shown.</span>'
         try:
@@ -213,19 +207,17 @@ class Annotator:
         except RerankerError as exc:
             raise gr.Error(common.message(str(exc)), title="Please check the judgement")
 
-    def _after(self, state, rank, view) -> tuple:
+    def _after(self, ranking: Ranking, rank, view: ViewInputs) -> tuple:
         """Outputs after a change: table, count, and the panel showing document ``rank``."""
-        result = _result(state)
-        row = self._row(result, rank)
-        return (*self._table_and_count(state, view), row.rank, *self.pick(state, row.rank))
+        row = self._row(ranking.result, rank)
+        return (*self.view_changed(ranking, view), row.rank, *self.pick(ranking, row.rank))
 
-    def judge(self, state, sort, min_score, min_confidence, top_k, threshold, only, evt: gr.EventData):
+    def judge(self, ranking: Ranking | None, view: ViewInputs, evt: gr.EventData):
         """A click on a judgement button in the table (or key 2 / 1 / 0 / Delete / n on a focused row)."""
-        result = _result(state)
+        result = _result(ranking)
         data = getattr(evt, "_data", None) or {}
         if result is None or "rank" not in data:
             raise gr.Error("Run a query first, then judge the ranked documents.")
-        view = (sort, min_score, min_confidence, top_k, threshold, only)
         row = self._row(result, data["rank"])
         action = data.get("action")
         if action == "label":
@@ -235,11 +227,11 @@ class Annotator:
             self.store.delete(result.query, document_hash(row.text))
         elif action != "select":
             raise gr.Error(f"Unknown judgement action {action!r}.")
-        return self._after(state, row.rank, view)
+        return self._after(ranking, row.rank, view)
 
-    def save(self, state, rank, label, note, sort, min_score, min_confidence, top_k, threshold, only):
+    def save(self, ranking: Ranking | None, rank, label, note, view: ViewInputs):
         """Save the panel's label and note for one document (edit; the API's /save_judgement)."""
-        result = _result(state)
+        result = _result(ranking)
         if result is None:
             raise gr.Error("Run a query first, then judge the ranked documents.")
         row = self._row(result, rank)
@@ -250,40 +242,40 @@ class Annotator:
             label = stored.label
         self._save(result, row, label, note or "")
         gr.Info(common.message(f"Judgement of {row.id} saved."))
-        return self._after(state, row.rank, (sort, min_score, min_confidence, top_k, threshold, only))
+        return self._after(ranking, row.rank, view)
 
-    def delete(self, state, rank, sort, min_score, min_confidence, top_k, threshold, only):
+    def delete(self, ranking: Ranking | None, rank, view: ViewInputs):
         """Delete the judgement of one document (the API's /delete_judgement)."""
-        result = _result(state)
+        result = _result(ranking)
         if result is None:
             raise gr.Error("Run a query first.")
         row = self._row(result, rank)
         if not self.store.delete(result.query, document_hash(row.text)):
             raise gr.Error(common.message(f"{row.id} has no judgement to delete."))
         gr.Info(common.message(f"Judgement of {row.id} deleted."))
-        return self._after(state, row.rank, (sort, min_score, min_confidence, top_k, threshold, only))
+        return self._after(ranking, row.rank, view)
 
-    def pick(self, state, rank):
+    def pick(self, ranking: Ranking | None, rank):
         """The stored label and note of the document chosen in the panel."""
-        result = _result(state)
+        result = _result(ranking)
         if result is None or rank is None:
             return None, ""
         stored = self.store.get(result.query, document_hash(self._row(result, rank).text))
         return (stored.label, stored.note) if stored else (None, "")
 
-    def new_run(self, state, threshold):
+    def new_run(self, ranking: Ranking | None, threshold):
         """After a run: the count, and the panel's document choices."""
-        result = _result(state)
+        result = _result(ranking)
         if result is None:
-            return self.count(state, threshold), gr.update(choices=[], value=None), None, ""
+            return self.count(ranking, threshold), gr.update(choices=[], value=None), None, ""
         choices = [(f"#{r.rank} · {r.id} · {r.score:.3f}", r.rank) for r in result.rows]
         first = result.rows[0].rank if result.rows else None
-        return (self.count(state, threshold), gr.update(choices=choices, value=first), *self.pick(state, first))
+        return (self.count(ranking, threshold), gr.update(choices=choices, value=first), *self.pick(ranking, first))
 
     # --- export / import --------------------------------------------------------------------------
-    def export(self, scope, state) -> list[str]:
+    def export(self, scope, ranking: Ranking | None) -> list[str]:
         """CSV, JSONL and qrels files of this query's judgements or of all of them."""
-        result = _result(state)
+        result = _result(ranking)
         if scope == "query":
             if result is None:
                 raise gr.Error("Run a query first, or export all queries.")
@@ -299,13 +291,12 @@ class Annotator:
         except RerankerError as exc:
             raise gr.Error(common.message(str(exc)))
 
-    def import_file(self, upload, companion, overwrite, state, sort, min_score, min_confidence, top_k, threshold,
-                    only):
+    def import_file(self, upload, companion, overwrite, ranking: Ranking | None, view: ViewInputs):
         """Pre-fill judgements from a file; the report lists every row that was not imported."""
         path = common.upload_path(upload)
         if not path:
             raise gr.Error("Choose a judgements file to import (CSV/JSONL with a label column, or TREC qrels).")
-        result = _result(state)
+        result = _result(ranking)
         try:
             report = judgement_files.import_judgements(
                 self.store, path, overwrite=bool(overwrite), companion=common.upload_path(companion),
@@ -313,8 +304,7 @@ class Annotator:
                 current_documents=[(r.id, r.text) for r in result.rows] if result else ())
         except RerankerError as exc:
             raise gr.Error(common.message(str(exc)), title="The file cannot be imported")
-        view = (sort, min_score, min_confidence, top_k, threshold, only)
-        return report.summary(), *self._table_and_count(state, view)
+        return report.summary(), *self.view_changed(ranking, view)
 
 
 def _count_line(result: inspection.RunResult, threshold, judged: tuple[dict, dict]) -> str:
@@ -382,25 +372,27 @@ def build_panel() -> Panel:
 
 
 def wire(annotator: Annotator, controls: Controls, panel: Panel, *, table: gr.HTML, result_state: gr.State,
-         filters: list) -> None:
-    """Connect the table's judgement events, the controls and the panel."""
-    view = [*filters, controls.threshold, controls.only]
+         view: Fields) -> None:
+    """Connect the table's judgement events, the controls and the panel; ``view`` is the table's ``ViewInputs``
+    (its filters and the controls' threshold and switch)."""
     after = [table, controls.count, panel.row, panel.label, panel.note]
+    judge = bind(annotator.judge, result_state, view)
     # "multiple": quick successive clicks are each saved, in order (one queue for judging)
-    table.click(annotator.judge, [result_state, *view], after, api_name=False, trigger_mode="multiple",
-                concurrency_id="judge", show_progress="hidden")
-    panel.save.click(annotator.save, [result_state, panel.row, panel.label, panel.note, *view], after,
-                     api_name="save_judgement", concurrency_id="judge")
-    panel.delete.click(annotator.delete, [result_state, panel.row, *view], after, api_name="delete_judgement",
-                       concurrency_id="judge")
+    table.click(judge, judge.inputs, after, api_name=False, trigger_mode="multiple", concurrency_id="judge",
+                show_progress="hidden")
+    save = bind(annotator.save, result_state, panel.row, panel.label, panel.note, view)
+    panel.save.click(save, save.inputs, after, api_name="save_judgement", concurrency_id="judge")
+    delete = bind(annotator.delete, result_state, panel.row, view)
+    panel.delete.click(delete, delete.inputs, after, api_name="delete_judgement", concurrency_id="judge")
     panel.row.input(annotator.pick, [result_state, panel.row], [panel.label, panel.note], api_name=False,
                     queue=False)
     result_state.change(annotator.new_run, [result_state, controls.threshold],
                         [controls.count, panel.row, panel.label, panel.note], api_name=False, queue=False)
+    view_changed = bind(annotator.view_changed, result_state, view)
     for control in (controls.threshold, controls.only):
-        control.change(annotator.view_changed, [result_state, *view], [table, controls.count], api_name=False, show_progress="hidden",
-                       concurrency_limit=None)
+        control.change(view_changed, view_changed.inputs, [table, controls.count], api_name=False,
+                       show_progress="hidden", concurrency_limit=None)
     panel.export.click(annotator.export, [panel.scope, result_state], panel.files, api_name="export_judgements")
-    panel.run_import.click(annotator.import_file, [panel.upload, panel.companion, panel.overwrite, result_state, *view],
-                           [panel.report, table, controls.count], api_name="import_judgements",
-                           concurrency_id="judge")
+    import_file = bind(annotator.import_file, panel.upload, panel.companion, panel.overwrite, result_state, view)
+    panel.run_import.click(import_file, import_file.inputs, [panel.report, table, controls.count],
+                           api_name="import_judgements", concurrency_id="judge")

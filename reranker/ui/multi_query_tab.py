@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import html
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -15,10 +17,13 @@ import pandas as pd
 from reranker.files import tables
 from reranker.ranking import multi_query
 from reranker.ui import common
+from reranker.ui.common import Fields, ModelInputs, bind
+from reranker.ui.inspector import Inspector
 from reranker.errors import RerankerError
 from reranker.ranking.metrics import DEFAULT_K, metric_names
 from reranker.ranking.multi_query import MAX_PAIRS, TableColumns
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION
+from reranker.storage.labels import DEFAULT_RELEVANT_FROM
 
 NONE = "(none)"
 TABLE_TYPES = [".csv", ".tsv", ".jsonl", ".parquet"]
@@ -35,10 +40,45 @@ def _number(value: float | None) -> str:
     return "—" if value is None or pd.isna(value) else f"{value:.4f}"
 
 
+@dataclass(frozen=True)
+class PairInputs:
+    """The tab's input widgets: the input kind, a pair table and its role columns, or the three TREC files."""
+
+    kind: str
+    table: Any
+    query_col: str | None
+    document_col: str | None
+    label_col: str | None
+    query_id_col: str | None
+    doc_id_col: str | None
+    topics: Any
+    qrels: Any
+    corpus: Any
+
+    def read(self) -> multi_query.PairSet:
+        """The pairs these inputs name, or a message that says which file or column is missing."""
+        path = common.upload_path
+        if self.kind == "trec":
+            files = {"topics": path(self.topics), "qrels": path(self.qrels), "documents": path(self.corpus)}
+            missing = [name for name, value in files.items() if not value]
+            if missing:
+                raise gr.Error(f"Upload the {' and '.join(missing)} file{'s' if len(missing) > 1 else ''} "
+                               "for a TREC input.")
+            return multi_query.read_trec(files["topics"], files["qrels"], files["documents"])
+        if not path(self.table):
+            raise gr.Error("Upload a pair table first (.csv, .tsv, .jsonl or .parquet with query and document "
+                           "columns, and optionally a label column).")
+        if not _column(self.query_col) or not _column(self.document_col):
+            raise gr.Error("Choose which columns hold the query and the document.")
+        columns = TableColumns(query=self.query_col, document=self.document_col, label=_column(self.label_col),
+                               query_id=_column(self.query_id_col), doc_id=_column(self.doc_id_col))
+        return multi_query.read_table(path(self.table), columns)
+
+
 class MultiQueryTab:
     """Handlers of the multi-query tab, sharing the page's models and export folder."""
 
-    def __init__(self, inspector: common.Inspector):
+    def __init__(self, inspector: Inspector):
         self.inspector = inspector
 
     def inspect_table(self, upload):
@@ -64,34 +104,15 @@ class MultiQueryTab:
             updates.append(gr.update(visible=True, choices=([NONE] if optional else []) + columns, value=value))
         return updates
 
-    def read(self, kind, table, query_col, document_col, label_col, query_id_col, doc_id_col, topics, qrels, corpus):
-        path = common.upload_path
-        if kind == "trec":
-            files = {"topics": path(topics), "qrels": path(qrels), "documents": path(corpus)}
-            missing = [name for name, value in files.items() if not value]
-            if missing:
-                raise gr.Error(f"Upload the {' and '.join(missing)} file{'s' if len(missing) > 1 else ''} "
-                               "for a TREC input.")
-            return multi_query.read_trec(files["topics"], files["qrels"], files["documents"])
-        if not path(table):
-            raise gr.Error("Upload a pair table first (.csv, .tsv, .jsonl or .parquet with query and document "
-                           "columns, and optionally a label column).")
-        if not _column(query_col) or not _column(document_col):
-            raise gr.Error("Choose which columns hold the query and the document.")
-        columns = TableColumns(query=query_col, document=document_col, label=_column(label_col),
-                               query_id=_column(query_id_col), doc_id=_column(doc_id_col))
-        return multi_query.read_table(path(table), columns)
-
-    def run(self, kind, table, query_col, document_col, label_col, query_id_col, doc_id_col, topics, qrels, corpus,
-            instruction, model, backend, max_length, batch_size, k, relevant_from, output_format,
+    def run(self, source: PairInputs, instruction, model: ModelInputs, batch_size, k, relevant_from, output_format,
             progress=gr.Progress()):
-        settings = common.model_settings(model, backend, max_length)
+        """Score every pair: summary, metrics per query, rejected rows, the scored file and the rejects file."""
+        settings = model.settings()
         k = common.k_value(k)
         try:
             progress(0, desc="Reading the file…")
-            pairs = self.read(kind, table, query_col, document_col, label_col, query_id_col, doc_id_col,
-                              topics, qrels, corpus)
-            reranker = self.inspector._reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
+            pairs = source.read()
+            reranker = self.inspector.reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
             result = multi_query.run(
                 reranker, pairs, instruction, batch_size=int(batch_size or 1), k=k, relevant_from=int(relevant_from),
                 progress=lambda done, total: progress((done, total), desc="Scoring", unit="pairs"))
@@ -139,8 +160,8 @@ class MultiQueryTab:
         return table
 
 
-def build_tab(inspector: common.Inspector, *, settings: list, batch_size) -> None:
-    """The "Multi-query" tab; ``settings`` are the page's model, backend and max length inputs."""
+def build_tab(inspector: Inspector, *, settings: Fields, batch_size) -> None:
+    """The "Multi-query" tab; ``settings`` are the page's model inputs (``ModelInputs``)."""
     tab = MultiQueryTab(inspector)
     presets = inspector.presets
     with gr.Tab("Multi-query"):
@@ -167,7 +188,8 @@ def build_tab(inspector: common.Inspector, *, settings: list, batch_size) -> Non
                                      scale=3)
         with gr.Row():
             k = gr.Number(DEFAULT_K, label="k for nDCG@k and P@k", precision=0, minimum=1)
-            relevant_from = gr.Radio(common.RELEVANCE_CHOICES, value=1, label="Relevant for MRR, MAP and P@k")
+            relevant_from = gr.Radio(common.RELEVANCE_CHOICES, value=DEFAULT_RELEVANT_FROM,
+                                     label="Relevant for MRR, MAP and P@k")
             output_format = gr.Radio(OUTPUT_FORMATS, value=".csv", label="Scored file")
         run_button = gr.Button("Score all queries", variant="primary")
         summary = gr.Markdown()
@@ -184,7 +206,8 @@ def build_tab(inspector: common.Inspector, *, settings: list, batch_size) -> Non
     table.change(tab.inspect_table, table, pickers, queue=False, api_name=False)
     preset.input(inspector.choose_preset, preset, instruction, queue=False, api_name=False)
     preset.focus(lambda: gr.update(choices=list(presets.all())), None, preset, queue=False, api_name=False)
-    run_button.click(tab.run, [kind, table, *pickers, topics, qrels, corpus, instruction, *settings, batch_size, k,
-                               relevant_from, output_format],
-                     [summary, per_query, rejects, scored_download, rejects_download], api_name="multi_query",
-                     concurrency_id="model", show_progress_on=[per_query])
+    role_columns = {f"{role}_col": picker for role, picker in zip(ROLES, pickers)}
+    source = Fields(PairInputs, kind=kind, table=table, **role_columns, topics=topics, qrels=qrels, corpus=corpus)
+    run = bind(tab.run, source, instruction, settings, batch_size, k, relevant_from, output_format)
+    run_button.click(run, run.inputs, [summary, per_query, rejects, scored_download, rejects_download],
+                     api_name="multi_query", concurrency_id="model", show_progress_on=[per_query])

@@ -15,6 +15,7 @@ from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.storage.presets import PresetStore
 from reranker.ui import common, compare_tab, explain_panel, judging_tab, multi_query_tab
+from reranker.ui.common import DocumentInputs, Fields, ModelInputs, ViewInputs, bind
 from reranker.ui.inspector import Inspector
 
 CSS_PATH = Path(__file__).parents[1] / "view" / "inspector.css"
@@ -109,7 +110,7 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                             id_column = gr.Dropdown(label="Id column (optional)", visible=False,
                                                     allow_custom_value=True)
                         preview = gr.Dataframe(label="First rows", visible=False, interactive=False, max_height=220)
-                count = gr.HTML(ui.count("", "line", None, None, None), elem_classes="rr-count")
+                count = gr.HTML(ui.count(DocumentInputs("", "line", None, None, None)), elem_classes="rr-count")
 
         run_button = gr.Button("Rank documents", variant="primary", size="lg")
         summary = gr.Markdown()
@@ -124,8 +125,12 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         table = gr.HTML(results_table.render([], "", max_length=0), js_on_load=judging_tab.TABLE_JS,
                         css_template=judging_tab.TABLE_CSS)
         with gr.Row():
-            csv_download = gr.DownloadButton("Download CSV", value=None, size="sm")
-            json_download = gr.DownloadButton("Download JSON", value=None, size="sm")
+            # the buttons write the ranking as shown when clicked, then the hidden download buttons fetch it;
+            # a run fills the hidden ones too, for the API's /rank (its outputs 4 and 5)
+            csv_button = gr.Button("Download CSV", size="sm")
+            json_button = gr.Button("Download JSON", size="sm")
+            csv_download = gr.DownloadButton("CSV file", value=None, visible="hidden", elem_id="rr-download-csv")
+            json_download = gr.DownloadButton("JSON file", value=None, visible="hidden", elem_id="rr-download-json")
         explainer = explain_panel.Explainer(holder, ui.export_dir)
         explaining = explain_panel.build(explainer)
         judgement_panel = judging_tab.build_panel()
@@ -136,39 +141,50 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         gr.Examples(EXAMPLES, inputs=[query, instruction, pasted, split_mode], label="Examples (English, 한국어, code)")
 
         # --- wiring --------------------------------------------------------------------------------
-        settings = [model, backend, max_length]
-        doc_inputs = [pasted, split_mode, upload, text_column, id_column]
-        filters = [sort, min_score, min_confidence, top_k]
-        view_outputs = [table, chart, row_choice, csv_download, json_download]
+        settings = Fields(ModelInputs, model=model, backend=backend, max_length=max_length)
+        docs = Fields(DocumentInputs, pasted=pasted, mode=split_mode, upload=upload, text_column=text_column,
+                      id_column=id_column)
+        view = Fields(ViewInputs, sort=sort, min_score=min_score, min_confidence=min_confidence, top_k=top_k,
+                      threshold=judging.threshold, only=judging.only)
+        view_outputs = [table, chart, row_choice]
 
         status_outputs = [status, status_side, status_timer]
-        demo.load(ui.poll_status, settings, status_outputs, queue=False)
-        status_timer.tick(ui.poll_status, settings, status_outputs, queue=False, show_progress="hidden")
-        for component in settings:
-            component.change(ui.poll_status, settings, status_outputs, queue=False, show_progress="hidden")
-        load_button.click(ui.load, settings, [status, status_side], concurrency_id="model")
+        poll = bind(ui.poll_status, settings)
+        demo.load(poll, poll.inputs, status_outputs, queue=False)
+        status_timer.tick(poll, poll.inputs, status_outputs, queue=False, show_progress="hidden")
+        for component in settings.components:
+            component.change(poll, poll.inputs, status_outputs, queue=False, show_progress="hidden")
+        load = bind(ui.load, settings)
+        load_button.click(load, load.inputs, [status, status_side], concurrency_id="model")
 
         # one queue for the live count, so its answers arrive in the order the inputs changed
-        count_event = dict(fn=ui.count, inputs=doc_inputs, outputs=count, show_progress="hidden", api_name=False,
-                           concurrency_id="count", concurrency_limit=1, trigger_mode="always_last")
+        count_docs = bind(ui.count, docs)
+        count_event = dict(fn=count_docs, inputs=count_docs.inputs, outputs=count, show_progress="hidden",
+                           api_name=False, concurrency_id="count", concurrency_limit=1, trigger_mode="always_last")
         upload.change(ui.inspect_upload, upload, [text_column, id_column, preview], queue=False).then(**count_event)
         for component in (pasted, split_mode, text_column, id_column):
             component.change(**count_event)
 
-        run_inputs = [query, instruction, *doc_inputs, *settings, batch_size, *filters, judging.threshold, judging.only]
+        check, run = bind(ui.check, query, docs, settings), bind(ui.run, query, instruction, docs, settings,
+                                                                  batch_size, view)
         for trigger in (run_button.click, query.submit):
-            trigger(ui.check, [query, *doc_inputs, *settings], None, concurrency_limit=None, api_name=False).success(
-                ui.run, run_inputs, [result_state, *view_outputs, summary, status, status_side],
+            trigger(check, check.inputs, None, concurrency_limit=None, api_name=False).success(
+                run, run.inputs, [result_state, *view_outputs, csv_download, json_download, summary, status,
+                                  status_side],
                 concurrency_id="model", show_progress_on=[table], api_name="rank" if trigger == run_button.click else False)
-        for component in filters:
-            component.change(ui.refresh, [result_state, *filters, judging.threshold, judging.only], view_outputs,
-                             api_name=False,
-                             show_progress="hidden", concurrency_limit=None)
+        refresh = bind(ui.refresh, result_state, view)
+        for component in (sort, min_score, min_confidence, top_k):
+            component.change(refresh, refresh.inputs, view_outputs, api_name=False, show_progress="hidden",
+                             concurrency_limit=None)
+        for button, export, download in ((csv_button, ui.export_csv, csv_download),
+                                         (json_button, ui.export_json, json_download)):
+            export = bind(export, result_state, view)
+            button.click(export, export.inputs, download, api_name=False, concurrency_limit=None).success(
+                None, js=f"() => document.querySelector('#{download.elem_id}').click()")
         row_choice.change(ui.inspect_row, [result_state, row_choice], prompt_view, api_name="inspect_row",
                           concurrency_limit=None)
 
-        judging_tab.wire(ui.annotator, judging, judgement_panel, table=table, result_state=result_state,
-                         filters=filters)
+        judging_tab.wire(ui.annotator, judging, judgement_panel, table=table, result_state=result_state, view=view)
         explain_panel.wire(explainer, explaining, table=table, result_state=result_state, batch_size=batch_size)
 
         preset.input(ui.choose_preset, preset, instruction, queue=False)
@@ -176,8 +192,8 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         save_button.click(ui.save_preset, [preset_name, instruction], [preset, preset_name], api_name="save_preset")
         delete_button.click(ui.delete_preset, preset, preset, api_name="delete_preset")
 
-        compare_tab.build_tab(ui, query=query, instruction=instruction, doc_inputs=doc_inputs, settings=settings,
-                             batch_size=batch_size)
+        compare_tab.build_tab(ui, query=query, instruction=instruction, docs=docs, settings=settings,
+                              batch_size=batch_size)
         multi_query_tab.build_tab(ui, settings=settings, batch_size=batch_size)
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo

@@ -10,7 +10,8 @@ import html
 import re
 from typing import Mapping, Sequence
 
-from reranker.storage.judgements import LABELS, Annotation, Disagreement, document_hash
+from reranker.storage.judgements import Annotation, Disagreement, document_hash
+from reranker.storage.labels import LABELS
 from reranker.ranking.inspection import RankedRow
 
 SNIPPET_CHARS = 320
