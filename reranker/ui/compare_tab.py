@@ -174,9 +174,9 @@ class CompareTab:
 
 
 def build_tab(inspector: common.Inspector, *, query, instruction, doc_inputs: list, settings: list,
-              batch_size) -> None:
+              batch_size) -> list:
     """The "A/B compare" tab, wired to the page's query, instruction, document inputs, model settings (model,
-    backend, max length) and batch size."""
+    backend, max length) and batch size. Returns the sides' inputs (instruction, model, max length of A, then B)."""
     page_instruction, page_model, backend, page_max_length = instruction, *settings
     tab = CompareTab(inspector)
     default = inspector.holder.default
@@ -226,3 +226,4 @@ def build_tab(inspector: common.Inspector, *, query, instruction, doc_inputs: li
     run_button.click(tab.run, [query, *doc_inputs, backend, batch_size, *side_inputs, k, relevant_from, threshold],
                      [summary, metrics_view, slope, moved, table_a, table_b, download], api_name="compare",
                      concurrency_id="model", show_progress_on=[metrics_view])
+    return side_inputs
