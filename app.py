@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from reranker.serve.api import API_KEY_ENV, DEFAULT_MAX_REQUEST_BYTES, install_api
 from reranker.cli import remote_options
 from reranker.files.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
+from reranker.scoring.backends import BACKENDS
 from reranker.scoring.engine import DEFAULT_MAX_LENGTH
 from reranker.errors import InputError
 from reranker.scoring.backends import shutdown_all
@@ -56,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", default=os.environ.get("RERANKER_MODEL", "0.6B"),
                         help="0.6B, 4B, 8B, a hub id or a local folder (default: $RERANKER_MODEL or 0.6B)")
     parser.add_argument("--backend", default=os.environ.get("RERANKER_BACKEND", "auto"),
-                        choices=["auto", "vllm", "transformers", "remote"],
+                        choices=list(BACKENDS),
                         help="scoring backend (default: auto; remote when --servers is given)")
     parser.add_argument("--servers", action="append", metavar="URL[,URL...]",
                         help="score on these vLLM servers (env RERANKER_SERVERS); see docs/scale-out.md")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
 from pathlib import Path
 
 from reranker.jobs.batch import add_score_arguments
+from reranker.scoring.backends import BACKENDS
 from reranker.scoring.engine import DEFAULT_MAX_LENGTH, DEFAULT_MODEL
 from reranker.errors import InputError, RerankerError
 
@@ -21,7 +23,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=os.environ.get("RERANKER_MODEL", DEFAULT_MODEL),
                         help="hub id, 0.6B/4B/8B, or a local folder (env RERANKER_MODEL; default %(default)s)")
     parser.add_argument("--backend", default=os.environ.get("RERANKER_BACKEND", "auto"),
-                        choices=["auto", "vllm", "transformers", "remote"], help="default: %(default)s")
+                        choices=list(BACKENDS), help="default: %(default)s")
     parser.add_argument("--servers", "--server", action="append", dest="servers", metavar="URL[,URL...]",
                         help="score on these vLLM servers (backend remote; comma-separated or repeated; "
                              "env RERANKER_SERVERS); see docs/scale-out.md")
@@ -149,7 +151,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from reranker.jobs.batch import run_score_command
 
-    return run_score_command(args, lambda: load_reranker(args))
+    if args.client_processes > 1 and not (args.servers or os.environ.get("RERANKER_SERVERS")):
+        raise InputError("--client-processes spreads the work of a client of vLLM servers: give --servers too "
+                         "(each process would otherwise load its own copy of the model).")
+    return run_score_command(args, functools.partial(load_reranker, args))  # partial: it pickles to workers
 
 
 def build_parser() -> argparse.ArgumentParser:

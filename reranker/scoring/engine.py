@@ -28,6 +28,7 @@ MODELS = {
 }
 DEFAULT_MODEL = MODELS["0.6B"]
 DEFAULT_MAX_LENGTH = 8192
+PIPELINE_PAIRS = 200  # pairs tokenized per chunk while the device scores the previous chunk (fast backend)
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,8 @@ class Reranker:
         """Load (or reuse) the model.
 
         ``model``: a hub id, one of ``MODELS``' keys ("0.6B", "4B", "8B"), or a local folder.
-        ``backend``: "auto" (vLLM if it works here, else transformers), "vllm", "transformers" or
-        "remote" (pass ``servers=[urls]``). ``cache``: True for the user cache folder, a folder path,
+        ``backend``: "auto" (fast on an NVIDIA GPU, else vLLM if it works here, else transformers), "fast", "vllm",
+        "transformers" or "remote" (pass ``servers=[urls]``). ``cache``: True for the user cache folder, a folder path,
         or False. ``engine_options`` go to the backend (e.g. ``tensor_parallel_size``,
         ``memory_fraction``, ``max_num_batched_tokens``, ``servers``).
         """
@@ -211,11 +212,22 @@ class Reranker:
         for key, (query, document) in pairs_by_key.items():
             by_query.setdefault(query, []).append((key, document))
         groups = [(query, [d for _, d in items]) for query, items in by_query.items()]
-        with self._tokenizer_lock:
-            built = self.builder.build_groups(instruction, groups)
         keys = [k for items in by_query.values() for k, _ in items]
-        prompts = [p for group in built for p in group]
-        logodds = self.backend.score_logodds([p.token_ids for p in prompts]) if prompts else np.zeros(0)
+        submit = getattr(self.backend, "submit", None)
+        if submit is None:
+            with self._tokenizer_lock:
+                built = self.builder.build_groups(instruction, groups)
+            prompts = [p for group in built for p in group]
+            logodds = self.backend.score_logodds([p.token_ids for p in prompts]) if prompts else np.zeros(0)
+        else:
+            # A backend that queues device work (fast) scores one chunk while the next is tokenized.
+            prompts, pending = [], []
+            for chunk in _chunks(groups, PIPELINE_PAIRS):
+                with self._tokenizer_lock:
+                    built = [p for group in self.builder.build_groups(instruction, chunk) for p in group]
+                prompts.extend(built)
+                pending.append(submit([p.token_ids for p in built]))
+            logodds = np.concatenate([wait() for wait in pending]) if pending else np.zeros(0)
         if not np.all(np.isfinite(logodds)):
             raise ModelError("The model returned a non-finite score (NaN or infinity): the weights are broken.")
         return {
@@ -255,6 +267,19 @@ class Reranker:
             "cache_hits": self.stats.cache_hits,
             "scored": self.stats.scored,
         }
+
+
+def _chunks(groups: list[tuple[str, list[str]]], pairs: int) -> Iterable[list[tuple[str, list[str]]]]:
+    """Whole query groups, in order, gathered into chunks of at least ``pairs`` pairs (the last may be smaller)."""
+    chunk, size = [], 0
+    for group in groups:
+        chunk.append(group)
+        size += len(group[1])
+        if size >= pairs:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
 
 
 def resolve_instruction(instruction: str | None) -> str:

@@ -72,9 +72,9 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
             gr.Markdown("### Model settings\nShared by everyone using this server; a new model loads once.")
             model = gr.Dropdown(ui.model_choices(), value=default.model, label="Model", allow_custom_value=True,
                                 info="0.6B / 4B / 8B, a hub id, or a local folder path")
-            backends = ["auto", "vllm", "transformers"] + (["remote"] if default.backend == "remote" else [])
+            backends = ["auto", "fast", "vllm", "transformers"] + (["remote"] if default.backend == "remote" else [])
             backend = gr.Radio(backends, value=default.backend, label="Backend",
-                               info="auto = vLLM when it runs here, else transformers")
+                               info="auto = fast on a GPU, else vLLM when it runs here, else transformers")
             max_length = gr.Number(default.max_length, label="Max length (tokens)", precision=0, minimum=64)
             batch_size = gr.Number(32, label="Batch size (documents per engine call)", precision=0, minimum=1)
             load_button = gr.Button("Load model")

@@ -10,7 +10,7 @@ import numpy as np
 class Backend(Protocol):
     """Scores already-built token prompts. Batching above this, caching and ranking live in Reranker."""
 
-    name: str  # "vllm", "transformers" or "remote"
+    name: str  # "fast", "vllm", "transformers" or "remote"
     device: str  # e.g. "cpu", "cuda (NVIDIA H100)", "2 servers"
 
     def score_logodds(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:

@@ -102,6 +102,11 @@ class VLLMBackend:
             )
         return np.array([o.outputs.probs[0] for o in outputs], dtype=np.float32)
 
+    def reset_prefix_cache(self) -> None:
+        """Forget every cached prompt prefix (benchmarks that score the same prompts again call this)."""
+        with self._lock:
+            self.llm.reset_prefix_cache()
+
     def close(self) -> None:
         """Shut the engine's worker processes down."""
         engine = getattr(self.llm, "llm_engine", None)
