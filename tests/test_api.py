@@ -71,6 +71,20 @@ def test_v1_top_n_and_return_documents_keep_document_objects(api, hf_reranker):
     assert post(api, "v1", {"query": QUERY, "documents": DOCS, "top_n": 99}).json()["results"].__len__() == 4
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_min_score_keeps_results_at_or_above_it_before_top_n(api, hf_reranker, version):
+    query = f"min score {version} " + QUERY
+    ranking = expected(hf_reranker, query, DOCS)
+    cut = ranking[1][1]  # the second-best score: exactly two results reach it
+    body = post(api, version, {"query": query, "documents": DOCS, "min_score": cut}).json()
+    assert [(r["index"], r["relevance_score"]) for r in body["results"]] == ranking[:2]
+    body = post(api, version, {"query": query, "documents": DOCS, "min_score": cut, "top_n": 1}).json()
+    assert [r["index"] for r in body["results"]] == [ranking[0][0]]
+    assert post(api, version, {"query": query, "documents": DOCS, "min_score": 1.0}).json()["results"] == []
+    response = post(api, version, {"query": query, "documents": DOCS, "min_score": 1.5})
+    assert response.status_code == 422 and "min_score" in response.json()["message"]
+
+
 def test_instruction_changes_scores_and_matches_rank(api, hf_reranker):
     instruction = "Given a question about cooking, find the recipe"
     plain = post(api, "v2", {"query": "auroras explained", "documents": DOCS}).json()["results"]

@@ -89,6 +89,9 @@ class _RerankRequest(BaseModel):
     return_documents: bool | None = Field(None, description="Include each document in its result (default false).")
     instruction: str | None = Field(None, description="Extension: the Qwen3-Reranker task instruction (default: "
                                                       "the model's web-search instruction).")
+    min_score: float | None = Field(None, ge=0, le=1, description="Extension: return only results whose "
+                                    "relevance_score is at least min_score (applied before top_n), e.g. a "
+                                    "threshold chosen in the inspector's calibration panel.")
 
 
 class RerankV1Request(_RerankRequest):
@@ -260,7 +263,7 @@ def _validation_error(exc: RequestValidationError, max_documents: int) -> APIErr
                                      f"at character {error['loc'][-1]})"))
         elif kind == "extra_forbidden":
             problems.append((field, f"unknown field {field!r}: this API accepts "
-                                    "model, query, documents, top_n, rank_fields, return_documents, instruction, "
+                                    "model, query, documents, top_n, rank_fields, return_documents, instruction, min_score, "
                                     "and max_chunks_per_doc (v1) or max_tokens_per_doc (v2)"))
         elif kind == "missing":
             problems.append((field, "the request body is empty: send a JSON object with query and documents"
@@ -423,6 +426,8 @@ class RerankAPI:
                             f"{reranker.max_length} tokens per prompt.")
         if getattr(body, "max_chunks_per_doc", None):
             warnings.append("max_chunks_per_doc is ignored: long documents are truncated to fit, not chunked.")
+        if body.min_score is not None:
+            ranked = [j for j in ranked if j.score >= body.min_score]
         results = []
         for j in ranked[: body.top_n]:
             result = {"index": j.index, "relevance_score": j.score}

@@ -192,9 +192,10 @@ class CompareTab:
         return str(path)
 
 
-def build_tab(inspector: Inspector, *, query, instruction, docs: Fields, settings: Fields, batch_size) -> None:
+def build_tab(inspector: Inspector, *, query, instruction, docs: Fields, settings: Fields, batch_size) -> list:
     """The "A/B compare" tab, wired to the page's query, instruction, document inputs (``DocumentInputs``),
-    model settings (``ModelInputs``) and batch size."""
+    model settings (``ModelInputs``) and batch size. Returns the sides' inputs (instruction, model, max
+    length of A, then of B), for the sweep tab's click-through."""
     page_instruction, (page_model, backend, page_max_length) = instruction, settings.components
     tab = CompareTab(inspector)
     default = inspector.holder.default
@@ -247,3 +248,4 @@ def build_tab(inspector: Inspector, *, query, instruction, docs: Fields, setting
                threshold)
     run_button.click(run, run.inputs, [summary, metrics_view, slope, moved, table_a, table_b, download],
                      api_name="compare", concurrency_id="model", show_progress_on=[metrics_view])
+    return [component for name in SIDES for component in side_inputs[name].components]

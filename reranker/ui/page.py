@@ -14,7 +14,7 @@ from reranker.scoring.model_holder import ModelHolder
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.storage.presets import PresetStore
-from reranker.ui import common, compare_tab, explain_panel, judging_tab, multi_query_tab
+from reranker.ui import common, compare_tab, explain_panel, judging_tab, multi_query_tab, sweep_tab
 from reranker.ui.common import DocumentInputs, Fields, ModelInputs, ViewInputs, bind
 from reranker.ui.inspector import Inspector
 
@@ -192,8 +192,10 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         save_button.click(ui.save_preset, [preset_name, instruction], [preset, preset_name], api_name="save_preset")
         delete_button.click(ui.delete_preset, preset, preset, api_name="delete_preset")
 
-        compare_tab.build_tab(ui, query=query, instruction=instruction, docs=docs, settings=settings,
-                              batch_size=batch_size)
+        ab_sides = compare_tab.build_tab(ui, query=query, instruction=instruction, docs=docs, settings=settings,
+                                         batch_size=batch_size)
         multi_query_tab.build_tab(ui, settings=settings, batch_size=batch_size)
+        sweep_tab.build_tab(ui, settings=settings.components, batch_size=batch_size, threshold=judging.threshold,
+                            ab=sweep_tab.ABTargets(query, pasted, split_mode, upload, ab_sides))
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo

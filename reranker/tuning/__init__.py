@@ -1,0 +1,1 @@
+"""Tuning instructions across many queries: sweeps, a leaderboard with significance, calibration, reports."""

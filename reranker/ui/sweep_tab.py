@@ -1,0 +1,408 @@
+"""The inspector's "Instruction sweep" tab: instruction variants (presets, edited or pasted ones; models and max
+lengths too) x a judged query set -> a leaderboard with confidence intervals and significance, the winner against
+a baseline per query (click through to the A/B tab), "save the winner as a preset", a calibration and threshold
+panel whose threshold feeds the disagreement view, and CSV / HTML report downloads.
+
+Layout and handlers only; the work is ``reranker.tuning``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import uuid
+from dataclasses import dataclass
+
+import gradio as gr
+import pandas as pd
+
+from reranker.errors import InputError, RerankerError
+from reranker.files.pair_files import RejectRow
+from reranker.ranking import multi_query
+from reranker.ranking.metrics import DEFAULT_K, metric_names
+from reranker.scoring.engine import MODELS
+from reranker.tuning import calibration, leaderboard, report, sweep
+from reranker.ui import common
+from reranker.ui.inspector import Inspector
+
+SOURCES = [("Judgements store (what you judged on this page)", "store"), ("Pair table with a label column", "table"),
+           ("TREC topics + qrels + documents", "trec")]
+TABLE_TYPES = [".csv", ".tsv", ".jsonl", ".parquet"]
+TESTS = [(label, key) for key, label in leaderboard.STAT_TESTS.items()]
+FITS = [(label, key) for key, label in calibration.FITS.items()]
+SWITCH_TO_AB = """() => {
+  const tab = [...document.querySelectorAll('button[role="tab"]')].find((b) => b.textContent.trim() === 'A/B compare');
+  if (tab) { tab.click(); window.scrollTo({top: 0}); }
+}"""
+
+
+@dataclass
+class ABTargets:
+    """The page's inputs the click-through to the A/B tab fills in."""
+
+    query: gr.Textbox
+    pasted: gr.Textbox
+    split_mode: gr.Radio
+    upload: gr.File
+    sides: list  # instruction, model, max length of side A, then of side B
+
+
+def _split(text: str | None, separators: str = ",\n") -> list[str]:
+    items = [text or ""]
+    for separator in separators:
+        items = [part for item in items for part in item.split(separator)]
+    return [item.strip() for item in items if item.strip()]
+
+
+def _short_model(model: str) -> str:
+    for alias, hub_id in MODELS.items():
+        if model in (alias, hub_id):
+            return alias
+    return model.rstrip("/").rsplit("/", 1)[-1]
+
+
+def instruction_choices(presets: dict[str, str], chosen: list[str] | None, pasted: str | None) -> list[tuple[str, str]]:
+    """(name, instruction) for the ticked presets, then one per non-empty line of ``pasted`` ("custom N")."""
+    found = [(name, presets[name]) for name in chosen or [] if name in presets]
+    unknown = [name for name in chosen or [] if name not in presets]
+    if unknown:
+        raise InputError(f"Unknown preset(s): {', '.join(map(repr, unknown))}.")
+    found += [(f"custom {i}", line) for i, line in enumerate(_split(pasted, "\n"), start=1)]
+    if not found:
+        raise InputError("Tick at least one preset or paste at least one instruction (one per line) to sweep.")
+    return found
+
+
+def _max_lengths(text: str | None, default: int) -> list[int]:
+    values = _split(text)
+    try:
+        lengths = [int(v) for v in values] or [default]
+    except ValueError:
+        raise InputError(f"Max lengths must be whole numbers of tokens separated by commas, got {text!r}.") from None
+    if any(v < 64 for v in lengths):
+        raise InputError("Each max length must be at least 64 tokens.")
+    return list(dict.fromkeys(lengths))
+
+
+def _number(value) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:.4f}"
+
+
+class SweepTab:
+    """Handlers of the sweep tab, sharing the page's models, presets, judgements and export folder."""
+
+    def __init__(self, inspector: Inspector):
+        self.inspector = inspector
+        self.store = inspector.annotator.store
+
+    # --- input -------------------------------------------------------------------------------------
+    def judged_set(self, source, table, topics, qrels, corpus) -> tuple[sweep.JudgedSet, list[RejectRow]]:
+        path = common.upload_path
+        if source == "store":
+            return sweep.from_store(self.store), []
+        if source == "trec":
+            files = {"topics": path(topics), "qrels": path(qrels), "documents": path(corpus)}
+            missing = [name for name, value in files.items() if not value]
+            if missing:
+                raise InputError(f"Upload the {' and '.join(missing)} file{'s' if len(missing) > 1 else ''} "
+                                 "for a TREC input.")
+            pairs = multi_query.read_trec(files["topics"], files["qrels"], files["documents"])
+            return sweep.from_pairs(pairs, "TREC qrels"), pairs.rejects
+        if not path(table):
+            raise InputError("Upload a pair table (.csv, .tsv, .jsonl or .parquet with query, document and label "
+                             "columns) or choose another judged set.")
+        file = path(table)
+        pairs = multi_query.read_table(file, multi_query.guess_columns(multi_query.table_columns(file)))
+        return sweep.from_pairs(pairs, "the uploaded pair table"), pairs.rejects
+
+    def variants(self, chosen, pasted, models, max_lengths, backend, default_model, default_max_length,
+                 progress) -> list[sweep.Variant]:
+        instructions = instruction_choices(self.inspector.presets.all(), chosen, pasted)
+        model_list = list(dict.fromkeys(_split(models))) or [default_model]
+        settings = [common.ModelInputs(model, backend, length).settings()
+                    for model in model_list for length in _max_lengths(max_lengths, int(default_max_length))]
+        rerankers = {s: self.inspector.reranker(s, progress, f"Loading {s.model_id} (first use only)…")
+                     for s in settings}
+        several_models = len({s.model_id for s in settings}) > 1
+        several_lengths = len({s.max_length for s in settings}) > 1
+        out = []
+        for s in settings:
+            for name, instruction in instructions:
+                parts = [name] + ([_short_model(s.model)] if several_models else []) + (
+                    [f"max {s.max_length}"] if several_lengths else [])
+                out.append(sweep.Variant(" · ".join(parts), rerankers[s], instruction))
+        return out
+
+    # --- the sweep ---------------------------------------------------------------------------------
+    def run(self, source, table, topics, qrels, corpus, chosen, pasted, models, max_lengths, baseline_file,
+            baseline_name, k, relevant_from, stat_test, model, backend, max_length, batch_size,
+            progress=gr.Progress()):
+        k = common.k_value(k)
+        common.ModelInputs(model, backend, max_length).settings()  # a clear message for bad settings first
+        try:
+            progress(0, desc="Reading the judged set…")
+            judged, rejects = self.judged_set(source, table, topics, qrels, corpus)
+            baselines = {}
+            if common.upload_path(baseline_file):
+                name = " ".join((baseline_name or "").split()) or "imported run"
+                baselines[name] = sweep.read_baseline(common.upload_path(baseline_file))
+            variants = self.variants(chosen, pasted, models, max_lengths, backend, model, max_length, progress)
+
+            def report_progress(done, total, eta, variant):
+                left = f" · about {eta:.0f} s left" if eta is not None else ""
+                progress((done, total), desc=f"Scoring {variant}{left}", unit="pairs")
+
+            result = sweep.run_sweep(variants, judged, batch_size=int(batch_size or 1), baselines=baselines,
+                                     progress=report_progress)
+            board = leaderboard.build(result, k=k, relevant_from=int(relevant_from), stat_test=stat_test)
+        except RerankerError as exc:
+            raise common.error(exc)
+        if rejects:
+            gr.Warning(common.message(f"{len(rejects)} row(s) of the judged set could not be used; the first: "
+                                      f"row {rejects[0].row}: {rejects[0].reason}."))
+        for note in result.notes:
+            gr.Info(common.message(note))
+        state = {"result": result, "board": board, "calibration": None, "threshold": None, "calibrated": None,
+                 "variants": {v.name: v for v in variants}}
+        names = [row.name for row in board.rows]
+        baseline = names[-1] if len(names) > 1 else names[0]
+        baseline = next((row.name for row in board.rows if row.imported), baseline)
+        versus = self._versus(state, baseline, board.metrics[0])
+        runs = [row.name for row in board.rows if not row.imported]
+        return (
+            state,
+            self.summary(result, board),
+            report.leaderboard_display(board),
+            report.leaderboard_figure(board),
+            gr.update(choices=names, value=baseline),
+            gr.update(choices=board.metrics, value=board.metrics[0]),
+            *versus,
+            board.best.name if not board.best.imported else "",
+            gr.update(choices=runs, value=runs[0] if runs else None),
+            *self._exports(state, baseline),
+        )
+
+    @staticmethod
+    def summary(result: sweep.SweepResult, board: leaderboard.Leaderboard) -> str:
+        best = board.best
+        variants = [r for r in result.runs if not r.imported]
+        lines = [f"**{len(variants)} variant(s)** × **{len(result.judged.queries)} queries** "
+                 f"({result.judged.pairs:,} documents to rank): **{result.pairs_scored:,} pairs** ranked in "
+                 f"{result.seconds:.2f} s, {result.cache_hits:,} from the cache · judged set: "
+                 f"{html.escape(result.judged.source, quote=False)}",
+                 f"Best by {board.metrics[0]}: **{html.escape(best.name, quote=False)}** "
+                 f"({best.means[board.metrics[0]]:.4f}) · {len(board.query_ids)} queries measured"
+                 + (f", {len(board.skipped)} without a document judged relevant left out" if board.skipped else "")
+                 + f" · {leaderboard.STAT_TESTS[board.stat_test]}, Holm-corrected: † = significantly different "
+                   f"from the best at α = {board.alpha}"]
+        lines += [f"ℹ {html.escape(note, quote=False)}" for note in result.notes]
+        return "  \n".join(lines)
+
+    def _versus(self, state, baseline, metric):
+        board: leaderboard.Leaderboard = state["board"]
+        winner = board.best.name
+        if baseline == winner:
+            empty = pd.DataFrame(columns=["query_id", "query", winner, "difference"])
+            return empty, None, gr.update(choices=[], value=None)
+        frame = board.versus(winner, baseline, metric)
+        texts = {q.query_id: q.query for q in state["result"].judged.queries}
+        shown = frame.copy()
+        shown.insert(1, "query", [texts[q] for q in shown["query_id"]])
+        for column in (winner, baseline, "difference"):
+            shown[column] = shown[column].map(_number)
+        ids = [str(q) for q in frame["query_id"]]
+        return (shown, report.versus_figure(frame, winner, baseline, metric),
+                gr.update(choices=ids, value=ids[0] if ids else None))
+
+    def versus(self, state, baseline, metric):
+        """The winner against ``baseline`` per query on ``metric``, worst loss first."""
+        if not state:
+            raise gr.Error("Run a sweep first.")
+        try:
+            return self._versus(state, baseline, metric)
+        except RerankerError as exc:
+            raise common.error(exc)
+
+    def _exports(self, state, baseline=None) -> tuple[str, str]:
+        common.prune(self.inspector.export_dir)
+        stem = self.inspector.export_dir / f"sweep-{uuid.uuid4().hex[:8]}"
+        board, result = state["board"], state["result"]
+        csv = report.leaderboard_csv(board, result, stem.with_suffix(".csv"))
+        page = report.write_html(stem.with_suffix(".html"), result, board, baseline=baseline,
+                                 calibration=state["calibration"], calibrated_run=state["calibrated"],
+                                 threshold=state["threshold"])
+        return str(csv), str(page)
+
+    # --- click-through, presets ----------------------------------------------------------------------
+    def open_in_ab(self, state, baseline, query_id):
+        """The page's query and documents set to one judged query, side A to the baseline, side B to the winner."""
+        if not state or not query_id:
+            raise gr.Error("Run a sweep and choose a query first.")
+        result: sweep.SweepResult = state["result"]
+        query = next((q for q in result.judged.queries if q.query_id == query_id), None)
+        if query is None:
+            raise gr.Error(common.message(f"There is no query {query_id!r} in this sweep."))
+        documents = "\n---\n".join(text for _, text in query.documents)
+        sides = []
+        for name in (baseline, state["board"].best.name):
+            variant = state["variants"].get(name)
+            if variant is None:  # an imported run: side A keeps what it had
+                gr.Info(common.message(f"{name!r} is an imported run, not an instruction: side A keeps its "
+                                       "settings; side B is the winner."))
+                sides += [gr.update()] * 3
+            else:
+                sides += [variant.instruction, variant.reranker.model, variant.reranker.max_length]
+        return (query.query, documents, "dashes", None, *sides)
+
+    def save_winner(self, state, name):
+        """Save the best run's instruction as a user preset."""
+        if not state:
+            raise gr.Error("Run a sweep first.")
+        best = state["board"].best
+        variant = state["variants"].get(best.name)
+        if variant is None:
+            raise gr.Error(common.message(f"The best row, {best.name!r}, is an imported run: there is no "
+                                          "instruction to save."))
+        try:
+            replaced = self.inspector.presets.save(name, variant.resolved_instruction)
+        except RerankerError as exc:
+            raise common.error(exc)
+        gr.Info(common.message(f"Preset {' '.join(name.split())!r} {'updated' if replaced else 'saved'}."))
+        return gr.update(value="")
+
+    # --- calibration ---------------------------------------------------------------------------------
+    def calibrate(self, state, run_name, n_bins, method, target, goal, baseline):
+        """Reliability, ECE, Brier (raw and fitted) and a threshold for the target, for one run."""
+        if not state:
+            raise gr.Error("Run a sweep first.")
+        try:
+            n_bins = int(n_bins)
+        except (TypeError, ValueError):
+            raise gr.Error(common.message(f"The number of bins must be a whole number, got {n_bins!r}."))
+        board: leaderboard.Leaderboard = state["board"]
+        try:
+            pairs = calibration.judged_pairs(state["result"], run_name, board.relevant_from)
+            found = calibration.calibrate(pairs, n_bins=n_bins, method=method)
+            threshold = calibration.pick_threshold(pairs["score"], pairs["relevant"], target=target, goal=goal)
+        except RerankerError as exc:
+            raise common.error(exc)
+        state = {**state, "calibration": found, "threshold": threshold, "calibrated": run_name}
+        lines = [f"**{len(pairs):,} judged pairs** of **{html.escape(run_name, quote=False)}** ({int(pairs['relevant'].sum())} "
+                 f"relevant) · ECE **{found.ece:.4f}** · Brier **{found.brier:.4f}**"]
+        if found.fit:
+            lines.append(f"After the {found.fit.method} fit (slope {found.fit.slope:.4f}, offset "
+                         f"{found.fit.offset:.4f}; in-sample): ECE **{found.calibrated_ece:.4f}** · Brier "
+                         f"**{found.calibrated_brier:.4f}**. The calibrated score is shown beside the raw one "
+                         "below; thresholds and the disagreement view use the raw score.")
+        lines.append(html.escape(report.threshold_text(threshold), quote=False))
+        columns = ["query_id", "doc_id", "label", "score"] + (["calibrated_score"] if found.fit else [])
+        table = found.pairs[columns].sort_values("score", ascending=False)
+        for column in columns[3:]:
+            table[column] = table[column].map(_number)
+        value = threshold.threshold
+        return (state, "  \n".join(lines), report.reliability_figure(found), table,
+                # rounded down, so the pair the threshold was picked at stays at or above it
+                math.floor(value * 1e4) / 1e4 if value is not None else None, *self._exports(state, baseline))
+
+
+def build_tab(inspector: Inspector, *, settings: list, batch_size, threshold: gr.Slider,
+              ab: ABTargets) -> None:
+    """The "Instruction sweep" tab. ``settings``: the page's model, backend and max length; ``threshold``: the
+    disagreement view's slider the calibration panel sets; ``ab``: what the click-through to A/B fills in."""
+    tab = SweepTab(inspector)
+    presets = inspector.presets
+    default = inspector.holder.default
+    with gr.Tab("Instruction sweep") as tab_component:
+        state = gr.State(None)
+        gr.Markdown(
+            "Which instruction ranks best over **all** your judged queries, is the difference real, and where should "
+            "the relevance cut-off be? Pick variants, a judged set and (optionally) a first-stage run such as BM25; "
+            "pairs scored before come from the cache, so a stopped sweep resumes. Walk-through: docs/tuning.md.")
+        source = gr.Radio(SOURCES, value="store", label="Judged queries")
+        with gr.Group(visible=False) as table_group:
+            table = gr.File(label="Pair table (query, document, label 0/1/2; optionally query_id, doc_id)",
+                            file_types=TABLE_TYPES, type="filepath")
+        with gr.Group(visible=False) as trec_group, gr.Row():
+            topics = gr.File(label="Topics (qid<TAB>text, or JSONL)", type="filepath")
+            qrels = gr.File(label="Qrels (qid 0 docid label)", type="filepath")
+            corpus = gr.File(label="Documents (JSONL _id/title/text, or docid<TAB>text)", type="filepath")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                chosen = gr.CheckboxGroup(list(presets.all()), value=[common.DEFAULT_PRESET],
+                                          label="Instruction presets to sweep", elem_id="rr-sweep-presets")
+                pasted = gr.Textbox(label="More instructions, one per line (edited or pasted)", lines=3,
+                                    max_lines=12, elem_id="rr-sweep-pasted")
+            with gr.Column(scale=2):
+                models = gr.Textbox(label="Models (comma-separated; empty = the settings panel's)",
+                                    placeholder=default.model)
+                max_lengths = gr.Textbox(label="Max lengths (comma-separated; empty = the settings panel's)",
+                                         placeholder=str(default.max_length))
+                baseline_file = gr.File(label="Baseline: a TREC run to compare with (optional)", type="filepath")
+                baseline_name = gr.Textbox("BM25", label="Baseline name")
+        with gr.Row():
+            k = gr.Number(DEFAULT_K, label="k for nDCG@k and P@k", precision=0, minimum=1)
+            relevant_from = gr.Radio(common.RELEVANCE_CHOICES, value=1, label="Relevant for MRR, MAP and P@k")
+            stat_test = gr.Radio(TESTS, value="student", label="Significance test (best vs each other)")
+        run_button = gr.Button("Run the sweep", variant="primary")
+        summary = gr.Markdown()
+        board_table = gr.Dataframe(label="Leaderboard", interactive=False, wrap=True,
+                                   elem_classes="rr-sweep-leaderboard")
+        board_chart = gr.Plot(show_label=False, elem_classes="rr-sweep-chart")
+        with gr.Row():
+            csv_download = gr.DownloadButton("Download the leaderboard (CSV)", value=None, size="sm")
+            html_download = gr.DownloadButton("Download the report (HTML)", value=None, size="sm")
+        with gr.Row(equal_height=True):
+            winner_name = gr.Textbox(label="Save the winner's instruction as a preset named", scale=3)
+            save_button = gr.Button("💾 Save the winner as a preset", size="sm", scale=1)
+
+        gr.Markdown("#### The winner against a baseline, per query (worst loss first)")
+        with gr.Row():
+            baseline = gr.Dropdown([], label="Baseline", allow_custom_value=True)
+            metric = gr.Dropdown(metric_names(DEFAULT_K), label="Metric", allow_custom_value=True)
+        versus_table = gr.Dataframe(interactive=False, wrap=True, max_height=360, elem_classes="rr-sweep-versus")
+        versus_chart = gr.Plot(show_label=False)
+        with gr.Row(equal_height=True):
+            query_choice = gr.Dropdown([], label="Query to open in the A/B tab", allow_custom_value=True, scale=3)
+            open_button = gr.Button("Open in A/B compare ↗", size="sm", scale=1)
+
+        with gr.Accordion("Calibration & threshold", open=True, elem_id="rr-sweep-calibration"):
+            with gr.Row():
+                calibrated_run = gr.Dropdown([], label="Run", allow_custom_value=True)
+                n_bins = gr.Number(10, label="Bins", precision=0, minimum=2, maximum=50)
+                fit = gr.Radio(FITS, value="none", label="Fit on the log-odds")
+            with gr.Row():
+                target = gr.Radio(list(calibration.TARGETS), value="precision", label="Target")
+                goal = gr.Slider(0.05, 1, value=0.9, step=0.01, label="Target value")
+                calibrate_button = gr.Button("Calibrate and pick the threshold", variant="secondary")
+            calibration_summary = gr.Markdown(elem_classes="rr-sweep-calibration-summary")
+            reliability_chart = gr.Plot(show_label=False, elem_classes="rr-sweep-reliability")
+            with gr.Row(equal_height=True):
+                chosen_threshold = gr.Number(None, label="Chosen threshold", precision=4, minimum=0, maximum=1)
+                use_threshold = gr.Button("Use it in the disagreement view", size="sm")
+            pairs_table = gr.Dataframe(label="Judged pairs: raw and calibrated score", interactive=False,
+                                       max_height=300)
+
+    source.change(lambda v: (gr.update(visible=v == "table"), gr.update(visible=v == "trec")), source,
+                  [table_group, trec_group], queue=False, api_name=False)
+    # presets saved since the page loaded (also "save the winner") appear when the tab is opened
+    tab_component.select(lambda: gr.update(choices=list(presets.all())), None, chosen, queue=False, api_name=False)
+    run_button.click(
+        tab.run, [source, table, topics, qrels, corpus, chosen, pasted, models, max_lengths, baseline_file,
+                  baseline_name, k, relevant_from, stat_test, *settings, batch_size],
+        [state, summary, board_table, board_chart, baseline, metric, versus_table, versus_chart, query_choice,
+         winner_name, calibrated_run, csv_download, html_download],
+        api_name="sweep", concurrency_id="model", show_progress_on=[board_table])
+    for control in (baseline, metric):
+        control.input(tab.versus, [state, baseline, metric], [versus_table, versus_chart, query_choice],
+                      api_name=False)
+    gr.on([baseline.input], lambda s, b: tab._exports(s, b) if s else (None, None), [state, baseline],
+          [csv_download, html_download], api_name=False)
+    save_button.click(tab.save_winner, [state, winner_name], winner_name, api_name="sweep_save_winner")
+    open_button.click(tab.open_in_ab, [state, baseline, query_choice],
+                      [ab.query, ab.pasted, ab.split_mode, ab.upload, *ab.sides], api_name="sweep_open_in_ab"
+                      ).success(None, js=SWITCH_TO_AB)
+    calibrate_button.click(tab.calibrate, [state, calibrated_run, n_bins, fit, target, goal, baseline],
+                           [state, calibration_summary, reliability_chart, pairs_table, chosen_threshold,
+                            csv_download, html_download], api_name="sweep_calibrate")
+    use_threshold.click(lambda value: value if value is not None else gr.update(),
+                        chosen_threshold, threshold, api_name="sweep_use_threshold", queue=False)
