@@ -85,4 +85,4 @@ class TransformersBackend:
 
     def close(self) -> None:
         """Release the model's memory."""
-        del self.model
+        del self.model, self.answer_rows

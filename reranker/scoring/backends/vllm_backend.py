@@ -59,6 +59,7 @@ class VLLMBackend:
                 "`pip install -r requirements.txt` (CPU) or `pip install -r requirements-gpu.txt` (NVIDIA)."
             ) from exc
         on_gpu = cuda_available()
+        self.max_model_len = max_model_len  # the longest prompt this engine takes
         self.device = _gpu_name() if on_gpu else "cpu"
         options = dict(
             model=model,
@@ -108,6 +109,7 @@ class VLLMBackend:
         shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
         if shutdown:
             shutdown()
+        del self.llm
 
 
 def _gpu_name() -> str:
