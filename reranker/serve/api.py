@@ -26,6 +26,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from reranker.scoring.backends import loaded_engines
 from reranker.scoring.check import CheckReport
 from reranker.files.documents import MAX_DOCUMENTS
 from reranker.scoring.engine import Judgement, Reranker
@@ -301,6 +302,7 @@ class RerankAPI:
             "device": info.get("device"),
             "max_length": settings.max_length,
             "in_flight": self.in_flight,
+            "engines_loaded": len(loaded_engines()),
             "queued": limiter.statistics().tasks_waiting if limiter else 0,
             "canary": _canary(self.holder.check()),
             "error": error,

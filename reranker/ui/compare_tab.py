@@ -131,7 +131,15 @@ class CompareTab:
 
     def run(self, query, pasted, mode, upload, text_column, id_column, backend, batch_size,
             instruction_a, model_a, max_length_a, instruction_b, model_b, max_length_b, k, relevant_from, threshold,
-            progress=gr.Progress()):
+            progress=gr.Progress(), request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        owner = self.inspector.visitors.owner(request, profile)
+        with self.inspector.visitors.run(owner):
+            return self._run(query, pasted, mode, upload, text_column, id_column, backend, batch_size, instruction_a,
+                             model_a, max_length_a, instruction_b, model_b, max_length_b, k, relevant_from, threshold,
+                             progress, owner)
+
+    def _run(self, query, pasted, mode, upload, text_column, id_column, backend, batch_size, instruction_a, model_a,
+             max_length_a, instruction_b, model_b, max_length_b, k, relevant_from, threshold, progress, owner: str):
         sides = []
         for name, model, max_length in (("A", model_a, max_length_a), ("B", model_b, max_length_b)):
             try:
@@ -144,7 +152,7 @@ class CompareTab:
             rerankers = [self.inspector._reranker(settings, progress, f"Loading {settings.model_id} for side {name}…")
                          for name, settings in zip(SIDES, sides)]
             a, b = Side(rerankers[0], instruction_a), Side(rerankers[1], instruction_b)
-            labels = self.annotations.labels_for(query)
+            labels = self.annotations.labels_for(query, owner=owner)
             result = compare(
                 query, found, a, b, batch_size=int(batch_size or 1), labels=labels, k=k,
                 relevant_from=int(relevant_from), threshold=float(threshold),
@@ -180,14 +188,13 @@ def build_tab(inspector: common.Inspector, *, query, instruction, doc_inputs: li
     page_instruction, page_model, backend, page_max_length = instruction, *settings
     tab = CompareTab(inspector)
     default = inspector.holder.default
-    presets = inspector.presets
     with gr.Tab("A/B compare"):
         gr.Markdown("Rank the query and documents above under two configurations (another instruction, model or "
                     "max length) and see what moved. Pairs scored before come from the cache.")
         side_inputs = []
         with gr.Row():
             for name, preset_name in (("A", common.DEFAULT_PRESET), ("B", SECOND_PRESET)):
-                all_presets = presets.all()
+                all_presets = inspector.initial_presets()
                 with gr.Column(), gr.Group():
                     gr.Markdown(f"#### Side {name}")
                     preset = gr.Dropdown(list(all_presets), value=preset_name, label=f"{name}: instruction preset")
@@ -200,7 +207,7 @@ def build_tab(inspector: common.Inspector, *, query, instruction, doc_inputs: li
                                                minimum=64, scale=2)
                     copy = gr.Button("↺ Use the page's instruction, model and max length", size="sm")
                 preset.input(inspector.choose_preset, preset, instruction, queue=False, api_name=False)
-                preset.focus(lambda: gr.update(choices=list(presets.all())), None, preset, queue=False,
+                preset.focus(inspector.preset_choices, None, preset, queue=False,
                              api_name=False)
                 copy.click(lambda *values: values, [page_instruction, page_model, page_max_length],
                            [instruction, model, max_length], queue=False, api_name=False)

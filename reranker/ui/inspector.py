@@ -13,26 +13,27 @@ import gradio as gr
 from reranker.errors import InputError, RerankerError
 from reranker.files import documents
 from reranker.ranking import export, inspection
-from reranker.scoring.engine import MODELS
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.storage.presets import PresetStore
 from reranker.ui import common, judging_tab
+from reranker.ui.visitors import Visitors
 from reranker.view import charts, prompt_view, results_table
 
 log = logging.getLogger(__name__)
 
 
 class Inspector:
-    """Handlers bound to one process's models and preset store."""
+    """Handlers bound to one process's models and preset store, and to how visitors are told apart."""
 
     def __init__(self, holder: ModelHolder, presets: PresetStore, *, max_documents: int,
-                 annotations: AnnotationStore):
+                 annotations: AnnotationStore, visitors: Visitors | None = None):
         self.holder = holder
         self.presets = presets
         self.max_documents = max_documents
+        self.visitors = visitors or Visitors()
         self.export_dir = Path(tempfile.mkdtemp(prefix="reranker-exports-"))
-        self.annotator = judging_tab.Annotator(annotations, self.export_dir)
+        self.annotator = judging_tab.Annotator(annotations, self.export_dir, self.visitors)
 
     # --- documents -------------------------------------------------------------------------------
     def collect(self, pasted, mode, upload, text_column, id_column) -> documents.Collection:
@@ -91,6 +92,9 @@ class Inspector:
         return f"⚪ <b>{name}</b> is not loaded yet; it loads on the first run (or press Load)."
 
     def load(self, model, backend, max_length, progress=gr.Progress()):
+        if self.visitors.public:
+            raise gr.Error("On this public demo the operator chooses which models are loaded; pick one of the "
+                           "offered models and rank: it loads on the first run.")
         settings = common.model_settings(model, backend, max_length)
         progress(0, desc=f"Loading {settings.model_id}…")
         try:
@@ -107,8 +111,9 @@ class Inspector:
     # --- ranking ---------------------------------------------------------------------------------
     def check(self, query, pasted, mode, upload, text_column, id_column, model, backend, max_length):
         """Refuse a run early (a message, no output touched) when the inputs cannot be ranked."""
-        common.model_settings(model, backend, max_length)
+        settings = common.model_settings(model, backend, max_length)
         try:
+            self.holder.allow(settings)
             self._inputs(query, pasted, mode, upload, text_column, id_column)
         except RerankerError as exc:
             raise common.error(exc)
@@ -122,9 +127,8 @@ class Inspector:
         return found
 
     def model_choices(self) -> list[str]:
-        """The model dropdowns' choices: the known sizes, and the default model when it is another."""
-        default = self.holder.default.model
-        return list(MODELS) + ([default] if default not in MODELS else [])
+        """The model dropdowns' choices: the models the operator offers (``--models``)."""
+        return list(self.holder.models)
 
     def _reranker(self, settings: ModelSettings, progress, loading: str):
         """The model for ``settings``; ``loading`` is shown while its first use loads it."""
@@ -134,7 +138,16 @@ class Inspector:
 
     def run(self, query, instruction, pasted, mode, upload, text_column, id_column, model, backend, max_length,
             batch_size, sort, min_score, min_confidence, top_k, threshold=DEFAULT_THRESHOLD, only=False,
-            progress=gr.Progress()):
+            person=judging_tab.EVERYONE, progress=gr.Progress(), request: gr.Request = None,
+            profile: gr.OAuthProfile | None = None):
+        owner = self.visitors.owner(request, profile)
+        with self.visitors.run(owner):
+            return self._run(query, instruction, pasted, mode, upload, text_column, id_column, model, backend,
+                             max_length, batch_size, (sort, min_score, min_confidence, top_k, threshold, only),
+                             self.annotator._shown(person, request, profile), progress)
+
+    def _run(self, query, instruction, pasted, mode, upload, text_column, id_column, model, backend, max_length,
+             batch_size, view: tuple, owner: str, progress):
         settings = common.model_settings(model, backend, max_length)
         try:
             found = self._inputs(query, pasted, mode, upload, text_column, id_column)
@@ -149,7 +162,7 @@ class Inspector:
         for note in result.notes:
             gr.Info(common.message(note))
         state = {"result": result, "settings": settings}
-        return (state, *self.refresh(state, sort, min_score, min_confidence, top_k, threshold, only),
+        return (state, *self._view(state, *view, owner),
                 self.summary(result),
                 *(self.status(model, backend, max_length),) * 2)
 
@@ -164,8 +177,13 @@ class Inspector:
             f"({result.device}), max length {result.max_length:,}"
         )
 
-    def refresh(self, state, sort, min_score, min_confidence, top_k, threshold=DEFAULT_THRESHOLD, only=False):
+    def refresh(self, state, sort, min_score, min_confidence, top_k, threshold=DEFAULT_THRESHOLD, only=False,
+                person=judging_tab.EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Table (with judgements), chart, row choices and export files for the current filters (no model call)."""
+        owner = self.annotator._shown(person, request, profile)
+        return self._view(state, sort, min_score, min_confidence, top_k, threshold, only, owner)
+
+    def _view(self, state, sort, min_score, min_confidence, top_k, threshold, only, owner: str):
         if not state:
             empty = results_table.render([], "", max_length=0)
             return empty, None, gr.update(choices=[], value=None), None, None
@@ -176,7 +194,7 @@ class Inspector:
         except (RerankerError, ValueError) as exc:
             raise gr.Error(common.message(f"Check the filters: {exc}"))
         try:
-            table = self.annotator.render(result, rows, threshold, bool(only))
+            table = self.annotator.render(result, rows, threshold, bool(only), owner)
         except RerankerError as exc:
             raise gr.Error(common.message(str(exc)))
         choices = [(f"#{r.rank} · {r.id} · {r.score:.3f}", r.rank) for r in sorted(rows, key=lambda r: r.rank)]
@@ -204,23 +222,33 @@ class Inspector:
                 f'<div class="rr-fulltext">{html.escape(row.text)}</div></details>')
         return prompt_view.render(view, reranker.tokenizer, document_id=row.id) + full
 
-    # --- presets ---------------------------------------------------------------------------------
-    def choose_preset(self, name):
-        return self.presets.all().get(name, gr.update())
+    # --- presets (each visitor's own, next to the built-in ones) ------------------------------------
+    def initial_presets(self) -> dict[str, str]:
+        """The presets a page shows before it knows its visitor: on a shared server everyone's, else built-in."""
+        return self.presets.built_in if (self.visitors.public or self.visitors.team) else self.presets.all()
 
-    def save_preset(self, name, instruction):
+    def preset_choices(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """The preset dropdowns' choices for this visitor."""
+        return gr.update(choices=list(self.presets.all(owner=self.visitors.owner(request, profile))))
+
+    def choose_preset(self, name, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        return self.presets.all(owner=self.visitors.owner(request, profile)).get(name, gr.update())
+
+    def save_preset(self, name, instruction, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        owner = self.visitors.owner(request, profile)
         try:
-            replaced = self.presets.save(name, instruction)
+            replaced = self.presets.save(name, instruction, owner=owner)
         except RerankerError as exc:
             raise common.error(exc)
         name = " ".join(name.split())
         gr.Info(common.message(f"Preset {name!r} {'updated' if replaced else 'saved'}."))
-        return gr.update(choices=list(self.presets.all()), value=name), ""
+        return gr.update(choices=list(self.presets.all(owner=owner)), value=name), ""
 
-    def delete_preset(self, name):
+    def delete_preset(self, name, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        owner = self.visitors.owner(request, profile)
         try:
-            self.presets.delete(name)
+            self.presets.delete(name, owner=owner)
         except RerankerError as exc:
             raise common.error(exc)
         gr.Info(common.message(f"Preset {name!r} deleted."))
-        return gr.update(choices=list(self.presets.all()), value=common.DEFAULT_PRESET)
+        return gr.update(choices=list(self.presets.all(owner=owner)), value=common.DEFAULT_PRESET)

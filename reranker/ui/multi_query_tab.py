@@ -84,7 +84,14 @@ class MultiQueryTab:
 
     def run(self, kind, table, query_col, document_col, label_col, query_id_col, doc_id_col, topics, qrels, corpus,
             instruction, model, backend, max_length, batch_size, k, relevant_from, output_format,
-            progress=gr.Progress()):
+            progress=gr.Progress(), request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        with self.inspector.visitors.run(self.inspector.visitors.owner(request, profile)):
+            return self._run(kind, table, query_col, document_col, label_col, query_id_col, doc_id_col, topics, qrels,
+                             corpus, instruction, model, backend, max_length, batch_size, k, relevant_from,
+                             output_format, progress)
+
+    def _run(self, kind, table, query_col, document_col, label_col, query_id_col, doc_id_col, topics, qrels, corpus,
+             instruction, model, backend, max_length, batch_size, k, relevant_from, output_format, progress):
         settings = common.model_settings(model, backend, max_length)
         k = common.k_value(k)
         try:
@@ -142,7 +149,6 @@ class MultiQueryTab:
 def build_tab(inspector: common.Inspector, *, settings: list, batch_size) -> None:
     """The "Multi-query" tab; ``settings`` are the page's model, backend and max length inputs."""
     tab = MultiQueryTab(inspector)
-    presets = inspector.presets
     with gr.Tab("Multi-query"):
         gr.Markdown(
             "Score many queries at once and measure the ranking against your labels. Upload a **pair table** with "
@@ -161,7 +167,7 @@ def build_tab(inspector: common.Inspector, *, settings: list, batch_size) -> Non
             qrels = gr.File(label="Qrels (qid 0 docid label)", type="filepath")
             corpus = gr.File(label="Documents (JSONL _id/title/text, or docid<TAB>text)", type="filepath")
         with gr.Row():
-            preset = gr.Dropdown(list(presets.all()), value=common.DEFAULT_PRESET, label="Instruction preset",
+            preset = gr.Dropdown(list(inspector.initial_presets()), value=common.DEFAULT_PRESET, label="Instruction preset",
                                  scale=1)
             instruction = gr.Textbox(DEFAULT_INSTRUCTION, label="Instruction (for every row)", lines=1, max_lines=4,
                                      scale=3)
@@ -183,7 +189,7 @@ def build_tab(inspector: common.Inspector, *, settings: list, batch_size) -> Non
                 [table_group, trec_group], queue=False, api_name=False)
     table.change(tab.inspect_table, table, pickers, queue=False, api_name=False)
     preset.input(inspector.choose_preset, preset, instruction, queue=False, api_name=False)
-    preset.focus(lambda: gr.update(choices=list(presets.all())), None, preset, queue=False, api_name=False)
+    preset.focus(inspector.preset_choices, None, preset, queue=False, api_name=False)
     run_button.click(tab.run, [kind, table, *pickers, topics, qrels, corpus, instruction, *settings, batch_size, k,
                                relevant_from, output_format],
                      [summary, per_query, rejects, scored_download, rejects_download], api_name="multi_query",
