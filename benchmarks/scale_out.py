@@ -25,6 +25,7 @@ import importlib.util
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -81,6 +82,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--in-flight", type=int, default=4, help="requests in flight per server (remote backend)")
     parser.add_argument("--chunk-size", type=int, default=2000,
                         help="rows per chunk of the batch command (its own default; runs 1-2 on 2x H100 used 10,000)")
+    parser.add_argument("--client-processes", type=int, default=1,
+                        help="the batch command's --client-processes (worker processes that tokenize and send)")
     parser.add_argument("--batch-invariant", action="store_true",
                         help="start the servers with VLLM_BATCH_INVARIANT=1 (bit-identical scores, whatever the batching)")
     parser.add_argument("--kill-at", type=float, default=0.4,
@@ -243,10 +246,10 @@ def run_batch_command(args, out: Path, model: str, workload: Path, urls: list[st
     chunk = max(100, pairs // 20) if kill else args.chunk_size
     command = [sys.executable, "-m", "reranker", "score", str(workload), "-o", str(output), "--restart",
                "--model", model, "--servers", ",".join(urls), "--no-cache", "--no-progress",
-               "--chunk-size", str(chunk)]
+               "--chunk-size", str(chunk), "--client-processes", str(args.client_processes)]
     for stale in (output, output.with_name(output.name + ".job.sqlite3")):  # a new job, not a resumed one
         stale.unlink(missing_ok=True)
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), _children_cpu_s()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
     killed = {}
     if kill:
@@ -255,11 +258,14 @@ def run_batch_command(args, out: Path, model: str, workload: Path, urls: list[st
         watcher.start()
     stdout, _ = process.communicate()
     seconds = time.perf_counter() - started
+    client_cpu_s = _children_cpu_s() - cpu_before  # the command and its client processes, user + system
     (out / "logs").mkdir(exist_ok=True)
     (out / "logs" / f"{name}.txt").write_text(" ".join(command) + "\n\n" + stdout)
     if process.returncode != 0:
         raise RuntimeError(f"{label} failed ({process.returncode}):\n{stdout[-3000:]}")
-    row = {"run": label, "servers": len(urls), "pairs": pairs, "chunk_size": chunk, "seconds": round(seconds, 2),
+    row = {"run": label, "servers": len(urls), "client_processes": args.client_processes, "pairs": pairs,
+           "chunk_size": chunk, "seconds": round(seconds, 2), "client_cpu_s": round(client_cpu_s, 1),
+           "client_cores_busy": round(client_cpu_s / seconds, 2),
            "pairs_per_s": round(pairs / seconds, 1), **_scoring_phase(stdout),
            "summary": stdout.strip().splitlines()[-12:], "output": str(output)}
     if kill:
@@ -269,6 +275,12 @@ def run_batch_command(args, out: Path, model: str, workload: Path, urls: list[st
     print(f"{label}: {row['pairs_per_s']} pairs/s wall time (start-up included), "
           f"{row['scoring_pairs_per_s']} pairs/s scoring", flush=True)
     return row
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds (user + system) of this process's waited-for children and their own children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _scoring_phase(stdout: str) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -149,7 +150,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from reranker.jobs.batch import run_score_command
 
-    return run_score_command(args, lambda: load_reranker(args))
+    if args.client_processes > 1 and not (args.servers or os.environ.get("RERANKER_SERVERS")):
+        raise InputError("--client-processes spreads the work of a client of vLLM servers: give --servers too "
+                         "(each process would otherwise load its own copy of the model).")
+    return run_score_command(args, functools.partial(load_reranker, args))  # partial: it pickles to workers
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -368,6 +368,36 @@ def test_sigkill_then_rerun_scores_every_pair_exactly_once(tiny_model, tmp_path,
     assert main(args) == 0 and capsys.readouterr().out.startswith("Nothing to do")
 
 
+@pytest.mark.slow
+def test_client_processes_score_every_pair_once_with_the_same_scores(tiny_model, hf_reranker, tmp_path):
+    """Worker processes tokenize and score chunks; the parent still commits each chunk once, in input order."""
+    import functools
+
+    from reranker import Reranker
+
+    rows = make_pairs(90, docs_per_query=9)
+    write_csv(tmp_path / "pairs.csv", rows)
+    load = functools.partial(Reranker, tiny_model, backend="transformers", cache=False, max_length=512)
+    job = BatchJob(source=PairTable(tmp_path / "pairs.csv", Columns()), output=tmp_path / "out.parquet",
+                   model=tiny_model, max_length=512, chunk_rows=7, progress=False, client_processes=2)
+    summary = run_batch(job, load)
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert summary.scored_now == 90
+    assert list(out["row"]) == list(range(1, 91)) and list(out["doc_id"]) == [r["doc_id"] for r in rows]
+    want = expected_scores(hf_reranker, rows)
+    assert list(out["score"]) == pytest.approx([want[d] for d in out["doc_id"]], abs=1e-5)
+
+
+def test_client_processes_need_servers_and_a_positive_count(tiny_model, tmp_path, capsys):
+    write_csv(tmp_path / "pairs.csv", make_pairs(5))
+    base = ["score", str(tmp_path / "pairs.csv"), "-o", str(tmp_path / "out.parquet"), *score_args(tiny_model)]
+    assert main([*base, "--client-processes", "2"]) == 2
+    assert "give --servers too" in capsys.readouterr().err
+    with pytest.raises(InputError, match="client-processes must be a positive whole number"):
+        BatchJob(source=PairTable(tmp_path / "pairs.csv", Columns()), output=tmp_path / "o.parquet",
+                 model=tiny_model, client_processes=0)
+
+
 def test_a_second_process_on_the_same_job_is_refused(tiny_model, tmp_path):
     from reranker.jobs.batch import JobFile
 

@@ -227,6 +227,29 @@ def test_cli_ranks_on_the_servers(servers, tiny_model, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_batch_command_with_client_processes_commits_every_pair_once(servers, vllm_reranker, tiny_model, tmp_path,
+                                                                      capsys):
+    """Two client processes over the servers: every pair once, in input order, with the local engine's scores."""
+    import pandas as pd
+
+    from reranker.cli import main
+
+    rows = [{"query_id": f"q{i // 8}", "query": QUERIES[i // 8 % len(QUERIES)], "doc_id": f"d{i}",
+             "document": DOCUMENTS[i % len(DOCUMENTS)] + f" ({i})"} for i in range(120)]
+    pd.DataFrame(rows).to_csv(tmp_path / "pairs.csv", index=False)
+    code = main(["score", str(tmp_path / "pairs.csv"), "-o", str(tmp_path / "out.parquet"), "--chunk-size", "10",
+                 "--client-processes", "2", "--model", tiny_model, "--no-cache", "--no-progress",
+                 "--max-length", "512", "--servers", ",".join(s.url for s in servers)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(out["row"]) == list(range(1, 121)) and list(out["doc_id"]) == [r["doc_id"] for r in rows]
+    local = vllm_reranker.score([(r["query"], r["document"]) for r in rows])
+    assert list(out["score"]) == pytest.approx([j.score for j in local], abs=1e-5)
+    assert "client process 1:" in printed and "client process 2:" in printed
+
+
+@pytest.mark.slow
 def test_a_server_killed_mid_job(servers, vllm_reranker, tiny_model):
     """Runs last: SIGKILL one server while a big job runs; the other finishes it; then none is left."""
     prompts = _prompts(vllm_reranker, 6000, seed=2)

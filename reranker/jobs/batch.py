@@ -27,7 +27,8 @@ import sqlite3
 import sys
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Union
@@ -82,6 +83,7 @@ class BatchJob:
     rejects_out: Path | None = None  # .csv or .jsonl; default OUTPUT-stem.rejects.csv, written when needed
     restart: bool = False
     progress: bool = True
+    client_processes: int = 1  # >1: chunks are tokenized and sent by that many worker processes
 
     def __post_init__(self):
         self.output = Path(self.output)
@@ -91,6 +93,8 @@ class BatchJob:
             raise InputError("The output file is the input file: choose another -o.")
         if not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
             raise InputError(f"The chunk size must be a positive whole number, got {self.chunk_rows!r}.")
+        if not isinstance(self.client_processes, int) or self.client_processes < 1:
+            raise InputError(f"--client-processes must be a positive whole number, got {self.client_processes!r}.")
         if self.top_k_out is not None and self.top_k is None:
             raise InputError("--top-k-out needs --top-k (how many documents per query).")
         if self.top_k is not None:
@@ -342,7 +346,9 @@ def _score_all(job: BatchJob, jobfile: JobFile, load_reranker: Callable[[], obje
     """Score every chunk not yet committed, committing each in input order.
 
     The next chunk is read, tokenized and sent while the current one is still being scored (two chunks in
-    flight), so the engine or the servers are not left idle while this process prepares prompts.
+    flight), so the engine or the servers are not left idle while this process prepares prompts. With
+    ``job.client_processes`` > 1, worker processes tokenize and send chunks (one more chunk in flight than
+    workers) and this process only reads the input and commits: results still commit in input order, once.
     """
     from tqdm import tqdm
 
@@ -357,11 +363,14 @@ def _score_all(job: BatchJob, jobfile: JobFile, load_reranker: Callable[[], obje
     n_chunks = 0
     scoring_started = time.monotonic()
     in_flight: deque[tuple[int, list[Row], Future]] = deque()
+    reports: dict[int, list[str]] = {}  # the latest backend report of each scoring process, by pid
+    pool, chunks_in_flight, submit = _chunk_scorer(job, reranker, load_reranker)
 
     def commit_oldest() -> None:
         nonlocal done_rejects
         index, rows, future = in_flight.popleft()
-        results, rejects, hits = future.result()
+        results, rejects, hits, pid, report = future.result()
+        reports[pid] = report
         if index == 0 and not results:
             _check_first_chunk(rejects)
         jobfile.commit_chunk(index, rows, results, rejects, hits)
@@ -371,7 +380,6 @@ def _score_all(job: BatchJob, jobfile: JobFile, load_reranker: Callable[[], obje
         bar.set_postfix(rejects=done_rejects, refresh=False)
         bar.update(len(rows))
 
-    pool = ThreadPoolExecutor(max_workers=CHUNKS_IN_FLIGHT, thread_name_prefix="score-chunk")
     try:
         for index, rows in enumerate(job.source.chunks(job.chunk_rows)):
             n_chunks = index + 1
@@ -383,8 +391,8 @@ def _score_all(job: BatchJob, jobfile: JobFile, load_reranker: Callable[[], obje
                         "differently. Re-run with --restart."
                     )
                 continue
-            in_flight.append((index, rows, pool.submit(score_chunk, reranker, rows, job.instruction)))
-            if len(in_flight) == CHUNKS_IN_FLIGHT:
+            in_flight.append((index, rows, submit(rows)))
+            if len(in_flight) == chunks_in_flight:
                 commit_oldest()
         while in_flight:
             commit_oldest()
@@ -403,9 +411,11 @@ def _score_all(job: BatchJob, jobfile: JobFile, load_reranker: Callable[[], obje
     if n_chunks == 0:
         raise InputError(f"The input holds no rows to score ({', '.join(p.name for p in job.source.files())}).")
     jobfile.check_complete(n_chunks)
-    report = getattr(reranker.backend, "report", None)
-    if callable(report):
-        summary.backend_report = list(report())
+    if len(reports) == 1:
+        summary.backend_report = next(iter(reports.values()))
+    else:  # one report per client process, each covering the chunks that process scored
+        summary.backend_report = [f"client process {n}: {line}" for n, lines in enumerate(reports.values(), 1)
+                                  for line in lines]
 
 
 def _check_model(jobfile: JobFile, model_key: str | None) -> None:
@@ -426,6 +436,43 @@ def _check_first_chunk(rejects: list[RejectRow]) -> None:
             f"None of the first {len(rejects)} rows can be scored: row {first.row} has {first.reason} "
             f"({first.excerpt}). Name the right columns with the column options."
         )
+
+
+def _chunk_scorer(job: BatchJob, reranker, load_reranker: Callable[[], object]
+                  ) -> tuple[Executor, int, Callable[[list[Row]], Future]]:
+    """The pool that scores chunks, how many chunks to keep in flight, and how to submit one.
+
+    One client process: threads sharing ``reranker``. Several: ``job.client_processes`` spawned workers, each
+    with its own Reranker from ``load_reranker`` (which must pickle), so prompt building and request sending
+    use that many cores; meant for ``--servers``, where a worker's Reranker holds no model.
+    """
+    if job.client_processes == 1:
+        threads = ThreadPoolExecutor(max_workers=CHUNKS_IN_FLIGHT, thread_name_prefix="score-chunk")
+        return threads, CHUNKS_IN_FLIGHT, lambda rows: threads.submit(
+            _score_chunk_and_report, reranker, rows, job.instruction)
+    workers = ProcessPoolExecutor(max_workers=job.client_processes, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_start_client_process, initargs=(load_reranker,))
+    return workers, job.client_processes + 1, lambda rows: workers.submit(
+        _score_chunk_in_client_process, rows, job.instruction)
+
+
+_client_reranker = None  # a client process's Reranker (set by _start_client_process)
+
+
+def _start_client_process(load_reranker: Callable[[], object]) -> None:
+    global _client_reranker
+    _client_reranker = load_reranker()
+
+
+def _score_chunk_in_client_process(rows: list[Row], instruction: str | None) -> tuple:
+    return _score_chunk_and_report(_client_reranker, rows, instruction)
+
+
+def _score_chunk_and_report(reranker, rows: list[Row], instruction: str | None) -> tuple:
+    """:func:`score_chunk`'s results, plus this process's id and its backend's report so far."""
+    results, rejects, hits = score_chunk(reranker, rows, instruction)
+    report = getattr(reranker.backend, "report", None)
+    return results, rejects, hits, os.getpid(), list(report()) if callable(report) else []
 
 
 def score_chunk(reranker, rows: list[Row], instruction: str | None) -> tuple[dict[int, tuple], list[RejectRow], int]:
@@ -605,6 +652,9 @@ def add_score_arguments(parser) -> None:
     parser.add_argument("--instruction", help="task instruction (default: the web-search instruction); "
                                               "a row's own instruction column wins")
     parser.add_argument("--restart", action="store_true", help="discard this output's job file and start over")
+    parser.add_argument("--client-processes", type=int, default=1, metavar="N",
+                        help="tokenize and send chunks from N worker processes, for --servers fleets that one "
+                             "client process cannot keep busy (default %(default)s; docs/scale-out.md)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     tables = parser.add_argument_group("pair tables")
     tables.add_argument("--format", choices=FORMATS, help="input format (default: from the file name)")
@@ -639,7 +689,7 @@ def job_from_args(args) -> BatchJob:
         max_length=args.max_length, chunk_rows=args.chunk_size, top_k=args.top_k,
         top_k_out=Path(args.top_k_out) if args.top_k_out else None, run_tag=args.run_tag,
         rejects_out=Path(args.rejects) if args.rejects else None, restart=args.restart,
-        progress=not args.no_progress,
+        progress=not args.no_progress, client_processes=args.client_processes,
     )
 
 
