@@ -126,7 +126,7 @@ def test_public_visitors_cannot_see_export_overwrite_or_delete_each_others_data(
         b.predict("all", api_name="/export_judgements")
     with pytest.raises(AppError, match="has no judgement to delete"):
         b.predict(1, "rank", 0, 0, 0, 0.5, False, api_name="/delete_judgement")
-    with pytest.raises(AppError, match="no saved preset named"):
+    with pytest.raises(AppError, match="not in the list of choices|no saved preset named"):  # not even offered
         b.predict("A's preset", api_name="/delete_preset")
     table = judge(b, 1, 0, note="B's note")[0]  # B's own judgement of the same document
     assert pressed(table) == {1: 0}
