@@ -66,10 +66,11 @@ def test_cycling_max_lengths_and_models_keeps_engines_and_memory_bounded(tiny_mo
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "RERANKER_CACHE_DIR": str(tmp_path / "data")}
+    log = open(tmp_path / "app.log", "w")  # a file, not a pipe: a full pipe would stall the server
     process = subprocess.Popen(
         [sys.executable, "app.py", "--model", tiny_model, "--backend", "transformers", "--port", str(port),
          "--max-length", "512", "--models", ",".join(models), "--max-engines", "2"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + 180
@@ -101,7 +102,13 @@ def test_cycling_max_lengths_and_models_keeps_engines_and_memory_bounded(tiny_mo
             rank(client, str(tmp_path))  # a folder the operator did not name
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        print((tmp_path / "app.log").read_text()[-4000:])
 
 
 # --- two visitors of a public demo ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ctypes
 import gc
 import threading
 from collections import OrderedDict
@@ -108,6 +109,17 @@ def _close(engine: Backend) -> None:
         close()
     log.info("released a %s engine", engine.name)
     gc.collect()
+    _trim_heap()
+
+
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the system: glibc keeps them otherwise, and a released engine's memory
+    would stay in the process's RSS (loading and releasing tiny engines in turn held ~1.3 GB without this,
+    ~0.7 GB with it)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        pass
 
 
 def _evict(room: int = 0) -> None:
