@@ -25,11 +25,10 @@ import gradio as gr
 from fastapi import FastAPI
 
 from reranker.serve.api import API_KEY_ENV, DEFAULT_MAX_REQUEST_BYTES, install_api
-from reranker.cli import remote_options
 from reranker.files.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
-from reranker.scoring.engine import DEFAULT_MAX_LENGTH
 from reranker.errors import InputError
 from reranker.scoring.backends import set_max_engines, shutdown_all
+from reranker.scoring.model_flags import add_model_arguments, backend_and_options
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from reranker.scoring.prompt import INSTRUCTION_PRESETS
 from reranker.storage.presets import PresetStore
@@ -123,16 +122,7 @@ def read_users(pairs: list[str] | None, files: list[str] | None) -> list[tuple[s
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=os.environ.get("RERANKER_MODEL", "0.6B"),
-                        help="0.6B, 4B, 8B, a hub id or a local folder (default: $RERANKER_MODEL or 0.6B)")
-    parser.add_argument("--backend", default=os.environ.get("RERANKER_BACKEND", "auto"),
-                        choices=["auto", "vllm", "transformers", "remote"],
-                        help="scoring backend (default: auto; remote when --servers is given)")
-    parser.add_argument("--servers", action="append", metavar="URL[,URL...]",
-                        help="score on these vLLM servers (env RERANKER_SERVERS); see docs/scale-out.md")
-    parser.add_argument("--servers-api-key", default=os.environ.get("RERANKER_SERVERS_API_KEY"),
-                        help="bearer token the vLLM servers were started with (env RERANKER_SERVERS_API_KEY)")
-    parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH, help="tokens per prompt")
+    add_model_arguments(parser)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 for all)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
@@ -170,7 +160,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        backend, engine_options = remote_options(args.backend, args.servers, args.servers_api_key)
+        backend, engine_options = backend_and_options(args)
         users = read_users(args.auth, args.auth_file)
         set_max_engines(args.max_engines)
     except InputError as exc:

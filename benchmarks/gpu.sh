@@ -13,7 +13,7 @@ MODEL=/tmp/qwen3-reranker-0.6b-random
 WORKLOAD=(--model "$MODEL" --queries 100 --docs-per-query 20 --doc-tokens 256 --seed 0 --sweep-tokens 300000)
 case "$1" in
   model)
-    python3 -c "from reranker.synthetic import build_model; build_model('$MODEL', '0.6B', dtype='bfloat16',
+    python3 -c "from reranker.testing.synthetic import build_model; build_model('$MODEL', '0.6B', dtype='bfloat16',
 tiktoken_file='/tmp/vllm-carry/qwen.tiktoken')" && du -sh "$MODEL" ;;
   paths)
     python3 -m reranker.bench run "${WORKLOAD[@]}" --out "$2" --paths ours,cached,transformers --time-limit 520 ;;

@@ -9,27 +9,17 @@ import os
 import sys
 from pathlib import Path
 
-from reranker.jobs.batch import add_score_arguments
-from reranker.scoring.engine import DEFAULT_MAX_LENGTH, DEFAULT_MODEL
 from reranker.errors import InputError, RerankerError
+from reranker.jobs.batch import add_score_arguments
+from reranker.scoring.model_flags import add_model_arguments, backend_and_options
 
 SPLITS = {"line": "one document per line", "blank": "documents separated by blank lines",
           "dashes": "documents separated by a line of ---"}
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """Options every command that loads a model shares."""
-    parser.add_argument("--model", default=os.environ.get("RERANKER_MODEL", DEFAULT_MODEL),
-                        help="hub id, 0.6B/4B/8B, or a local folder (env RERANKER_MODEL; default %(default)s)")
-    parser.add_argument("--backend", default=os.environ.get("RERANKER_BACKEND", "auto"),
-                        choices=["auto", "vllm", "transformers", "remote"], help="default: %(default)s")
-    parser.add_argument("--servers", "--server", action="append", dest="servers", metavar="URL[,URL...]",
-                        help="score on these vLLM servers (backend remote; comma-separated or repeated; "
-                             "env RERANKER_SERVERS); see docs/scale-out.md")
-    parser.add_argument("--servers-api-key", default=os.environ.get("RERANKER_SERVERS_API_KEY"),
-                        help="bearer token the vLLM servers were started with (env RERANKER_SERVERS_API_KEY)")
-    parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH,
-                        help="prompt token limit; only documents are cut (default %(default)s)")
+    """Options every command that loads a model shares: the app's model flags, plus the cache and log switches."""
+    add_model_arguments(parser)
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the score cache")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the engines' logs")
 
@@ -38,27 +28,9 @@ def load_reranker(args: argparse.Namespace):
     """The Reranker the shared model options describe."""
     from reranker.scoring.engine import Reranker
 
-    backend, options = remote_options(args.backend, args.servers, args.servers_api_key)
+    backend, options = backend_and_options(args)
     return Reranker(args.model, backend=backend, max_length=args.max_length,
                     cache=not args.no_cache, **options)
-
-
-def remote_options(backend: str, servers: list[str] | None, api_key: str | None) -> tuple[str, dict]:
-    """The backend to use and its engine options: servers (else $RERANKER_SERVERS) select the remote backend."""
-    from reranker.scoring.backends.remote_backend import parse_servers
-
-    if not servers and backend in ("auto", "remote") and os.environ.get("RERANKER_SERVERS"):
-        servers = [os.environ["RERANKER_SERVERS"]]
-    if not servers:
-        if backend == "remote":
-            raise InputError("--backend remote needs --servers URL[,URL...] (or RERANKER_SERVERS).")
-        return backend, {}
-    if backend not in ("auto", "remote"):
-        raise InputError(f"--servers scores on vLLM servers: use --backend remote (or auto), not {backend}.")
-    options = {"servers": parse_servers(",".join(servers))}
-    if api_key:
-        options["api_key"] = api_key
-    return "remote", options
 
 
 def split_documents(text: str, split: str) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from reranker.scoring.backends.base import Backend
 
-class CountingBackend:
+
+class CountingBackend(Backend):
     """Counts the prompts sent to ``backend``; with ``fail=True`` any call fails the test."""
 
     def __init__(self, backend, fail: bool = False):

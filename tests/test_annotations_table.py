@@ -8,6 +8,7 @@ from pathlib import Path
 from reranker.view import results_table
 from reranker.storage.judgements import AnnotationStore, disagreements, document_hash
 from reranker.ranking.inspection import RankedRow, RunResult
+from reranker.scoring.engine import Verdict
 from reranker.storage.database import Database
 from reranker.ui.judging_tab import Annotator
 
@@ -15,9 +16,9 @@ XSS = "<img src=x onerror=alert(1)>"
 
 
 def row(rank, text, score):
-    return RankedRow(rank=rank, index=rank - 1, id=f"<b>d{rank}</b>", source="pasted", text=text, score=score,
-                     confidence=abs(2 * score - 1), logodds=0.0, truncated=False, n_tokens=5, prompt_tokens=60,
-                     cached=False, duplicate_of=None)
+    verdict = Verdict(index=rank - 1, query="q", document=text, score=score, confidence=abs(2 * score - 1),
+                      logodds=0.0, truncated=False, n_tokens=5, prompt_tokens=60, cached=False)
+    return RankedRow(rank=rank, verdict=verdict, id=f"<b>d{rank}</b>", source="pasted", duplicate_of=None)
 
 
 ROWS = [row(1, "aurora physics", 0.9), row(2, XSS, 0.6), row(3, "banana bread", 0.2)]

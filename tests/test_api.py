@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 
 from app import create_server
 from reranker.scoring.check import run_check
+from reranker.serve import api as api_module
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from tests.app_server import run, serve
 
@@ -152,6 +154,7 @@ def test_too_many_bytes_is_413_declared_or_streamed(api):
     ({"query": QUERY, "documents": [{"title": "x"}]}, "documents[0].text", "has no text field 'text'"),
     ({"query": QUERY, "documents": DOCS, "top_n": 0}, "top_n", "greater than or equal to 1"),
     ({"query": "  ", "documents": DOCS}, "query", "the query is empty"),
+    ({"query": "\x1c\u3000\n", "documents": DOCS}, "query", "the query is empty"),  # whitespace as str.strip sees it
     ({"query": QUERY, "documents": []}, "documents", "at least one document"),
     ({"query": QUERY, "documents": DOCS, "top_k": 2}, "top_k", "unknown field 'top_k'"),
 ])
@@ -171,6 +174,41 @@ def test_validation_errors_are_422_naming_the_field(api, body, field, words):
 def test_a_body_that_is_not_a_json_object_is_422(api, content, content_type, words):
     response = httpx.post(f"{api}/v1/rerank", content=content, headers={**AUTH, "Content-Type": content_type})
     assert response.status_code == 422 and words in response.json()["message"]
+
+
+def test_the_schema_declares_the_limits_and_every_status(api):
+    schema = httpx.get(f"{api}/openapi.json").json()
+    request = schema["components"]["schemas"]["RerankV2Request"]["properties"]
+    assert (request["documents"]["minItems"], request["documents"]["maxItems"]) == (1, MAX_DOCUMENTS)
+    assert request["query"]["pattern"] == api_module.NOT_BLANK and request["top_n"]["anyOf"][0]["minimum"] == 1
+    responses = {path: set(operation["responses"]) for path, item in schema["paths"].items()
+                 for operation in item.values()}
+    assert responses["/v2/rerank"] == {"200", "400", "401", "404", "413", "422", "500", "503"}
+    assert responses["/v1/models/{name}"] == {"200", "401", "404", "422", "500"}
+    assert responses["/health"] == {"200", "500", "503"}
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert "HTTPValidationError" not in schema["components"]["schemas"]  # FastAPI's 422 body, never sent here
+
+
+def test_not_blank_is_str_isspace():
+    blank = re.compile(f"^(?!.*{api_module.NOT_BLANK})", re.DOTALL)
+    whitespace = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    assert [c for c in map(chr, range(0x110000)) if blank.match(c)] == whitespace
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    ("GET", "/v2/rerank", "POST"), ("DELETE", "/v1/rerank", "POST"), ("POST", "/v1/models", "GET"),
+    ("PUT", "/v1/models/any/name", "GET"), ("QUERY", "/health", "GET"),
+])
+def test_methods_a_route_does_not_serve_are_405(api, method, path, allow):
+    response = httpx.request(method, f"{api}{path}")
+    assert response.status_code == 405 and response.headers["Allow"] == allow
+    assert response.json()["message"] == f"{method} is not allowed here; this path serves {allow}."
+
+
+def test_any_model_name_gets_the_apis_404(api):
+    response = httpx.get(f"{api}/v1/models/two%0Alines", headers=AUTH)  # a line break: still the API's route
+    assert response.status_code == 404 and "'two\\nlines' is not served here" in response.json()["message"]
 
 
 def test_api_key_is_required_on_the_api_and_the_page(api):

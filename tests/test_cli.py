@@ -70,7 +70,7 @@ def test_check_command_reports_a_verdict(tiny_model, capsys):
 
 
 def test_auto_falls_back_to_transformers_and_says_why(tiny_model, monkeypatch, caplog):
-    monkeypatch.setattr(backends, "auto_order", lambda: ["vllm", "transformers"])  # as on a GPU or a big CPU box
+    monkeypatch.setattr(backends, "auto_order", lambda: ["vllm", "transformers"])  # as on a CPU box of more than 2 cores
     monkeypatch.setitem(sys.modules, "vllm", None)  # as on a machine where vLLM is not installed
     with caplog.at_level(logging.WARNING):
         reranker = Reranker(tiny_model, backend="auto", cache=False, memory_fraction=0.25)
@@ -86,4 +86,4 @@ def test_auto_prefers_transformers_on_a_small_cpu_machine(monkeypatch):
     assert backends.auto_order() == ["vllm", "transformers"]
     monkeypatch.setattr(backends, "cuda_available", lambda: True)
     monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: {0, 1})
-    assert backends.auto_order() == ["vllm", "transformers"]
+    assert backends.auto_order() == ["fast", "vllm", "transformers"]

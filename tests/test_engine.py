@@ -284,6 +284,6 @@ def test_vllm_and_transformers_agree(vllm_reranker, hf_reranker):
 def test_vllm_engine_is_loaded_once(tiny_model, vllm_reranker, monkeypatch):
     again = Reranker(tiny_model, backend="vllm", cache=False, max_length=512)
     assert again.backend is vllm_reranker.backend
-    monkeypatch.setattr(backends, "auto_order", lambda: ["vllm", "transformers"])  # vLLM first, as on a GPU
+    monkeypatch.setattr(backends, "auto_order", lambda: ["vllm", "transformers"])  # vLLM first, as on a CPU box of more than 2 cores
     auto = Reranker(tiny_model, backend="auto", cache=False, max_length=512)
     assert auto.backend_name == "vllm" and auto.backend is vllm_reranker.backend

@@ -5,15 +5,18 @@ import json
 from reranker.files import tables
 from reranker.ranking import export
 from reranker.ranking.inspection import RankedRow, RunResult
+from reranker.scoring.engine import Verdict
 
 
 def result():
     rows = [
-        RankedRow(rank=1, index=1, id="b", source="pasted", text='Line, with "quotes"\nand 한국어', score=0.9,
-                  confidence=0.8, logodds=2.2, truncated=False, n_tokens=9, prompt_tokens=70, cached=True,
-                  duplicate_of=None),
-        RankedRow(rank=2, index=0, id="007", source="x.csv", text="=SUM(A1)", score=0.1, confidence=0.8,
-                  logodds=-2.2, truncated=True, n_tokens=900, prompt_tokens=512, cached=False, duplicate_of="b"),
+        RankedRow(rank=1, verdict=Verdict(index=1, query="q, 1", document='Line, with "quotes"\nand 한국어',
+                                          score=0.9, confidence=0.8, logodds=2.2, truncated=False, n_tokens=9,
+                                          prompt_tokens=70, cached=True),
+                  id="b", source="pasted", duplicate_of=None),
+        RankedRow(rank=2, verdict=Verdict(index=0, query="q, 1", document="=SUM(A1)", score=0.1, confidence=0.8,
+                                          logodds=-2.2, truncated=True, n_tokens=900, prompt_tokens=512, cached=False),
+                  id="007", source="x.csv", duplicate_of="b"),
     ]
     return RunResult(query="q, 1", instruction="Find it", model="/models/tiny", backend="transformers", device="cpu",
                      max_length=512, timestamp="2026-11-25T04:00:00+00:00", seconds=0.5, rows=rows)

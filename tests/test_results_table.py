@@ -4,15 +4,17 @@ import re
 
 from reranker.view import results_table
 from reranker.ranking.inspection import RankedRow
+from reranker.scoring.engine import Verdict
 
 XSS = '<img src=x onerror=alert(1)>'
 
 
-def row(rank=1, text="text", **kw):
-    values = dict(rank=rank, index=rank - 1, id=f"d{rank}", source="pasted", text=text, score=0.8, confidence=0.6,
-                  logodds=1.4, truncated=False, n_tokens=5, prompt_tokens=60, cached=False, duplicate_of=None)
+def row(rank=1, text="text", id=None, source="pasted", duplicate_of=None, **kw):
+    values = dict(index=rank - 1, query="q", document=text, score=0.8, confidence=0.6, logodds=1.4, truncated=False,
+                  n_tokens=5, prompt_tokens=60, cached=False)
     values.update(kw)
-    return RankedRow(**values)
+    return RankedRow(rank=rank, verdict=Verdict(**values), id=f"d{rank}" if id is None else id, source=source,
+                     duplicate_of=duplicate_of)
 
 
 def test_document_id_and_source_are_escaped():

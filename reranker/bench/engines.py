@@ -3,7 +3,7 @@
 One engine leaves the GPU idle about half the time (host work per request and per step is not overlapped
 with the GPU's). Engines in separate processes do their host work in parallel on separate cores while the
 GPU time-slices between them. This measures aggregate pairs/s with 1, 2, ... of them busy at once, all
-scoring end to end (text in, ``Judgement``s out) through ``Reranker.score``, each on prompts of its own.
+scoring end to end (text in, ``Verdict``s out) through ``Reranker.score``, each on prompts of its own.
 
     python -m reranker.bench engines --model /tmp/qwen3-0.6b --engines 3 --out results/engines
 """

@@ -10,7 +10,8 @@ import pandas as pd
 
 from reranker.bench.run import rows
 
-PATH_NAMES = {"ours": "(a) ours", "original": "(b) original design", "transformers": "(c) ours, transformers"}
+PATH_NAMES = {"ours": "(a) ours", "original": "(b) original design", "transformers": "(c) ours, transformers",
+              "fast": "(e) ours, fast backend"}
 
 
 def load(files: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
@@ -57,9 +58,10 @@ def tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
             "request": latency.variant, "documents": latency.docs.astype("Int64"),
             "p50 (ms)": latency.p50_ms, "p95 (ms)": latency.p95_ms, "max (ms)": latency.max_ms,
         })
-    levers = df[df.measure.isin(["lever", "throughput"]) & (df.path == "ours")]
+    levers = df[df.measure.isin(["lever", "throughput"]) & df.path.isin(["ours", "fast"])]
     if len(levers):
-        out["Levers (path a)"] = pd.DataFrame({
+        out["Levers (paths a and e)"] = pd.DataFrame({
+            "path": levers.path.map(lambda p: PATH_NAMES.get(p, p)),
             "engine settings": levers.engine.map(lambda e: "defaults" if e == "{}" else e),
             "what": levers.variant, "pairs/s": levers.pairs_per_s, "prompt tokens/s": levers.tokens_per_s,
             "GPU busy (%)": levers.get("gpu_busy_pct", pd.Series(dtype=float)), "start-up (s)": levers.startup_s,
@@ -82,12 +84,14 @@ def ratios(df: pd.DataFrame) -> pd.DataFrame:
         hit = df[(df.label == path) & (df.measure == "throughput") & df.variant.str.contains(pattern, regex=False)]
         return float(hit.pairs_per_s.iloc[0]) if len(hit) else None
 
-    ours = rate("ours", "end to end")
-    others = {"(b) original design, as written": rate("original", "as written"),
+    fast, vllm = rate("fast", "end to end"), rate("ours", "end to end")
+    ours, name = (fast, "(e) fast") if fast else (vllm, "(a) ours")
+    others = {"(a) ours, vLLM backend": vllm if fast else None,
+              "(b) original design, as written": rate("original", "as written"),
               "(b) original design, one generate call": rate("original", "one generate call"),
               "(c) ours, transformers backend": rate("transformers", "end to end")}
-    return pd.DataFrame([{"(a) ours end to end vs": name, "ratio": round(ours / other, 2) if ours and other else None}
-                         for name, other in others.items()])
+    return pd.DataFrame([{f"{name} end to end vs": other_name, "ratio": round(ours / other, 2) if ours and other else None}
+                         for other_name, other in others.items() if other_name != "(a) ours, vLLM backend" or fast])
 
 
 def charts(df: pd.DataFrame, out: Path, name: str, png: bool) -> list[Path]:

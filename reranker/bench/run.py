@@ -18,7 +18,7 @@ from reranker.bench.probes import machine
 
 log = logging.getLogger(__name__)
 
-PATHS = ("ours", "original", "transformers", "cached")
+PATHS = ("ours", "original", "transformers", "cached", "fast")
 
 
 def plan(args) -> list[dict]:
@@ -33,8 +33,8 @@ def plan(args) -> list[dict]:
         workload=dict(queries=args.queries, docs_per_query=args.docs_per_query, doc_tokens=args.doc_tokens,
                       query_tokens=args.query_tokens, spread=args.spread, seed=args.seed),
         pairs_file=str(args.pairs_file) if args.pairs_file else None,
-        # A file's pairs are the same in every repeat, and vLLM's prefix cache would serve repeats: one run.
-        repeats=1 if args.pairs_file else args.repeats, latency_docs=args.latency_docs, latency_requests=args.latency_requests,
+        # A file's pairs are the same in every repeat: the worker empties vLLM's prefix cache before each one.
+        repeats=args.repeats, latency_docs=args.latency_docs, latency_requests=args.latency_requests,
         cached_docs=args.cached_docs, cached_repeats=args.cached_repeats,
         doc_sweep=[] if args.pairs_file else args.doc_sweep, sweep_tokens=args.sweep_tokens,
         original_batch=args.original_batch,
@@ -53,6 +53,12 @@ def plan(args) -> list[dict]:
         measures = ["throughput", "levers", "latency", *sweeps] if "ours" in args.paths else []
         workers.append(dict(common, label="ours", path="ours", backend="vllm", engine=engine,
                             measures=measures + (["cached"] if "cached" in args.paths else [])))
+    if "fast" in args.paths:
+        workers.append(dict(common, label="fast", path="fast", backend="fast", engine={},
+                            measures=["throughput", "levers", "latency", *sweeps]))
+    for tokens in args.fast_batch_tokens_sweep:
+        workers.append(dict(common, label=f"fast, batch_tokens={tokens}", path="fast", backend="fast",
+                            engine={"batch_tokens": tokens}, measures=["throughput"]))
     if "original" in args.paths:
         workers.append(dict(common, label="original", path="original", engine=engine,
                             measures=["throughput", "latency", *sweeps]))

@@ -36,6 +36,7 @@ from typing import Callable, Iterator, Union
 from reranker.errors import InputError, RerankerError
 from reranker.files.pair_files import (DEFAULT_CHUNK_ROWS, EXCERPT_CHARS, FORMATS, Columns, PairRow, PairTable, RejectRow,
                                  Row, TrecPairs)
+from reranker.scoring.engine import Verdict
 from reranker.storage.database import with_tx
 
 log = logging.getLogger(__name__)
@@ -263,8 +264,8 @@ class JobFile:
         conn = self.conn
 
         def write() -> None:
-            conn.executemany(f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) VALUES ({', '.join('?' * 10)})",
-                             results.values())
+            conn.executemany(f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) "
+                             f"VALUES ({', '.join('?' * len(RESULT_COLUMNS))})", results.values())
             conn.executemany("INSERT INTO rejects (row, reason, excerpt) VALUES (?, ?, ?)",
                              [(r.row, r.reason, r.excerpt) for r in rejects])
             conn.execute("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -471,8 +472,7 @@ def _score_chunk_in_client_process(rows: list[Row], instruction: str | None) -> 
 def _score_chunk_and_report(reranker, rows: list[Row], instruction: str | None) -> tuple:
     """:func:`score_chunk`'s results, plus this process's id and its backend's report so far."""
     results, rejects, hits = score_chunk(reranker, rows, instruction)
-    report = getattr(reranker.backend, "report", None)
-    return results, rejects, hits, os.getpid(), list(report()) if callable(report) else []
+    return results, rejects, hits, os.getpid(), reranker.backend.report()
 
 
 def score_chunk(reranker, rows: list[Row], instruction: str | None) -> tuple[dict[int, tuple], list[RejectRow], int]:
@@ -491,12 +491,19 @@ def score_chunk(reranker, rows: list[Row], instruction: str | None) -> tuple[dic
     hits = 0
     for group_instruction, pairs in groups.items():
         for batch, judged in _score_isolating_bad_queries(reranker, pairs, group_instruction, rejects):
-            for pair, j in zip(batch, judged):
-                results[pair.row] = (pair.row, pair.query_id, pair.doc_id, pair.label, j.score, j.confidence,
-                                     j.logodds, int(j.truncated), j.n_tokens, int(j.cached))
-                hits += j.cached
+            for pair, verdict in zip(batch, judged):
+                results[pair.row] = result_row(pair, verdict)
+                hits += verdict.cached
     rejects.sort(key=lambda r: r.row)
     return results, rejects, hits
+
+
+def result_row(pair: PairRow, verdict: Verdict) -> tuple:
+    """One row of the job file's ``results`` table, in ``RESULT_COLUMNS`` order: the pair's ids and the verdict."""
+    values = {"row": pair.row, "query_id": pair.query_id, "doc_id": pair.doc_id, "label": pair.label,
+              "score": verdict.score, "confidence": verdict.confidence, "logodds": verdict.logodds,
+              "truncated": int(verdict.truncated), "n_tokens": verdict.n_tokens, "cached": int(verdict.cached)}
+    return tuple(values[c] for c in RESULT_COLUMNS)
 
 
 def _score_isolating_bad_queries(reranker, pairs: list[PairRow], instruction: str | None,

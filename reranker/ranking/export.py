@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -19,7 +18,7 @@ COLUMNS = ["rank", "id", "score", "confidence", "logodds", "truncated", "n_token
 
 def rows_frame(rows: Sequence[RankedRow]) -> pd.DataFrame:
     """The rows as a DataFrame with the export's columns, in the given order."""
-    return pd.DataFrame([asdict(r) for r in rows], columns=COLUMNS)
+    return pd.DataFrame([r.as_dict() for r in rows], columns=COLUMNS)
 
 
 def to_csv(result: RunResult, rows: Sequence[RankedRow], path: str | Path) -> Path:
@@ -37,6 +36,6 @@ def read_csv(path: str | Path) -> tuple[dict, pd.DataFrame]:
 def to_json(result: RunResult, rows: Sequence[RankedRow], path: str | Path) -> Path:
     """Write ``{"settings": {...}, "results": [...]}`` as UTF-8 JSON."""
     path = Path(path)
-    payload = {"settings": result.settings(), "results": [{k: asdict(r)[k] for k in COLUMNS} for r in rows]}
+    payload = {"settings": result.settings(), "results": [{k: r.as_dict()[k] for k in COLUMNS} for r in rows]}
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
     return path

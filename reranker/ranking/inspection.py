@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
 from reranker.files.documents import Collection
-from reranker.scoring.engine import Reranker, resolve_instruction
+from reranker.scoring.engine import Reranker, Verdict, ranked, resolve_instruction
 from reranker.errors import InputError
 
 SORTS = {
@@ -23,21 +23,31 @@ SORTS = {
 
 @dataclass(frozen=True)
 class RankedRow:
-    """One document's line in the ranked table."""
+    """One document's line in the ranked table: the model's verdict on it, its rank and where it came from."""
 
     rank: int  # 1 = best
-    index: int  # position in the run's input
+    verdict: Verdict  # the scored pair; its index is the position in the run's input
     id: str
     source: str
-    text: str
-    score: float
-    confidence: float
-    logodds: float
-    truncated: bool
-    n_tokens: int
-    prompt_tokens: int
-    cached: bool
     duplicate_of: str | None  # id of the earlier document with the same text
+
+    index = property(lambda self: self.verdict.index, doc="position in the run's input")
+    text = property(lambda self: self.verdict.document, doc="the document's text")
+    score = property(lambda self: self.verdict.score)
+    confidence = property(lambda self: self.verdict.confidence)
+    logodds = property(lambda self: self.verdict.logodds)
+    truncated = property(lambda self: self.verdict.truncated)
+    n_tokens = property(lambda self: self.verdict.n_tokens)
+    prompt_tokens = property(lambda self: self.verdict.prompt_tokens)
+    cached = property(lambda self: self.verdict.cached)
+
+    def as_dict(self) -> dict:
+        """The row as flat fields (the verdict's, with ``text`` for its document), as exports write them."""
+        verdict = self.verdict.as_dict()
+        verdict.pop("query")
+        verdict["text"] = verdict.pop("document")
+        return {"rank": self.rank, "id": self.id, "source": self.source, "duplicate_of": self.duplicate_of,
+                **verdict}
 
 
 @dataclass
@@ -62,42 +72,31 @@ class RunResult:
     def settings(self) -> dict:
         """The run's settings, as written into exports."""
         keys = ("query", "instruction", "model", "backend", "device", "max_length", "timestamp")
-        return {k: v for k, v in asdict(self).items() if k in keys}
+        return {k: getattr(self, k) for k in keys}
 
 
 def run(reranker: Reranker, query: str, instruction: str | None, collection: Collection, *, batch_size: int = 32,
         progress: Callable[[int, int], None] | None = None) -> RunResult:
     """Score every document against ``query`` in batches of ``batch_size`` and rank them, best first.
 
-    The order is the engine's own (``Reranker.rank``): by log-odds, ties in input order.
-    ``progress(done, total)`` is called after each batch.
+    Scoring and order are the engine's own (``Reranker.score`` and ``scoring.engine.ranked``: by log-odds, ties
+    in input order). ``progress(done, total)`` is called after each batch.
     """
     if not (query or "").strip():
         raise InputError("The query is empty: type what you are searching for.")
     if not collection.documents:
         raise InputError("There are no documents to rank: paste some or upload a file.")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"The batch size must be a positive whole number, got {batch_size!r}.")
     instruction = resolve_instruction(instruction)
     docs = collection.documents
     started = time.perf_counter()
-    judgements = []
-    for start in range(0, len(docs), batch_size):
-        batch = docs[start:start + batch_size]
-        judgements += reranker.score([(query, d.text) for d in batch], instruction=instruction)
-        if progress:
-            progress(len(judgements), len(docs))
-    order = sorted(range(len(docs)), key=lambda i: (-judgements[i].logodds, i))
+    verdicts = reranker.score([(query, d.text) for d in docs], instruction=instruction, batch_size=batch_size,
+                              progress=progress)
     rows = []
-    for rank, i in enumerate(order, start=1):
-        j, doc = judgements[i], docs[i]
-        first = collection.duplicates.get(i)
-        rows.append(RankedRow(
-            rank=rank, index=i, id=doc.id, source=doc.source, text=doc.text, score=j.score,
-            confidence=j.confidence, logodds=j.logodds, truncated=j.truncated, n_tokens=j.n_tokens,
-            prompt_tokens=j.prompt_tokens, cached=j.cached,
-            duplicate_of=docs[first].id if first is not None else None,
-        ))
+    for rank, verdict in enumerate(ranked(verdicts), start=1):
+        doc = docs[verdict.index]
+        first = collection.duplicates.get(verdict.index)
+        rows.append(RankedRow(rank=rank, verdict=verdict, id=doc.id, source=doc.source,
+                              duplicate_of=docs[first].id if first is not None else None))
     return RunResult(
         query=query, instruction=instruction, model=reranker.model, backend=reranker.backend_name,
         device=reranker.device, max_length=reranker.max_length,

@@ -21,7 +21,7 @@ import pandas as pd
 from reranker.files import pair_files
 from reranker.storage.judgements import LABELS, check_label, document_hash
 from reranker.files.documents import MAX_DOCUMENT_CHARS
-from reranker.scoring.engine import Reranker, resolve_instruction
+from reranker.scoring.engine import Reranker, Verdict, ranked, resolve_instruction
 from reranker.errors import InputError
 from reranker.files.tables import write_csv
 from reranker.ranking.metrics import DEFAULT_K, evaluate_many, mean_values, metric_names
@@ -260,33 +260,30 @@ def rejects_frame(rejects: list[RejectRow]) -> pd.DataFrame:
 def run(reranker: Reranker, pairs: PairSet, instruction: str | None, *, batch_size: int = 32,
         k: int = DEFAULT_K, relevant_from: int = 1,
         progress: Callable[[int, int], None] | None = None) -> MultiQueryResult:
-    """Score every pair (one instruction for all), rank each query's documents, and compute the metrics."""
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"The batch size must be a positive whole number, got {batch_size!r}.")
+    """Score every pair (one instruction for all), rank each query's documents, and compute the metrics.
+
+    Scoring and the order within a query are the engine's own (``Reranker.score``, ``scoring.engine.ranked``).
+    """
     instruction = resolve_instruction(instruction)
     order: dict[str, list[PairRow]] = {}
     for pair in pairs.pairs:  # grouped by query, so each batch shares prompt heads
         order.setdefault(pair.query_id, []).append(pair)
     ordered = [p for group in order.values() for p in group]
     started = time.perf_counter()
-    judgements = []
-    for start in range(0, len(ordered), batch_size):
-        batch = ordered[start:start + batch_size]
-        judgements += reranker.score([(p.query, p.document) for p in batch], instruction=instruction)
-        if progress:
-            progress(len(judgements), len(ordered))
+    verdicts = reranker.score([(p.query, p.document) for p in ordered], instruction=instruction,
+                              batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - started
-    records = [dict(query_id=p.query_id, query=p.query, doc_id=p.doc_id, score=j.score, confidence=j.confidence,
-                    logodds=j.logodds, label=p.label, truncated=j.truncated, n_tokens=j.n_tokens, cached=j.cached,
-                    row=p.row, document=p.document, position=i)
-               for i, (p, j) in enumerate(zip(ordered, judgements))]
-    frame = pd.DataFrame(records)
-    frame = frame.sort_values(["query_id", "logodds", "position"], ascending=[True, False, True], kind="stable")
-    frame["rank"] = frame.groupby("query_id", sort=False).cumcount() + 1
-    first_seen = {q: i for i, q in enumerate(order)}
-    frame = frame.sort_values(["query_id", "rank"], key=lambda c: c.map(first_seen) if c.name == "query_id" else c)
-    frame["label"] = frame["label"].astype("Int64")
-    scored = frame[SCORED_COLUMNS].reset_index(drop=True)
+    by_query: dict[str, list[Verdict]] = {}
+    for pair, verdict in zip(ordered, verdicts):
+        by_query.setdefault(pair.query_id, []).append(verdict)
+    records = []
+    for query_id, group in by_query.items():
+        for rank, verdict in enumerate(ranked(group), start=1):
+            pair = ordered[verdict.index]
+            records.append({**verdict.as_dict(), "query_id": query_id, "rank": rank, "doc_id": pair.doc_id,
+                            "label": pair.label, "row": pair.row})
+    scored = pd.DataFrame(records, columns=SCORED_COLUMNS)
+    scored["label"] = scored["label"].astype("Int64")
     per_query, means, covered = _metrics(scored, k=k, relevant_from=relevant_from, has_labels=pairs.has_labels)
     return MultiQueryResult(scored=scored, per_query=per_query, means=means, covered=covered,
                             rejects=pairs.rejects, instruction=instruction, model=reranker.model,

@@ -9,7 +9,7 @@ import math
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -29,11 +29,12 @@ MODELS = {
 }
 DEFAULT_MODEL = MODELS["0.6B"]
 DEFAULT_MAX_LENGTH = 8192
+PIPELINE_PAIRS = 200  # pairs tokenized per chunk while the device scores the previous chunk (fast backend)
 
 
 @dataclass(frozen=True)
-class Judgement:
-    """The model's verdict on one (query, document) pair."""
+class Verdict:
+    """The model's verdict on one (query, document) pair: the one scored-pair type every view builds on."""
 
     index: int  # position of the pair (or document) in the caller's input
     query: str
@@ -50,6 +51,19 @@ class Judgement:
         return asdict(self)
 
 
+Judgement = Verdict  # deprecated: the old name of Verdict ("judgement" now means a person's label only)
+
+
+def rank_key(verdict: Verdict) -> tuple[float, int]:
+    """The one ranking rule: higher log-odds first, ties in input order (``index``)."""
+    return -verdict.logodds, verdict.index
+
+
+def ranked(verdicts: Iterable[Verdict]) -> list[Verdict]:
+    """Verdicts best first, by :func:`rank_key`."""
+    return sorted(verdicts, key=rank_key)
+
+
 @dataclass(frozen=True)
 class PromptView:
     """The exact prompt the model reads for one pair, for inspection."""
@@ -62,6 +76,9 @@ class PromptView:
     n_tokens: int  # the document's token count before any cut
     truncated: bool
     max_length: int
+    before: str = ""  # the text of tokens [0, doc_start): template, instruction and query
+    document: str = ""  # the text of the kept document tokens [doc_start, doc_end)
+    after: str = ""  # the text of tokens [doc_end, end): the assistant lead
 
     @property
     def prompt_tokens(self) -> int:
@@ -114,8 +131,8 @@ class Reranker:
         """Load (or reuse) the model.
 
         ``model``: a hub id, one of ``MODELS``' keys ("0.6B", "4B", "8B"), or a local folder.
-        ``backend``: "auto" (vLLM if it works here, else transformers), "vllm", "transformers" or
-        "remote" (pass ``servers=[urls]``). ``cache``: True for the user cache folder, a folder path,
+        ``backend``: "auto" (fast on an NVIDIA GPU, else vLLM if it works here, else transformers), "fast", "vllm",
+        "transformers" or "remote" (pass ``servers=[urls]``). ``cache``: True for the user cache folder, a folder path,
         or False. ``engine_options`` go to the backend (e.g. ``tensor_parallel_size``,
         ``memory_fraction``, ``max_num_batched_tokens``, ``servers``).
         """
@@ -184,8 +201,13 @@ class Reranker:
         *,
         instruction: str | None = None,
         top_k: int | None = None,
-    ) -> list[Judgement]:
-        """Documents ranked by score, best first (ties keep input order); ``index`` is the input position."""
+        batch_size: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Verdict]:
+        """Documents ranked best first by :func:`rank_key` (ties keep input order); ``index`` is the input position.
+
+        ``batch_size`` and ``progress`` are :meth:`score`'s.
+        """
         if isinstance(documents, str) or not isinstance(documents, Sequence):
             raise InputError("documents must be a list of texts, one item per document.")
         if not documents:
@@ -194,40 +216,52 @@ class Reranker:
             raise InputError("The query is empty: type what you are looking for.")
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise InputError(f"top_k must be a positive whole number, got {top_k!r}.")
-        judged = self.score([(query, d) for d in documents], instruction=instruction)
-        ranked = sorted(judged, key=lambda j: (-j.logodds, j.index))
-        return ranked[:top_k] if top_k else ranked
+        verdicts = self.score([(query, d) for d in documents], instruction=instruction, batch_size=batch_size,
+                              progress=progress)
+        best_first = ranked(verdicts)
+        return best_first[:top_k] if top_k else best_first
 
-    def score(self, pairs: Iterable[tuple[str, str]], *, instruction: str | None = None) -> list[Judgement]:
-        """One Judgement per (query, document) pair, in input order."""
+    def score(self, pairs: Iterable[tuple[str, str]], *, instruction: str | None = None,
+              batch_size: int | None = None, progress: Callable[[int, int], None] | None = None) -> list[Verdict]:
+        """One Verdict per (query, document) pair, in input order.
+
+        Pairs go to the cache and the engine ``batch_size`` at a time (default: all at once), and
+        ``progress(done, total)`` is called after each batch. A pair seen earlier in the same call (a duplicate)
+        is not computed again: duplicates always get identical scores, whatever the batch size.
+        """
         instruction = resolve_instruction(instruction)
         pairs = validate_pairs(pairs)
-        keys = [cache_key(self.model_key, instruction, q, d, self.max_length) for q, d in pairs]
-        hits = self.cache.get_many(keys) if self.cache else {}
-        missing = {k: p for k, p in zip(keys, pairs) if k not in hits}
-        fresh = self._compute(instruction, missing)
-        if self.cache:
-            self.cache.put_many(self.model_key, fresh.items())
-        self.stats.add(len(pairs), sum(k in hits for k in keys), len(fresh))
-        results = []
-        for index, ((query, document), key) in enumerate(zip(pairs, keys)):
-            entry = hits.get(key) or fresh[key]
-            score = sigmoid(entry.logodds)
-            results.append(
-                Judgement(
-                    index=index,
-                    query=query,
-                    document=document,
-                    score=score,
-                    confidence=abs(2 * score - 1),
-                    logodds=entry.logodds,
-                    truncated=entry.doc_tokens_kept < entry.doc_tokens,
-                    n_tokens=entry.doc_tokens,
-                    prompt_tokens=entry.prompt_tokens,
-                    cached=key in hits,
-                )
-            )
-        return results
+        if batch_size is None:
+            batch_size = len(pairs)
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InputError(f"The batch size must be a positive whole number, got {batch_size!r}.")
+        template = self.builder.fingerprint
+        keys = [cache_key(self.model_key, template, instruction, q, d, self.max_length) for q, d in pairs]
+        known: dict[str, CachedScore] = {}  # every key of this call scored so far
+        from_cache: set[str] = set()
+        for start in range(0, len(pairs), batch_size):
+            batch_keys = keys[start:start + batch_size]
+            new = {k: pair for k, pair in zip(batch_keys, pairs[start:start + batch_size]) if k not in known}
+            hits = self.cache.get_many(list(new)) if self.cache and new else {}
+            missing = {k: pair for k, pair in new.items() if k not in hits}
+            fresh = self._compute(instruction, missing)
+            if self.cache:
+                self.cache.put_many(self.model_key, fresh.items())
+            known.update(hits)
+            known.update(fresh)
+            from_cache.update(hits)
+            self.stats.add(len(batch_keys), sum(k in from_cache for k in batch_keys), len(fresh))
+            if progress:
+                progress(start + len(batch_keys), len(pairs))
+        return [self._verdict(index, query, document, known[key], cached=key in from_cache)
+                for index, ((query, document), key) in enumerate(zip(pairs, keys))]
+
+    @staticmethod
+    def _verdict(index: int, query: str, document: str, entry: CachedScore, *, cached: bool) -> Verdict:
+        score = sigmoid(entry.logodds)
+        return Verdict(index=index, query=query, document=document, score=score, confidence=abs(2 * score - 1),
+                       logodds=entry.logodds, truncated=entry.doc_tokens_kept < entry.doc_tokens,
+                       n_tokens=entry.doc_tokens, prompt_tokens=entry.prompt_tokens, cached=cached)
 
     def _compute(self, instruction: str, pairs_by_key: dict[str, tuple[str, str]]) -> dict[str, CachedScore]:
         """Score pairs on the backend, grouped by query so the engine's prefix cache reuses each head."""
@@ -235,16 +269,24 @@ class Reranker:
         for key, (query, document) in pairs_by_key.items():
             by_query.setdefault(query, []).append((key, document))
         groups = [(query, [d for _, d in items]) for query, items in by_query.items()]
-        with self._tokenizer_lock:
-            built = self.builder.build_groups(instruction, groups)
         keys = [k for items in by_query.values() for k, _ in items]
-        prompts = [p for group in built for p in group]
-        if prompts:
-            with using(self.backend.name, self._settings) as engine:  # reloaded if it was released meanwhile
-                self.backend = engine
-                logodds = engine.score_logodds([p.token_ids for p in prompts])
-        else:
-            logodds = np.zeros(0)
+        with using(self.backend.name, self._settings) as engine:  # loaded again if it was released meanwhile
+            self.backend = engine
+            submit = getattr(engine, "submit", None)
+            if submit is None:
+                with self._tokenizer_lock:
+                    built = self.builder.build_groups(instruction, groups)
+                prompts = [p for group in built for p in group]
+                logodds = engine.score_logodds([p.token_ids for p in prompts]) if prompts else np.zeros(0)
+            else:
+                # A backend that queues device work (fast) scores one chunk while the next is tokenized.
+                prompts, pending = [], []
+                for chunk in _chunks(groups, PIPELINE_PAIRS):
+                    with self._tokenizer_lock:
+                        built = [p for group in self.builder.build_groups(instruction, chunk) for p in group]
+                    prompts.extend(built)
+                    pending.append(submit([p.token_ids for p in built]))
+                logodds = np.concatenate([wait() for wait in pending]) if pending else np.zeros(0)
         if not np.all(np.isfinite(logodds)):
             raise ModelError("The model returned a non-finite score (NaN or infinity): the weights are broken.")
         return {
@@ -259,17 +301,32 @@ class Reranker:
         with self._tokenizer_lock:
             (built,) = self.builder.build(instruction, query, [document])
             text = self.builder.render(built)
-            tokens = self.tokenizer.batch_decode([[t] for t in built.token_ids], skip_special_tokens=False)
+            ids = built.token_ids
+            doc_end = built.doc_start + built.doc_tokens_kept
+            tokens = self.tokenizer.batch_decode([[t] for t in ids], skip_special_tokens=False)
+            before, document, after = self.tokenizer.batch_decode(
+                [ids[:built.doc_start], ids[built.doc_start:doc_end], ids[doc_end:]], skip_special_tokens=False)
         return PromptView(
             text=text,
             token_ids=built.token_ids,
             tokens=tokens,
             doc_start=built.doc_start,
-            doc_end=built.doc_start + built.doc_tokens_kept,
+            doc_end=doc_end,
             n_tokens=built.doc_tokens,
             truncated=built.truncated,
             max_length=self.max_length,
+            before=before,
+            document=document,
+            after=after,
         )
+
+    def truncate_documents(self, documents: Sequence[str], max_tokens: int) -> tuple[list[str], int]:
+        """Each document cut after its first ``max_tokens`` tokens (as the prompt tokenizes it), and how many were
+        cut: the REST API's ``max_tokens_per_doc``. Uses the tokenizer under the engine's lock."""
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise InputError(f"max_tokens must be a positive whole number, got {max_tokens!r}.")
+        with self._tokenizer_lock:
+            return self.builder.first_tokens(documents, max_tokens)
 
     def info(self) -> dict:
         """What is loaded and where, for status displays and /health."""
@@ -284,6 +341,19 @@ class Reranker:
             "cache_hits": self.stats.cache_hits,
             "scored": self.stats.scored,
         }
+
+
+def _chunks(groups: list[tuple[str, list[str]]], pairs: int) -> Iterable[list[tuple[str, list[str]]]]:
+    """Whole query groups, in order, gathered into chunks of at least ``pairs`` pairs (the last may be smaller)."""
+    chunk, size = [], 0
+    for group in groups:
+        chunk.append(group)
+        size += len(group[1])
+        if size >= pairs:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
 
 
 def resolve_instruction(instruction: str | None) -> str:

@@ -18,6 +18,8 @@ as the control token that would end the turn. Text is data, never prompt structu
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -43,6 +45,15 @@ INSTRUCTION_PRESETS = {
         "Given a shopper's product search query, retrieve product listings that match what the shopper wants",
 }
 YES_TOKEN, NO_TOKEN = "yes", "no"
+
+
+def template_fingerprint(prefix: str, head: str, document_lead: str, suffix: str) -> str:
+    """A short hash of the prompt's fixed parts (system turn, head layout, document lead, assistant lead).
+
+    It is part of every score-cache key, so an edited template never serves the scores of the old one.
+    """
+    payload = json.dumps([prefix, head, document_lead, suffix], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
 def render_prompt(instruction: str, query: str, document: str) -> str:
@@ -76,6 +87,9 @@ class PromptBuilder:
     def __init__(self, tokenizer, max_length: int):
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
+        # the template as it is now, read once: the tokens built and the fingerprint always agree
+        self.head, self.document_lead = HEAD, DOCUMENT_LEAD
+        self.fingerprint = template_fingerprint(PREFIX, HEAD, DOCUMENT_LEAD, SUFFIX)
         self.prefix_ids = self._encode([PREFIX], split_special=False)[0]
         self.suffix_ids = self._encode([SUFFIX], split_special=False)[0]
         self.yes_id, self.no_id = answer_token_ids(tokenizer)
@@ -113,9 +127,10 @@ class PromptBuilder:
         All heads go to the fast tokenizer in one call and all documents in another, so its threads
         share out the work of a large call instead of tokenizing one query's documents at a time.
         """
-        heads = self._encode([HEAD.format(instruction=instruction, query=q) for q, _ in groups], split_special=True)
+        heads = self._encode([self.head.format(instruction=instruction, query=q) for q, _ in groups],
+                             split_special=True)
         budgets = [self.document_budget(head) for head in heads]
-        doc_ids = iter(self._encode([DOCUMENT_LEAD + d for _, docs in groups for d in docs], split_special=True))
+        doc_ids = iter(self._encode([self.document_lead + d for _, docs in groups for d in docs], split_special=True))
         built = []
         for head, budget, (_, documents) in zip(heads, budgets, groups):
             start = len(self.prefix_ids) + len(head)
@@ -136,6 +151,20 @@ class PromptBuilder:
     def render(self, prompt: TokenPrompt) -> str:
         """The prompt text the model actually sees (after truncation)."""
         return self.tokenizer.decode(prompt.token_ids, skip_special_tokens=False)
+
+    def first_tokens(self, texts: Sequence[str], max_tokens: int) -> tuple[list[str], int]:
+        """Each document cut after its first ``max_tokens`` tokens (counted as the prompt tokenizes it), and how
+        many were cut. A cut falls on a token boundary of the original text."""
+        lead = self.document_lead
+        encoded = self.tokenizer([lead + t for t in texts], add_special_tokens=False, split_special_tokens=True,
+                                 return_offsets_mapping=True, return_attention_mask=False)
+        kept, cut = [], 0
+        for text, offsets in zip(texts, encoded["offset_mapping"]):
+            if len(offsets) > max_tokens:
+                text = text[: max(offsets[max_tokens - 1][1] - len(lead), 0)] or text[:1]
+                cut += 1
+            kept.append(text)
+        return kept, cut
 
 
 def answer_token_ids(tokenizer) -> tuple[int, int]:

@@ -8,31 +8,30 @@ Every API route answers errors as ``{"message": ...}`` with a fitting status (40
 a stack trace: unexpected errors are logged here and answered with a plain 500.
 """
 
-from __future__ import annotations
-
 import logging
 import math
 import secrets
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Coroutine
+from typing import Annotated, Any, Callable, Coroutine, Union
 
 import anyio
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 
 from reranker.scoring.backends import loaded_engines
 from reranker.scoring.check import CheckReport
 from reranker.files.documents import MAX_DOCUMENTS
-from reranker.scoring.engine import Judgement, Reranker
+from reranker.scoring.engine import Reranker, Verdict
 from reranker.errors import BackendUnavailable, InputError, RerankerError
 from reranker.scoring.model_holder import ModelHolder
-from reranker.scoring.prompt import DOCUMENT_LEAD
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +40,51 @@ DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 RETRY_AFTER_S = 10  # what a client is told to wait while the model loads
 SCORING_THREADS = 4  # API requests scored at once; the rest wait (the engine serialises model calls anyway)
 SEARCH_UNIT_DOCUMENTS = 100  # Cohere bills one search unit per query and up to 100 documents
+ERROR_STATUSES = {  # what each status means, as the schema documents it
+    400: "the request cannot be scored as given, e.g. the query and instruction exceed the server's max_length",
+    401: "missing or wrong API key",
+    404: "model not served here",
+    413: "too many documents or bytes (limit_documents or limit_bytes says the server's limit)",
+    422: "invalid request; errors[] names each field",
+    500: "a model problem, or an unexpected error (reference points into the server log)",
+    503: "the model is loading (with Retry-After) or failed to load",
+}
+ERROR_HEADERS = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    503: {"Retry-After": {"description": "seconds to wait while the model loads", "schema": {"type": "string"}}},
+}
 
 
 # ---- request and response bodies (Cohere's schemas, plus "instruction") --------------------------------------
+
+# A text must contain a character that is not whitespace as Python's str.isspace() (and so the engine's strip())
+# reads it, spelt out so that pydantic, the published JSON schema and a client's validator agree on every
+# character (the regex class \S differs between Python, Rust and ECMAScript, e.g. on U+001C, U+0085, U+FEFF).
+NOT_BLANK = r"[^\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+Text = Annotated[str, Field(pattern=NOT_BLANK)]
+
+
+def _document_kind(value: Any) -> str | None:
+    return "text" if isinstance(value, str) else "object" if isinstance(value, dict) else None
+
+
+# A document: a text, or an object whose rank_fields ("text" by default) are texts; the server checks those
+# fields against rank_fields (a rule between two fields that the schema cannot state) and answers 422.
+Document = Annotated[
+    Union[Annotated[Text, Tag("text")], Annotated[dict[str, Any], Tag("object")]],
+    Discriminator(_document_kind, custom_error_type="document_type",
+                  custom_error_message='must be a text or an object with a "text" field'),
+]
 
 
 class _RerankRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(None, description="The served model's hub id or alias; omitted = the served model.")
-    query: str = Field(description="The search query.")
-    documents: list[Any] = Field(description="Texts, or objects with a \"text\" field (or the fields named in "
-                                             "rank_fields). Their order gives each result's index.")
+    query: Text = Field(description="The search query: at least one character that is not whitespace.")
+    documents: list[Document] = Field(min_length=1, description=(
+        "Texts, or objects with a \"text\" field (or the fields named in rank_fields); none may be blank. Their "
+        "order gives each result's index. More than the server's --max-documents is answered with 413."))
     top_n: int | None = Field(None, ge=1, description="Return only the best top_n results (default: all).")
     rank_fields: list[str] | None = Field(None, description="For object documents: the fields to rank on, in "
                                                             "order (default [\"text\"]).")
@@ -75,16 +107,74 @@ class RerankV2Request(_RerankRequest):
     priority: int | None = Field(None, description="Accepted for compatibility; requests are served in order.")
 
 
+def _limited(request: type[_RerankRequest], max_documents: int) -> type[_RerankRequest]:
+    """``request`` with the server's --max-documents as the schema's maxItems of ``documents``."""
+    documents = Field(min_length=1, max_length=max_documents,
+                      description=request.model_fields["documents"].description)
+    return create_model(request.__name__, __base__=request, __doc__=request.__doc__,
+                        documents=(list[Document], documents))
+
+
 class RerankResult(BaseModel):
-    index: int = Field(description="Position of the document in the request.")
-    relevance_score: float = Field(description="p(yes) / (p(yes) + p(no)) from the Qwen3-Reranker, in [0, 1].")
+    index: int = Field(ge=0, description="Position of the document in the request.")
+    relevance_score: float = Field(ge=0, le=1, description="p(yes) / (p(yes) + p(no)) from the Qwen3-Reranker.")
     document: dict[str, Any] | None = Field(None, description="The document, when return_documents is true.")
 
 
 class RerankResponse(BaseModel):
     id: str
-    results: list[RerankResult]
-    meta: dict[str, Any]
+    results: list[RerankResult] = Field(description="Best first; ties in input order.")
+    meta: dict[str, Any] = Field(description="api_version, billed_units, tokens, and warnings when there are any.")
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="The field at fault, e.g. \"documents[3]\" or \"top_n\" (\"body\" for all).")
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every answer other than 200 (the fields after ``message`` only where they apply)."""
+
+    message: str = Field(description="What went wrong and what to do about it.")
+    errors: list[FieldError] | None = Field(None, description="422: each offending field.")
+    limit_documents: int | None = Field(None, description="413: the server's documents per request.")
+    limit_bytes: int | None = Field(None, description="413: the server's largest request body.")
+    status: str | None = Field(None, description="503: \"loading\" while the model loads.")
+    reference: str | None = Field(None, description="500: where to find the error in the server log.")
+
+
+class Model(BaseModel):
+    name: str
+    aliases: list[str]
+    endpoints: list[str]
+    finetuned: bool
+    context_length: int
+    is_deprecated: bool
+    status: str = Field(description="not loaded, loading, ready or failed.")
+
+
+class ModelList(BaseModel):
+    models: list[Model]
+
+
+class CanaryReport(BaseModel):
+    passed: bool
+    margin: float | None = None
+    relevant: list[float] | None = None
+    irrelevant: list[float] | None = None
+    error: str | None = None
+
+
+class Health(BaseModel):
+    status: str = Field(description="not loaded, loading, ready or failed.")
+    model: str
+    backend: str | None
+    device: str | None
+    max_length: int
+    in_flight: int
+    queued: int
+    canary: CanaryReport | None
+    error: str | None
 
 
 # ---- errors -----------------------------------------------------------------------------------------------
@@ -110,11 +200,18 @@ def _field(loc: tuple) -> str:
     return name or "body"
 
 
-def _validation_error(exc: RequestValidationError) -> APIError:
-    """A 422 naming each offending field, from FastAPI's validation error."""
+def _validation_error(exc: RequestValidationError, max_documents: int) -> APIError:
+    """A 422 naming each offending field (413 for too many documents), from FastAPI's validation error."""
     problems = []
     for error in exc.errors():
-        field, kind = _field(tuple(error.get("loc", ()))), error.get("type", "")
+        loc, kind = tuple(error.get("loc", ())), error.get("type", "")
+        if loc[:2] == ("body", "documents") and len(loc) > 3 and loc[3] in ("text", "object"):
+            loc = loc[:3] + loc[4:]  # drop the union's tag: documents[3], not documents[3].text
+        field = _field(loc)
+        if kind == "too_long" and field == "documents":
+            return APIError(413, f"{len(error['input']):,} documents is more than this server accepts per request "
+                                 f"({max_documents:,}). Split them over several requests, or raise the server's "
+                                 "--max-documents.", limit_documents=max_documents)
         if kind == "json_invalid":
             problems.append(("body", f"the request body is not valid JSON ({error.get('ctx', {}).get('error', '')} "
                                      f"at character {error['loc'][-1]})"))
@@ -127,10 +224,28 @@ def _validation_error(exc: RequestValidationError) -> APIError:
                              if field == "body" else f"the field {field!r} is required"))
         elif field == "body" and kind in ("model_attributes_type", "dict_type"):
             problems.append(("body", "the request body must be a JSON object (Content-Type: application/json)"))
+        elif kind == "string_pattern_mismatch":  # only texts that must not be blank have a pattern
+            problems.append((field, f"{'the query' if field == 'query' else field} is empty"))
+        elif kind == "document_type":
+            problems.append((field, f'{field} must be a text or an object with a "text" field, '
+                                    f"not {_json_type(error.get('input'))}"))
+        elif kind == "too_short" and field == "documents":
+            problems.append((field, "give at least one document"))
         else:
             problems.append((field, f"{field}: {error.get('msg', 'invalid value')}"))
-    message = "Invalid request: " + "; ".join(m for _, m in problems) + "."
+    message = "Invalid request: " + "; ".join(m for _, m in problems[:10])
+    message += f" (and {len(problems) - 10} more)." if len(problems) > 10 else "."
     return APIError(422, message, errors=[{"field": f, "message": m} for f, m in problems])
+
+
+class _AnyText(PathConvertor):
+    """Like Starlette's ``path`` convertor, but it matches line breaks too (``.`` alone does not): a model name
+    with a newline gets the API's 404, not the Gradio page's."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("any_text", _AnyText())
 
 
 # ---- the API ------------------------------------------------------------------------------------------------
@@ -216,37 +331,28 @@ class RerankAPI:
 
     # -- scoring --------------------------------------------------------------------------------------------
     def documents(self, body: _RerankRequest) -> tuple[list[str], list[dict[str, Any]]]:
-        """The texts to score and the documents as results show them; 413 or 422 when they are not usable."""
-        if len(body.documents) > self.max_documents:
-            raise APIError(413, f"{len(body.documents):,} documents is more than this server accepts per request "
-                                f"({self.max_documents:,}). Split them over several requests, or raise the "
-                                "server's --max-documents.", limit_documents=self.max_documents)
+        """The texts to score and the documents as results show them; 422 when an object document lacks a text.
+
+        The schema has already checked the rest (a text or an object each, texts not blank, a document count).
+        """
         fields = body.rank_fields or ["text"]
         texts, shown, problems = [], [], []
         for i, doc in enumerate(body.documents):
             if isinstance(doc, str):
-                text, shown_doc = doc, {"text": doc}
-            elif isinstance(doc, dict):
-                missing = [f for f in fields if not isinstance(doc.get(f), str)]
-                if missing:
-                    problems.append((f"documents[{i}].{missing[0]}", f"documents[{i}] has no text field "
-                                     f"{missing[0]!r}" + ("" if body.rank_fields else
-                                                          " (or name its fields in rank_fields)")))
-                    continue
-                text = doc[fields[0]] if len(fields) == 1 else "\n".join(f"{f}: {doc[f]}" for f in fields)
-                shown_doc = doc
-            else:
-                problems.append((f"documents[{i}]", f"documents[{i}] must be a text or an object with a \"text\" "
-                                                    f"field, not {_json_type(doc)}"))
+                texts.append(doc)
+                shown.append({"text": doc})
                 continue
+            missing = [f for f in fields if not isinstance(doc.get(f), str)]
+            if missing:
+                hint = "" if body.rank_fields else " (or name its fields in rank_fields)"
+                problems.append((f"documents[{i}].{missing[0]}",
+                                 f"documents[{i}] has no text field {missing[0]!r}{hint}"))
+                continue
+            text = doc[fields[0]] if len(fields) == 1 else "\n".join(f"{f}: {doc[f]}" for f in fields)
             if not text.strip():
                 problems.append((f"documents[{i}]", f"documents[{i}] is empty"))
             texts.append(text)
-            shown.append(shown_doc)
-        if not body.query.strip():
-            problems.insert(0, ("query", "the query is empty"))
-        if not body.documents:
-            problems.append(("documents", "give at least one document"))
+            shown.append(doc)
         if problems:
             more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
             raise APIError(422, "Invalid request: " + "; ".join(m for _, m in problems[:10]) + more + ".",
@@ -326,26 +432,12 @@ class RerankAPI:
 
 
 def _rank(reranker: Reranker, query: str, texts: list[str], instruction: str | None,
-          max_tokens: int | None) -> tuple[list[Judgement], int]:
-    """Rank on the shared Reranker (in a worker thread): all judgements best first, and how many documents were cut."""
+          max_tokens: int | None) -> tuple[list[Verdict], int]:
+    """Rank on the shared Reranker (in a worker thread): all verdicts best first, and how many documents were cut."""
     cut = 0
     if max_tokens:
-        texts, cut = _first_tokens(reranker, texts, max_tokens)
+        texts, cut = reranker.truncate_documents(texts, max_tokens)
     return reranker.rank(query, texts, instruction=instruction), cut
-
-
-def _first_tokens(reranker: Reranker, texts: list[str], max_tokens: int) -> tuple[list[str], int]:
-    """Each text cut after its first ``max_tokens`` tokens (as the prompt tokenizes it), and how many were cut."""
-    lead = DOCUMENT_LEAD  # count tokens as the prompt tokenizes the document
-    encoded = reranker.tokenizer([lead + t for t in texts], add_special_tokens=False, split_special_tokens=True,
-                                 return_offsets_mapping=True, return_attention_mask=False)
-    kept, cut = [], 0
-    for text, offsets in zip(texts, encoded["offset_mapping"]):
-        if len(offsets) > max_tokens:
-            text = text[: max(offsets[max_tokens - 1][1] - len(lead), 0)] or text[:1]
-            cut += 1
-        kept.append(text)
-    return kept, cut
 
 
 def _json_type(value: Any) -> str:
@@ -371,17 +463,19 @@ def _route_class(api: RerankAPI, *, protected: bool) -> type[APIRoute]:
     class GuardedRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
+            has_body = self.body_field is not None
 
             async def guarded(request: Request) -> Response:
                 try:
                     if protected:
                         api.authorize(request)
-                    body = await api.read_body(request)
-                    return await handler(_replay(request, body))
+                    if has_body:
+                        request = _replay(request, await api.read_body(request))
+                    return await handler(request)
                 except APIError as exc:
                     return exc.response()
                 except RequestValidationError as exc:
-                    return _validation_error(exc).response()
+                    return _validation_error(exc, api.max_documents).response()
                 except HTTPException as exc:
                     return APIError(exc.status_code, str(exc.detail), headers=exc.headers).response()
                 except InputError as exc:
@@ -423,28 +517,37 @@ def install_api(app: FastAPI, holder: ModelHolder, *, api_key: str | None = None
     ``api_key``: when set, the /v1 and /v2 routes require ``Authorization: Bearer <api_key>``; /health stays open.
     """
     api = RerankAPI(holder, api_key=api_key, max_documents=max_documents, max_request_bytes=max_request_bytes)
-    router = APIRouter(route_class=_route_class(api, protected=True), tags=["rerank"])
-    errors = {status: {"description": text} for status, text in (
-        (401, "missing or wrong API key"), (404, "model not served here"), (413, "too many documents or bytes"),
-        (422, "invalid request; the message names the field"), (503, "the model is loading"))}
+    # With a key, the schema declares bearer auth; the guard checks the key, before the body is read.
+    security = [Security(HTTPBearer(auto_error=False, description="the server's --api-key"))] if api_key else []
+    router = APIRouter(route_class=_route_class(api, protected=True), tags=["rerank"], dependencies=security)
+    v1_request, v2_request = _limited(RerankV1Request, max_documents), _limited(RerankV2Request, max_documents)
+
+    def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
+        """The ``responses=`` of a route: each status it can answer besides 200, with the error body."""
+        return {status: {"model": ErrorResponse, "description": ERROR_STATUSES[status],
+                         **({"headers": ERROR_HEADERS[status]} if status in ERROR_HEADERS else {})}
+                for status in statuses if status != 401 or api_key}
+
+    rerank_answers = answers(400, 401, 404, 413, 422, 500, 503)
 
     # The response model documents the schema; the handlers return the JSON as built (documents as sent).
-    @router.post("/v1/rerank", response_model=RerankResponse, responses=errors)
-    async def rerank_v1(body: RerankV1Request) -> JSONResponse:
+    @router.post("/v1/rerank", response_model=RerankResponse, responses=rerank_answers)
+    async def rerank_v1(body: v1_request) -> JSONResponse:
         """Cohere rerank v1: documents ranked by relevance to the query."""
         return JSONResponse(await api.rerank(body, "1"))
 
-    @router.post("/v2/rerank", response_model=RerankResponse, responses=errors)
-    async def rerank_v2(body: RerankV2Request) -> JSONResponse:
+    @router.post("/v2/rerank", response_model=RerankResponse, responses=rerank_answers)
+    async def rerank_v2(body: v2_request) -> JSONResponse:
         """Cohere rerank v2: documents ranked by relevance to the query."""
         return JSONResponse(await api.rerank(body, "2"))
 
-    @router.get("/v1/models")
+    @router.get("/v1/models", response_model=ModelList, responses=answers(401, 500))
     async def list_models() -> dict[str, Any]:
         """The model this server serves (Cohere's list-models shape)."""
         return api.models()
 
-    @router.get("/v1/models/{name:path}")
+    # 422 in the error body's shape, not FastAPI's automatic one (a route with a parameter gets one)
+    @router.get("/v1/models/{name:any_text}", response_model=Model, responses=answers(401, 404, 422, 500))
     async def get_model(name: str) -> dict[str, Any]:
         """The served model's details, by any of its names."""
         api.check_model(name)
@@ -452,11 +555,38 @@ def install_api(app: FastAPI, holder: ModelHolder, *, api_key: str | None = None
 
     open_router = APIRouter(route_class=_route_class(api, protected=False), tags=["status"])
 
-    @open_router.get("/health")
+    @open_router.get("/health", response_model=Health,
+                     responses={503: {"model": Health, "description": "the model is loading or failed to load",
+                                      "headers": ERROR_HEADERS[503]}, **answers(500)})
     async def health() -> JSONResponse:
         """Model state (200 when ready, 503 while loading or failed), backend, device, load, canary check."""
         return api.health()
 
     app.include_router(router)
     app.include_router(open_router)
+    _method_not_allowed(app, [*router.routes, *open_router.routes])
     return api
+
+
+def _method_not_allowed(app: FastAPI, routes: list[APIRoute]) -> None:
+    """After ``routes``, one route per path answering every other method with 405 (and ``Allow``).
+
+    Without them such a request would fall through to the Gradio page mounted at "/", which answers 404.
+    """
+    allowed: dict[str, set[str]] = {}
+    for route in routes:
+        allowed.setdefault(route.path, set()).update(route.methods)
+    for path, methods in allowed.items():  # methods=None: any method the routes before did not take
+        app.add_route(path, _Refuse(", ".join(sorted(methods))), methods=None, include_in_schema=False)
+
+
+class _Refuse:
+    """An ASGI app answering 405 with ``Allow: <allow>`` (an app, not a function, so it takes every method)."""
+
+    def __init__(self, allow: str):
+        self.allow = allow
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        response = APIError(405, f"{scope['method']} is not allowed here; this path serves {self.allow}.",
+                            headers={"Allow": self.allow}).response()
+        await response(scope, receive, send)

@@ -238,7 +238,7 @@ def disagreements(judgements: Sequence[Any], labels: dict[str, int],
     """The scored documents where the person and the model disagree, in the order given.
 
     ``judgements`` are scored documents with a ``score`` and their text as ``text`` (``inspection.RankedRow``)
-    or ``document`` (``engine.Judgement``); ``labels`` maps document hash → label (``labels_for``).
+    or ``document`` (``engine.Verdict``); ``labels`` maps document hash → label (``labels_for``).
     The model says "relevant" when score ≥ ``threshold``. A disagreement is a document judged relevant (2)
     that the model scored below the threshold ("missed"), or judged not relevant (0) that it scored at or
     above it ("false alarm"). "Partly relevant" (1) is the middle verdict and agrees with either side,

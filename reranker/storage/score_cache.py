@@ -1,4 +1,5 @@
-"""Score cache: pairs already scored under the same model, instruction and max_length are not recomputed."""
+"""Score cache: pairs already scored under the same model, prompt template, instruction and max_length are not
+recomputed."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ class CachedScore:
     prompt_tokens: int
 
 
-def cache_key(model_key: str, instruction: str, query: str, document: str, max_length: int) -> str:
-    """sha256 over every input that changes a score; JSON keeps the fields from running together."""
-    payload = json.dumps([model_key, instruction, query, document, max_length], ensure_ascii=False)
+def cache_key(model_key: str, template: str, instruction: str, query: str, document: str, max_length: int) -> str:
+    """sha256 over every input that changes a score (``template``: the prompt template's fingerprint); JSON keeps
+    the fields from running together."""
+    payload = json.dumps([model_key, template, instruction, query, document, max_length], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -220,7 +220,7 @@ class Inspector:
             raise common.error(exc)
         full = (f'<details class="rr-full"><summary>Full document ({len(row.text):,} characters)</summary>'
                 f'<div class="rr-fulltext">{html.escape(row.text)}</div></details>')
-        return prompt_view.render(view, reranker.tokenizer, document_id=row.id) + full
+        return prompt_view.render(view, document_id=row.id) + full
 
     # --- presets (each visitor's own, next to the built-in ones) ------------------------------------
     def initial_presets(self) -> dict[str, str]:

@@ -7,15 +7,13 @@ import html
 from reranker.scoring.engine import PromptView
 
 
-def render(view: PromptView, tokenizer, *, document_id: str = "") -> str:
+def render(view: PromptView, *, document_id: str = "") -> str:
     """The prompt text in three parts (before, document, after) with the document marked, and token counts.
 
-    Each part is decoded from its own token range, so the marks sit exactly on token boundaries.
+    Each part was decoded from its own token range by the engine (``Reranker.prompt``), so the marks sit exactly
+    on token boundaries; no tokenizer is used here.
     """
-    ids = view.token_ids
-    before = tokenizer.decode(ids[: view.doc_start], skip_special_tokens=False)
-    document = tokenizer.decode(ids[view.doc_start: view.doc_end], skip_special_tokens=False)
-    after = tokenizer.decode(ids[view.doc_end:], skip_special_tokens=False)
+    before, document, after = view.before, view.document, view.after
     kept = view.doc_end - view.doc_start
     if view.truncated:
         cut = (f'<span class="rr-cutmark" title="The rest of the document did not fit in max_length">✂ cut here: '

@@ -34,6 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
+from reranker.scoring.backends.base import Backend
 from reranker.errors import BackendUnavailable, InputError, ModelError
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class ServerError(Exception):
         self.fatal_for_server = fatal_for_server  # connection refused or reset: mark it down at once
 
 
-class RemoteBackend:
+class RemoteBackend(Backend):
     """Scores token prompts on vLLM servers (``POST /classify``), spreading batches over all of them."""
 
     name = "remote"

@@ -12,12 +12,13 @@ from typing import Sequence
 
 import numpy as np
 
+from reranker.scoring.backends.base import Backend
 from reranker.errors import BackendUnavailable, ModelError
 
 log = logging.getLogger(__name__)
 
 
-class TransformersBackend:
+class TransformersBackend(Backend):
     """A Qwen3 causal LM in torch, batched by length."""
 
     name = "transformers"

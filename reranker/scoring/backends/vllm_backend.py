@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from reranker.scoring.backends.base import cuda_available
+from reranker.scoring.backends.base import Backend, cuda_available
 from reranker.errors import BackendUnavailable, ModelError
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ HF_OVERRIDES = {
 }
 
 
-class VLLMBackend:
+class VLLMBackend(Backend):
     """One vLLM engine (``LLM``) in pooling mode, fed with token prompts."""
 
     name = "vllm"
@@ -59,7 +59,7 @@ class VLLMBackend:
                 "`pip install -r requirements.txt` (CPU) or `pip install -r requirements-gpu.txt` (NVIDIA)."
             ) from exc
         on_gpu = cuda_available()
-        self.max_model_len = max_model_len  # the longest prompt this engine takes
+        self.started_context = max_model_len  # the longest prompt it takes; a longer one needs a new engine
         self.device = _gpu_name() if on_gpu else "cpu"
         options = dict(
             model=model,
@@ -102,6 +102,11 @@ class VLLMBackend:
                 [{"prompt_token_ids": list(p)} for p in prompts], pooling_params=self._raw, use_tqdm=False
             )
         return np.array([o.outputs.probs[0] for o in outputs], dtype=np.float32)
+
+    def reset_prefix_cache(self) -> None:
+        """Forget every cached prompt prefix (benchmarks that score the same prompts again call this)."""
+        with self._lock:
+            self.llm.reset_prefix_cache()
 
     def close(self) -> None:
         """Shut the engine's worker processes down."""

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The H200 runs behind docs/benchmarks.md (issue 16), one step per device call, back to back; steps 1-4 each carry
+# one vLLM part (../shared/gpu/README.md). From the checkout root on the GPU machine (GPU_PARTS: where .gpu is):
+#   bash benchmarks/h200.sh 1   # part c1; build the random-weight 0.6B-shaped model
+#   bash benchmarks/h200.sh 2   # part c2
+#   bash benchmarks/h200.sh 3   # part c3
+#   bash benchmarks/h200.sh 4   # part c4 (vLLM unpacks); fast backend, vLLM backend, original recipe: same prompts
+#   bash benchmarks/h200.sh 5   # profiles (fast, vLLM), parity fast vs vLLM, REST latency (fast), fast sweeps
+#   bash benchmarks/h200.sh 6   # vLLM with async scheduling off (the lever)
+# (Run 1 of this script, before the fast backend used vLLM's fused kernels, also measured the transformers
+# backend and the fast backend on torch ops alone: docs/bench/h200-run1.)
+set -u
+step=$1
+OUT=${OUT:-/tmp/out}
+export PYTHONPATH=/tmp/vllm-site:${PYTHONPATH:-} VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+MODEL=/tmp/qwen3-reranker-0.6b-random
+WORKLOAD=(--model "$MODEL" --queries 100 --docs-per-query 20 --doc-tokens 256 --seed 0 --sweep-tokens 300000)
+[ "$step" -le 4 ] && bash "${GPU_PARTS:-.gpu}/c$step/receive.sh"
+keep() { mkdir -p "$OUT/$2"; cp "$1"/*.json "$OUT/$2/" 2>/dev/null; [ -f "$1/bench.log" ] && tail -c 200000 "$1/bench.log" > "$OUT/$2/bench.log"; }
+case "$step" in
+  1)
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    python3 -c "from reranker.testing.synthetic import build_model; build_model('$MODEL', '0.6B', dtype='bfloat16',
+tiktoken_file='/tmp/vllm-carry/qwen.tiktoken')" && du -sh "$MODEL" ;;
+  4)
+    timeout 580 python3 -m reranker.bench run "${WORKLOAD[@]}" --out /tmp/r4 --paths fast,ours,original --doc-sweep '' \
+      --time-limit 560; keep /tmp/r4 bench ;;
+  5)
+    timeout 100 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast --out "$OUT/profile"
+    timeout 150 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend vllm --out "$OUT/profile"
+    timeout 150 python3 benchmarks/profile_paths.py parity --model "$MODEL" --backends fast,vllm --out "$OUT/profile"
+    python3 benchmarks/api_only_server.py --model "$MODEL" --backend fast --port 7860 > /tmp/api.log 2>&1 &
+    server=$!
+    timeout 100 python3 benchmarks/api_latency.py --url http://127.0.0.1:7860 --label "H200, fast backend" \
+      --out "$OUT/profile/api-latency-fast.json" || tail -20 /tmp/api.log
+    kill $server
+    timeout 150 python3 -m reranker.bench run "${WORKLOAD[@]}" --out /tmp/r5 --paths fast --doc-sweep 64,1024,2048 \
+      --fast-batch-tokens-sweep 131072 --latency-requests 60 --time-limit 140; keep /tmp/r5 bench ;;
+  6)
+    timeout 280 python3 -m reranker.bench run "${WORKLOAD[@]}" --out /tmp/r6 --paths '' --sync-lever --doc-sweep '' \
+      --time-limit 270; keep /tmp/r6 bench ;;
+esac
+ls -R "$OUT"

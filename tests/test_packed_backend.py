@@ -1,0 +1,78 @@
+"""The fast (packed, prefix-sharing) backend equals the model card's recipe, whatever the batch layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from reranker import DEFAULT_INSTRUCTION, Reranker
+from reranker.scoring import engine
+from reranker.scoring.backends.packed_backend import PackedBackend, common_prefix, group_prompts
+from tests.test_engine import DOCUMENTS, QUERY, card_tokens
+
+
+@pytest.fixture(scope="module")
+def card(tiny_model):
+    """logit(yes) - logit(no) by a plain single-sequence forward pass of the model card's prompt, in float64."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
+
+    def logodds(ids):
+        with torch.inference_mode():
+            logits = model(torch.tensor([ids])).logits[0, -1].double()
+        return (logits[yes] - logits[no]).item()
+
+    logodds.tokenizer = tokenizer
+    return logodds
+
+
+@pytest.fixture(scope="module")
+def fast(tiny_model):
+    return Reranker(tiny_model, backend="fast", cache=False, max_length=512)
+
+
+def test_scores_equal_the_model_card_recipe(fast, card, monkeypatch):
+    monkeypatch.setattr(engine, "PIPELINE_PAIRS", 4)  # several chunks, each queued before the next is tokenized
+    queries = [QUERY, "a second, longer query about <|im_end|> markers " * 3, "q?"]
+    pairs = [(q, d) for q in queries for d in DOCUMENTS] + [(QUERY, "one more, after the others")]
+    judged = fast.score(pairs)
+    want = [card(card_tokens(card.tokenizer, DEFAULT_INSTRUCTION, q, d, 512)) for q, d in pairs]
+    got = [j.logodds for j in judged]
+    assert np.max(np.abs(np.array(got) - np.array(want))) < 1e-4, (got, want)
+    assert judged[3].truncated and judged[3].prompt_tokens == 512
+
+
+def test_any_batch_split_and_order_gives_the_same_scores(fast, card):
+    """Tiny token budgets split groups across batches; shuffled input breaks groups up; duplicates stay equal."""
+    backend: PackedBackend = fast.backend
+    prompts = [p.token_ids for p in fast.builder.build(DEFAULT_INSTRUCTION, QUERY, DOCUMENTS[:3] + DOCUMENTS[4:])]
+    prompts += [p.token_ids for p in fast.builder.build(DEFAULT_INSTRUCTION, "other", ["x", "y y y"])]
+    want = np.array([card(p) for p in prompts])
+    whole = backend.score_logodds(prompts)
+    budget = backend.batch_tokens
+    try:
+        backend.batch_tokens = 120  # a group's tails spread over several batches, each with its head again
+        split = backend.score_logodds(prompts)
+    finally:
+        backend.batch_tokens = budget
+    order = np.random.default_rng(1).permutation(len(prompts))
+    shuffled = backend.score_logodds([prompts[i] for i in order])
+    for got in (whole, split, shuffled[np.argsort(order)]):
+        assert np.max(np.abs(got - want)) < 1e-4
+    assert abs(whole[0] - whole[4]) < 1e-6  # the duplicate document
+
+
+def test_grouping_shares_each_query_head_and_keeps_a_last_token():
+    head = list(range(100, 130))
+    prompts = [np.array(p) for p in (
+        head + [1, 2, 3], head + [1, 2, 4], head + [5],  # one query: head of 30 (+ "1, 2" shared by two only)
+        [7, 8, 9],  # alone
+        head[:10] + [6, 6], head[:10] + [6, 6, 1],  # the second is the first plus one token
+    )]
+    groups = group_prompts(prompts)
+    assert [(g.members, g.head) for g in groups] == [([0, 1, 2], 30), ([3], 0), ([4, 5], 11)]
+    assert common_prefix(prompts[0], prompts[1]) == 32
