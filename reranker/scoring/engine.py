@@ -156,7 +156,7 @@ class Reranker:
             no_id=self.builder.no_id,
             **engine_options,
         )
-        self.backend = load_backend(backend, self._settings)
+        self.backend = self._engine = load_backend(backend, self._settings)  # _engine: the registry's
         self.cache = _open_cache(cache)
         self.stats = Stats()
 
@@ -270,14 +270,16 @@ class Reranker:
             by_query.setdefault(query, []).append((key, document))
         groups = [(query, [d for _, d in items]) for query, items in by_query.items()]
         keys = [k for items in by_query.values() for k, _ in items]
-        with using(self.backend.name, self._settings) as engine:  # loaded again if it was released meanwhile
-            self.backend = engine
-            submit = getattr(engine, "submit", None)
+        with using(self._engine.name, self._settings) as engine:  # loaded again if it was released meanwhile
+            if self.backend is self._engine:  # (a caller may have put a wrapper around it: kept as it is)
+                self.backend = engine
+            self._engine = engine
+            submit = getattr(self.backend, "submit", None)
             if submit is None:
                 with self._tokenizer_lock:
                     built = self.builder.build_groups(instruction, groups)
                 prompts = [p for group in built for p in group]
-                logodds = engine.score_logodds([p.token_ids for p in prompts]) if prompts else np.zeros(0)
+                logodds = self.backend.score_logodds([p.token_ids for p in prompts]) if prompts else np.zeros(0)
             else:
                 # A backend that queues device work (fast) scores one chunk while the next is tokenized.
                 prompts, pending = [], []
