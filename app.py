@@ -4,8 +4,9 @@
     python app.py --model 0.6B --servers http://gpu1:8000,http://gpu2:8000    (scores on vLLM servers)
 
 The model comes from ``--model``, else ``$RERANKER_MODEL``, else Qwen3-Reranker-0.6B. It is loaded once in
-the background when the server starts and shared by every user; runs are queued one at a time.
-On a Hugging Face Space, this file is the ``app_file``.
+the background when the server starts and shared by every user; runs are queued one at a time. Visitors may
+pick only the models of ``--models``; at most ``--max-engines`` engines stay loaded.
+On a Hugging Face Space, this file is the ``app_file`` and ``--public`` is on (docs/app.md, "Public demo").
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Callable
 
 import gradio as gr
 from fastapi import FastAPI
@@ -25,29 +27,97 @@ from fastapi import FastAPI
 from reranker.serve.api import API_KEY_ENV, DEFAULT_MAX_REQUEST_BYTES, install_api
 from reranker.files.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
 from reranker.errors import InputError
-from reranker.scoring.backends import shutdown_all
+from reranker.scoring.backends import set_max_engines, shutdown_all
 from reranker.scoring.model_flags import add_model_arguments, backend_and_options
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from reranker.scoring.prompt import INSTRUCTION_PRESETS
 from reranker.storage.presets import PresetStore
-from reranker.storage.database import Database, default_data_dir
+from reranker.storage.database import SPACE_STORAGE, Database, default_data_dir
 from reranker.ui.page import CSS_PATH, build_app
+from reranker.ui.visitors import Visitors
 
 log = logging.getLogger("app")
 THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
+SPACE_ENV = "SPACE_ID"  # set by Hugging Face on a Space
+DEFAULT_RUNS_PER_MINUTE = 20  # per visitor, in public mode
+DEFAULT_QUEUE_SIZE = 64
 
 
 def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MAX_DOCUMENTS, api_key: str | None = None,
-                  max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> FastAPI:
-    """The whole server: a FastAPI app (REST API + Gradio page at "/"), sharing one ModelHolder."""
-    presets = PresetStore(Database(Path(data_dir or default_data_dir()) / "reranker.sqlite3"), INSTRUCTION_PRESETS)
-    demo = build_app(holder, presets, max_documents=max_documents)
+                  max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, public: bool = False,
+                  users: list[tuple[str, str]] | None = None, sign_in: bool | None = None,
+                  runs_per_minute: int | None = None, queue_size: int = DEFAULT_QUEUE_SIZE) -> FastAPI:
+    """The whole server: a FastAPI app (REST API + Gradio page at "/"), sharing one ModelHolder.
+
+    ``public``: a public demo (each visitor's data apart, runs limited per visitor, the operator's models only);
+    ``users``: (name, password) pairs of a team server, through Gradio's login; ``api_key``: guards the REST
+    API, and on a private server without ``users`` also the page and the Gradio API (log in with the key as the
+    password); ``sign_in``: offer "Sign in with Hugging Face" (default: in public mode on a Space).
+    """
+    folder = Path(data_dir or default_data_dir())
+    presets = PresetStore(Database(folder / "reranker.sqlite3"), INSTRUCTION_PRESETS)
+    auth = gradio_auth(users, api_key, public)
+    visitors = Visitors(public=public, team=bool(auth),
+                        runs_per_minute=(runs_per_minute or DEFAULT_RUNS_PER_MINUTE) if public else runs_per_minute)
+    if sign_in is None:
+        sign_in = public and bool(os.environ.get(SPACE_ENV))
+    demo = build_app(holder, presets, max_documents=max_documents, visitors=visitors, sign_in=sign_in,
+                     data_note=data_note(folder), queue_size=queue_size)
     server = FastAPI(title="Qwen3 Reranker")
     # the REST API's routes come before Gradio is mounted at "/" (Gradio's catch-all routes must come last)
     install_api(server, holder, api_key=api_key, max_documents=max_documents, max_request_bytes=max_request_bytes)
 
     return gr.mount_gradio_app(server, demo, path="/", theme=THEME, css_paths=[CSS_PATH],
-                               max_file_size=MAX_UPLOAD_BYTES, footer_links=["api"])
+                               max_file_size=MAX_UPLOAD_BYTES, footer_links=["api"], auth=auth,
+                               auth_message=_auth_message(users, api_key) if auth else None)
+
+
+def gradio_auth(users: list[tuple[str, str]] | None, api_key: str | None,
+                public: bool) -> list[tuple[str, str]] | Callable[[str, str], bool] | None:
+    """What Gradio's login checks: the team's users; or, on a private server with an API key and no users,
+    the key as the password of any name (the page and the Gradio API are then guarded like the REST API)."""
+    if users:
+        return list(users)
+    if api_key and not public:
+        return lambda name, password: bool(name.strip()) and secrets.compare_digest(password.encode(), api_key.encode())
+    return None
+
+
+def _auth_message(users, api_key) -> str:
+    if users:
+        return "Qwen3 Reranker team server: sign in with the name and password your operator gave you."
+    return "This server is protected by its API key: sign in with any name and the API key as the password."
+
+
+def data_note(folder: Path) -> str:
+    """Where judgements, presets and the score cache live, and whether they survive a restart."""
+    where = f"Judgements, presets and cached scores are stored in `{folder}`"
+    if folder.resolve().is_relative_to(SPACE_STORAGE):
+        return where + ": the Space's persistent storage, kept when the Space restarts."
+    if os.environ.get(SPACE_ENV):
+        return (where + ": this Space has no persistent storage, so they are lost when it restarts. Export your "
+                "judgements to keep them (or ask the owner to add persistent storage).")
+    return where + " on the server; they survive restarts."
+
+
+def read_users(pairs: list[str] | None, files: list[str] | None) -> list[tuple[str, str]]:
+    """(name, password) pairs from ``--auth NAME:PASSWORD`` values and ``--auth-file`` files (one pair a line,
+    ``#`` comments), or an ``InputError`` naming the bad entry."""
+    entries = [(f"--auth {p.split(':', 1)[0]}:…", p) for p in pairs or []]
+    for file in files or []:
+        try:
+            lines = Path(file).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise InputError(f"Cannot read the users file {file!r}: {exc.strerror}.") from exc
+        entries += [(f"{file} line {n}", line.strip()) for n, line in enumerate(lines, 1)
+                    if line.strip() and not line.lstrip().startswith("#")]
+    users = []
+    for where, entry in entries:
+        name, _, password = entry.partition(":")
+        if not name.strip() or not password:
+            raise InputError(f"{where}: write each user as NAME:PASSWORD (neither empty).")
+        users.append((name.strip(), password))
+    return users
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,6 +133,24 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"require 'Authorization: Bearer KEY' on the REST API (default: ${API_KEY_ENV}; none)")
     parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
                         help=f"largest REST API request body (default: {DEFAULT_MAX_REQUEST_BYTES:,})")
+    parser.add_argument("--models", default=os.environ.get("RERANKER_MODELS"), metavar="M[,M...]",
+                        help="the models visitors may choose (0.6B, 4B, 8B, hub ids, local folders; env "
+                             "RERANKER_MODELS; default: only --model)")
+    parser.add_argument("--max-engines", type=int, default=2,
+                        help="engines kept loaded at once; the least recently used is released (default: 2)")
+    parser.add_argument("--public", action=argparse.BooleanOptionalAction, default=bool(os.environ.get(SPACE_ENV)),
+                        help="public demo: each visitor's judgements, notes and presets are their own, runs are "
+                             "limited per visitor, only the operator changes models (default: on when $SPACE_ID "
+                             "is set, i.e. on a Hugging Face Space)")
+    parser.add_argument("--runs-per-minute", type=int, default=None,
+                        help=f"model runs per visitor and minute (default: {DEFAULT_RUNS_PER_MINUTE} in public "
+                             "mode, no limit otherwise)")
+    parser.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE,
+                        help=f"runs that may wait in the page's queue (default: {DEFAULT_QUEUE_SIZE})")
+    parser.add_argument("--auth", action="append", metavar="NAME:PASSWORD",
+                        help="team server: require this login on the page and the Gradio API (repeatable)")
+    parser.add_argument("--auth-file", action="append", metavar="FILE",
+                        help="team server: users from FILE, one NAME:PASSWORD a line")
     return parser.parse_args(argv)
 
 
@@ -73,16 +161,24 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         backend, engine_options = backend_and_options(args)
+        users = read_users(args.auth, args.auth_file)
+        set_max_engines(args.max_engines)
     except InputError as exc:
         raise SystemExit(f"Error: {exc}") from exc
-    holder = ModelHolder(ModelSettings(args.model, backend, args.max_length), engine_options=engine_options)
+    models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
+    holder = ModelHolder(ModelSettings(args.model, backend, args.max_length), engine_options=engine_options,
+                         models=models, max_models=args.max_engines,
+                         backends=[backend] if args.public else None,
+                         max_length_limit=args.max_length if args.public else None)
     holder.start()  # load in the background; the page shows "Loading…" until it is ready
     app = create_server(holder, max_documents=args.max_documents, api_key=args.api_key,
-                        max_request_bytes=args.max_request_bytes)
+                        max_request_bytes=args.max_request_bytes, public=args.public, users=users,
+                        runs_per_minute=args.runs_per_minute, queue_size=args.queue_size)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
     if args.share:
         threading.Thread(target=_share, args=(server, args.host, args.port), daemon=True).start()
-    print(f"Relevance inspector on http://{args.host}:{args.port}/ (model {args.model}, backend {backend}); "
+    mode = "public demo" if args.public else f"team server, {len(users)} user(s)" if users else "private"
+    print(f"Relevance inspector on http://{args.host}:{args.port}/ (model {args.model}, backend {backend}, {mode}); "
           f"REST API at /v1/rerank and /v2/rerank{' (API key required)' if args.api_key else ''}")
     # uvicorn stops gracefully on SIGTERM, then raises the signal again under the handler it found: make that
     # an exit that runs the `finally` below rather than the default instant death.

@@ -14,9 +14,10 @@ from reranker.scoring.model_holder import ModelHolder, ModelSettings
 
 
 @contextlib.contextmanager
-def serve(model: str, backend: str, data_dir, max_length: int = 512, **server_options):
-    """Yield the base URL of a running server whose model is already loaded (options go to create_server)."""
-    holder = ModelHolder(ModelSettings(model, backend, max_length), cache=str(data_dir))
+def serve(model: str, backend: str, data_dir, max_length: int = 512, models=(), **server_options):
+    """Yield the base URL of a running server whose model is already loaded (options go to create_server;
+    ``models``: more models visitors may choose)."""
+    holder = ModelHolder(ModelSettings(model, backend, max_length), cache=str(data_dir), models=models)
     holder.get()
     with run(create_server(holder, data_dir=data_dir, **server_options)) as url:
         yield url

@@ -206,3 +206,36 @@ def test_labels_scale():
 def test_relevant_from_outside_the_scale_is_refused(relevant_from):
     with pytest.raises(InputError, match="relevant_from must be 1"):
         check_relevant_from(relevant_from)
+
+
+def test_owners_never_see_or_change_each_others_judgements(store):
+    store.save("q", "doc", 2, note="alice's", owner="hf:alice")
+    store.save("q", "doc", 0, note="bob's", owner="session:b")
+    assert store.get("q", document_hash("doc"), owner="hf:alice").note == "alice's"
+    assert [a.note for a in store.for_query("q", owner="session:b")] == ["bob's"]
+    assert store.get("q", document_hash("doc")) is None and store.all() == []  # "" is a third owner
+    report = store.merge([{"query": "q", "document": "doc", "label": 1}], overwrite=True, owner="session:b")
+    assert report.overwritten == 1 and store.labels_for("q", owner="hf:alice") == {document_hash("doc"): 2}
+    assert not store.delete("q", document_hash("doc"), owner="session:c")
+    assert store.delete("q", document_hash("doc"), owner="session:b")
+    assert [a.owner for a in store.all(owner="hf:alice")] == ["hf:alice"] and store.owners() == ["hf:alice"]
+
+
+def test_migration_4_keeps_older_judgements_and_presets_as_everyones(tmp_path):
+    from reranker.storage.database import MIGRATIONS
+
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    for number, sql in enumerate(MIGRATIONS[:3], start=1):
+        conn.executescript(sql)
+        conn.execute(f"PRAGMA user_version={number}")
+    conn.execute("INSERT INTO annotations (query, doc_hash, document, instruction, model, label, note, created, "
+                 f"updated) VALUES ('q', '{document_hash('doc')}', 'doc', '', '', 2, 'old', 1, 1)")
+    conn.execute("INSERT INTO instruction_presets VALUES ('Mine', 'find it', 1, 1)")
+    conn.commit()
+    conn.close()
+    db = Database(path)
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 4
+    assert AnnotationStore(db).get("q", document_hash("doc")).note == "old"
+    from reranker.storage.presets import PresetStore
+    assert PresetStore(db, {}).saved() == {"Mine": "find it"} and PresetStore(db, {}).saved(owner="x") == {}

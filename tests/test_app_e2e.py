@@ -103,10 +103,13 @@ def test_vllm_backend_end_to_end(tiny_model, vllm_reranker, csv_upload, tmp_path
     assert "on vllm" in outputs[5]
 
 
-def test_a_model_that_cannot_load_is_a_message(transformers_app, tmp_path):
+def test_a_model_that_cannot_load_is_a_message(tiny_model, transformers_app, tmp_path):
     client = Client(transformers_app, verbose=False)
-    with pytest.raises(AppError, match="Cannot load model"):
+    with pytest.raises(AppError, match="not offered on this server"):  # not on the operator's list
         rank(client, str(tmp_path / "no-such-model"), "transformers")
+    with serve(tiny_model, "transformers", tmp_path / "data", models=[str(tmp_path / "no-such-model")]) as url:
+        with pytest.raises(AppError, match="Cannot load model"):  # on the list, but not there
+            rank(Client(url, verbose=False), str(tmp_path / "no-such-model"), "transformers")
 
 
 def test_preset_saved_through_the_page_survives_a_restart(tiny_model, tmp_path):

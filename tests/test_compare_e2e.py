@@ -83,7 +83,7 @@ def test_two_max_lengths(app, tiny_model):
     ("", "a doc", None, "query is empty"),
     ("q", "", None, "no documents to rank"),
     ("q", "a doc", " ", "Side B: Choose a model"),
-    ("q", "a doc", "/no/such/model", "Cannot load model"),
+    ("q", "a doc", "/no/such/model", "not offered on this server"),  # off the operator's --models
 ])
 def test_bad_input_is_a_message(app, tiny_model, query, pasted, model_b, message):
     with pytest.raises(AppError, match=message):

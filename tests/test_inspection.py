@@ -48,7 +48,8 @@ def test_run_refuses_bad_input(hf_reranker):
 
 
 def test_holder_reports_a_failed_load_and_shares_a_good_one(tiny_model, tmp_path):
-    holder = ModelHolder(ModelSettings(str(tmp_path / "missing"), "transformers", 512), cache=False)
+    holder = ModelHolder(ModelSettings(str(tmp_path / "missing"), "transformers", 512), cache=False,
+                         models=[tiny_model])
     with pytest.raises(ModelError, match="Cannot load model"):
         holder.get()
     assert holder.state()[0] == "failed"

@@ -65,7 +65,9 @@ def test_event_data_after_defaults_is_still_gradio_s(tmp_path):
 def test_the_status_timer_follows_the_load_state_not_the_html(tiny_model, tmp_path):
     """The timer runs while the model loads and stops once it is loaded or has failed; the text shown is not
     what decides it."""
-    holder = ModelHolder(ModelSettings(tiny_model, "transformers", 512), cache=False)
+    # the operator offers a folder that holds no model: it is allowed, and its load fails
+    holder = ModelHolder(ModelSettings(tiny_model, "transformers", 512), cache=False,
+                         models=[str(tmp_path / "missing")])
     inspector = Inspector(holder, presets=None, max_documents=10, annotations=None)
     settings = ModelInputs(tiny_model, "transformers", 512)
     assert inspector.model_state(settings)[0] == "not loaded" and inspector.poll_status(settings)[2].active is False

@@ -181,11 +181,12 @@ def read_judgements(path: str | Path, *, companion: str | Path | None = None, cu
 
 def import_judgements(store: AnnotationStore, path: str | Path, *, overwrite: bool = False,
                       companion: str | Path | None = None, current_query: str | None = None,
-                      current_documents: Iterable[tuple[str, str]] = ()) -> ImportReport:
-    """Read ``path`` (see ``read_judgements``) and merge the usable rows into ``store`` in one transaction."""
+                      current_documents: Iterable[tuple[str, str]] = (), owner: str = "") -> ImportReport:
+    """Read ``path`` (see ``read_judgements``) and merge the usable rows into ``owner``'s judgements in ``store``
+    in one transaction."""
     parsed = read_judgements(path, companion=companion, current_query=current_query,
                              current_documents=current_documents)
-    merged = store.merge(parsed.items, overwrite=overwrite) if parsed.items else MergeReport()
+    merged = store.merge(parsed.items, overwrite=overwrite, owner=owner) if parsed.items else MergeReport()
     return ImportReport(Path(path).name, parsed, merged)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import math
@@ -12,7 +13,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from reranker.scoring.backends import load_backend
+from reranker.scoring.backends import load_backend, using
 from reranker.scoring.backends.base import cuda_available
 from reranker.storage.score_cache import CachedScore, ScoreCache, cache_key
 from reranker.errors import InputError, ModelError
@@ -138,30 +139,53 @@ class Reranker:
         """
         self.model = MODELS.get(model, model)
         self.revision = revision
-        if not isinstance(max_length, int) or max_length < 1:
-            raise InputError(f"max_length must be a positive whole number of tokens, got {max_length!r}.")
         self.max_length = max_length
         self.tokenizer, config = _load_tokenizer_and_config(self.model, revision)
+        self.context = getattr(config, "max_position_embeddings", max_length)
+        self._check_max_length(max_length)
         self.builder = PromptBuilder(self.tokenizer, max_length)
         self._tokenizer_lock = threading.Lock()
         self.model_key = _model_key(self.model, revision, config)
-        context = getattr(config, "max_position_embeddings", max_length)
-        if max_length > context:
-            raise InputError(f"max_length={max_length} exceeds the model's context of {context} tokens.")
         if dtype is None:
             dtype = "bfloat16" if cuda_available() else "float32"
-        settings = dict(
+        self._settings = dict(
             model=self.model,
             revision=revision,
             dtype=dtype,
-            max_model_len=min(max(max_length, DEFAULT_MAX_LENGTH), context),
+            max_model_len=self._engine_length(max_length),
             yes_id=self.builder.yes_id,
             no_id=self.builder.no_id,
             **engine_options,
         )
-        self.backend = load_backend(backend, settings)
+        self.backend = self._engine = load_backend(backend, self._settings)  # _engine: the registry's
         self.cache = _open_cache(cache)
         self.stats = Stats()
+
+    def _check_max_length(self, max_length) -> None:
+        if not isinstance(max_length, int) or max_length < 1:
+            raise InputError(f"max_length must be a positive whole number of tokens, got {max_length!r}.")
+        if max_length > self.context:
+            raise InputError(f"max_length={max_length} exceeds the model's context of {self.context} tokens.")
+
+    def _engine_length(self, max_length: int) -> int:
+        """The context an engine is started with: the default, or longer when a caller asks for more."""
+        return min(max(max_length, DEFAULT_MAX_LENGTH), self.context)
+
+    def at_max_length(self, max_length: int) -> "Reranker":
+        """This Reranker cutting prompts at ``max_length``: the same tokenizer, engine, cache and counters.
+
+        Truncation is the prompt builder's, so no other engine is loaded unless a vLLM engine's context is
+        shorter than ``max_length`` (it is then replaced by a longer one on the next call).
+        """
+        if max_length == self.max_length:
+            return self
+        self._check_max_length(max_length)
+        view = copy.copy(self)
+        view.max_length = max_length
+        view.builder = PromptBuilder(self.tokenizer, max_length)
+        view._settings = {**self._settings, "max_model_len": max(self._settings["max_model_len"],
+                                                                 self._engine_length(max_length))}
+        return view
 
     @property
     def backend_name(self) -> str:
@@ -244,21 +268,25 @@ class Reranker:
             by_query.setdefault(query, []).append((key, document))
         groups = [(query, [d for _, d in items]) for query, items in by_query.items()]
         keys = [k for items in by_query.values() for k, _ in items]
-        submit = getattr(self.backend, "submit", None)
-        if submit is None:
-            with self._tokenizer_lock:
-                built = self.builder.build_groups(instruction, groups)
-            prompts = [p for group in built for p in group]
-            logodds = self.backend.score_logodds([p.token_ids for p in prompts]) if prompts else np.zeros(0)
-        else:
-            # A backend that queues device work (fast) scores one chunk while the next is tokenized.
-            prompts, pending = [], []
-            for chunk in _chunks(groups, PIPELINE_PAIRS):
+        with using(self._engine.name, self._settings) as engine:  # loaded again if it was released meanwhile
+            if self.backend is self._engine:  # (a caller may have put a wrapper around it: kept as it is)
+                self.backend = engine
+            self._engine = engine
+            submit = getattr(self.backend, "submit", None)
+            if submit is None:
                 with self._tokenizer_lock:
-                    built = [p for group in self.builder.build_groups(instruction, chunk) for p in group]
-                prompts.extend(built)
-                pending.append(submit([p.token_ids for p in built]))
-            logodds = np.concatenate([wait() for wait in pending]) if pending else np.zeros(0)
+                    built = self.builder.build_groups(instruction, groups)
+                prompts = [p for group in built for p in group]
+                logodds = self.backend.score_logodds([p.token_ids for p in prompts]) if prompts else np.zeros(0)
+            else:
+                # A backend that queues device work (fast) scores one chunk while the next is tokenized.
+                prompts, pending = [], []
+                for chunk in _chunks(groups, PIPELINE_PAIRS):
+                    with self._tokenizer_lock:
+                        built = [p for group in self.builder.build_groups(instruction, chunk) for p in group]
+                    prompts.extend(built)
+                    pending.append(submit([p.token_ids for p in built]))
+                logodds = np.concatenate([wait() for wait in pending]) if pending else np.zeros(0)
         if not np.all(np.isfinite(logodds)):
             raise ModelError("The model returned a non-finite score (NaN or infinity): the weights are broken.")
         return {

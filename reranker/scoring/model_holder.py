@@ -1,15 +1,22 @@
-"""The models one server process holds: loaded once, shared by every user, loaded in the background at start."""
+"""The models one server process holds: loaded once, shared by every user, loaded in the background at start.
+
+One Reranker per (model, backend) serves every max length (:meth:`Reranker.at_max_length`); only models on the
+operator's allow-list load, and at most ``max_models`` stay held, the least recently used dropped first (the
+backend registry releases their engines by the same rule, see ``set_max_engines``).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Iterable
 
 from reranker.scoring.check import CheckReport, run_check
 from reranker.scoring.engine import MODELS, Reranker
-from reranker.errors import RerankerError
+from reranker.errors import InputError, RerankerError
 
 log = logging.getLogger(__name__)
 
@@ -26,31 +33,69 @@ class ModelSettings:
     def model_id(self) -> str:
         return MODELS.get(self.model, self.model)
 
+    @property
+    def loaded_as(self) -> tuple[str, str]:
+        """What one loaded Reranker is shared by: the model and the backend (every max length)."""
+        return _normal(self.model_id), self.backend
+
+
+def _normal(model_id: str) -> str:
+    return model_id.strip().rstrip("/")
+
 
 class ModelHolder:
-    """Rerankers by settings; each is loaded once (in a background thread) and then shared.
+    """Rerankers by (model, backend); each is loaded once (in a background thread) and then shared.
 
     ``get`` waits for a load in progress; a failed load is reported to every caller and retried on the
-    next ``get``. Engines themselves are shared further by the backend registry.
+    next ``get``. ``models``: the models callers may ask for (aliases, hub ids, folders; default: only the
+    served one); ``backends``: the backends they may ask for (default: any); ``max_length_limit``: the
+    longest max length they may ask for (default: the model's context); ``max_models``: how many Rerankers
+    stay held (default: no bound).
     """
 
-    def __init__(self, default: ModelSettings, *, cache: bool | str = True, engine_options: dict | None = None):
+    def __init__(self, default: ModelSettings, *, cache: bool | str = True, engine_options: dict | None = None,
+                 models: Iterable[str] | None = None, backends: Iterable[str] | None = None,
+                 max_length_limit: int | None = None, max_models: int | None = None):
         self.default = default
         self.cache = cache
         self.engine_options = engine_options or {}
-        self._loads: dict[ModelSettings, Future] = {}
-        self._checks: dict[ModelSettings, CheckReport | str] = {}
+        self.models = list(dict.fromkeys([default.model, *(models or [])]))
+        self._allowed = {_normal(MODELS.get(m, m)) for m in self.models}
+        self.backends = list(backends) if backends is not None else None
+        self.max_length_limit = max_length_limit
+        self.max_models = max_models
+        self._loads: OrderedDict[tuple[str, str], Future] = OrderedDict()  # least recently used first
+        self._checks: dict[tuple[str, str], CheckReport | str] = {}
         self._lock = threading.Lock()
+
+    def allow(self, settings: ModelSettings) -> None:
+        """Refuse, with a message that says what is offered, settings outside the operator's lists."""
+        if settings.loaded_as[0] not in self._allowed:
+            offered = ", ".join(f"{m} ({MODELS[m]})" if m in MODELS else m for m in self.models)
+            raise InputError(f"The model {settings.model!r} is not offered on this server. Choose one of: {offered}. "
+                             "(The server's operator chooses the models with --models.)")
+        if self.backends is not None and settings.backend not in self.backends:
+            raise InputError(f"The backend {settings.backend!r} is not offered on this server; it runs "
+                             f"{' or '.join(self.backends)}.")
+        if self.max_length_limit is not None and settings.max_length > self.max_length_limit:
+            raise InputError(f"Max length {settings.max_length:,} is above this server's limit of "
+                             f"{self.max_length_limit:,} tokens: choose a smaller one.")
 
     def start(self, settings: ModelSettings | None = None) -> Future:
         """Begin loading ``settings`` (default: the server's model) unless it is loaded or loading."""
         settings = settings or self.default
+        self.allow(settings)
+        key = settings.loaded_as
         with self._lock:
-            future = self._loads.get(settings)
+            future = self._loads.get(key)
             if future is not None and not (future.done() and future.exception() is not None):
+                self._loads.move_to_end(key)
                 return future
-            future = Future()
-            self._loads[settings] = future
+            future = self._loads[key] = Future()
+            self._loads.move_to_end(key)
+            while self.max_models is not None and len(self._loads) > self.max_models:
+                dropped, _ = self._loads.popitem(last=False)  # its engine is released by the backend registry
+                self._checks.pop(dropped, None)
         threading.Thread(target=self._load, args=(settings, future), name=f"load {settings.model}", daemon=True).start()
         return future
 
@@ -63,7 +108,7 @@ class ModelHolder:
             log.warning("loading %s failed: %s", settings, exc)
             future.set_exception(exc)
             return
-        self._checks[settings] = self._canary(settings, reranker)
+        self._checks[settings.loaded_as] = self._canary(settings, reranker)
         future.set_result(reranker)
 
     @staticmethod
@@ -79,21 +124,30 @@ class ModelHolder:
 
     def check(self, settings: ModelSettings | None = None) -> CheckReport | str | None:
         """The start-up canary check of a loaded model (its report, or why it could not run); None before."""
-        return self._checks.get(settings or self.default)
+        return self._checks.get((settings or self.default).loaded_as)
 
     def get(self, settings: ModelSettings | None = None) -> Reranker:
         """The Reranker for ``settings``, loading it first if needed (blocks until it is ready)."""
-        return self.start(settings).result()
+        settings = settings or self.default
+        return self.start(settings).result().at_max_length(settings.max_length)
 
     def state(self, settings: ModelSettings | None = None) -> tuple[str, Reranker | None, str | None]:
         """("not loaded" | "loading" | "ready" | "failed", the Reranker when ready, the error text when failed)."""
+        settings = settings or self.default
+        try:
+            self.allow(settings)
+        except InputError as refused:
+            return "failed", None, str(refused)
         with self._lock:
-            future = self._loads.get(settings or self.default)
+            future = self._loads.get(settings.loaded_as)
         if future is None:
             return "not loaded", None, None
         if not future.done():
             return "loading", None, None
         exc = future.exception()
-        if exc is not None:
-            return "failed", None, str(exc) if isinstance(exc, RerankerError) else f"{type(exc).__name__}: {exc}"
-        return "ready", future.result(), None
+        if exc is None:
+            try:
+                return "ready", future.result().at_max_length(settings.max_length), None
+            except RerankerError as problem:
+                exc = problem
+        return "failed", None, str(exc) if isinstance(exc, RerankerError) else f"{type(exc).__name__}: {exc}"

@@ -28,6 +28,7 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 
 from reranker.explain import explanation as ex
+from reranker.scoring.backends import loaded_engines
 from reranker.scoring.check import CheckReport
 from reranker.files.documents import MAX_DOCUMENTS
 from reranker.scoring.engine import Reranker, Verdict
@@ -480,6 +481,7 @@ class RerankAPI:
             "device": info.get("device"),
             "max_length": settings.max_length,
             "in_flight": self.in_flight,
+            "engines_loaded": len(loaded_engines()),
             "queued": limiter.statistics().tasks_waiting if limiter else 0,
             "canary": _canary(self.holder.check()),
             "error": error,

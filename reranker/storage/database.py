@@ -55,13 +55,58 @@ MIGRATIONS = [
         UNIQUE (query, doc_hash)
     );
     """,
+    # 4: judgements and saved presets belong to an owner: a signed-in person ("hf:NAME" on a Space, the login
+    # name on a team server), a browser session ("session:ID") in a public demo, or "" (everyone's, a private
+    # server without sign-in: every row made before this migration). SQLite cannot change a UNIQUE constraint
+    # in place, so both tables are rebuilt with the owner in their keys.
+    """
+    CREATE TABLE annotations_v4 (
+        id INTEGER PRIMARY KEY,
+        owner TEXT NOT NULL DEFAULT '',
+        query TEXT NOT NULL,
+        doc_hash TEXT NOT NULL,
+        document TEXT NOT NULL,
+        instruction TEXT NOT NULL,
+        model TEXT NOT NULL,
+        score REAL,
+        label INTEGER NOT NULL CHECK (label IN (0, 1, 2)),
+        note TEXT NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        UNIQUE (owner, query, doc_hash)
+    );
+    INSERT INTO annotations_v4 (id, query, doc_hash, document, instruction, model, score, label, note, created,
+                                updated)
+        SELECT id, query, doc_hash, document, instruction, model, score, label, note, created, updated
+        FROM annotations;
+    DROP TABLE annotations;
+    ALTER TABLE annotations_v4 RENAME TO annotations;
+    CREATE TABLE instruction_presets_v4 (
+        owner TEXT NOT NULL DEFAULT '',
+        name TEXT NOT NULL,
+        instruction TEXT NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (owner, name)
+    );
+    INSERT INTO instruction_presets_v4 (name, instruction, created, updated)
+        SELECT name, instruction, created, updated FROM instruction_presets;
+    DROP TABLE instruction_presets;
+    ALTER TABLE instruction_presets_v4 RENAME TO instruction_presets;
+    """,
 ]
 
 
+SPACE_STORAGE = Path("/data")  # a Hugging Face Space's persistent storage, when the Space has it
+
+
 def default_data_dir() -> Path:
-    """``$RERANKER_CACHE_DIR``, else ``$XDG_CACHE_HOME/qwen3-reranker``, else ``~/.cache/qwen3-reranker``."""
+    """``$RERANKER_CACHE_DIR``, else a Space's persistent storage (``/data``, when it exists and is writable),
+    else ``$XDG_CACHE_HOME/qwen3-reranker``, else ``~/.cache/qwen3-reranker``."""
     if os.environ.get("RERANKER_CACHE_DIR"):
         return Path(os.environ["RERANKER_CACHE_DIR"]).expanduser()
+    if SPACE_STORAGE.is_dir() and os.access(SPACE_STORAGE, os.W_OK):
+        return SPACE_STORAGE / "qwen3-reranker"
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "qwen3-reranker"
 

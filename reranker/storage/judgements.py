@@ -1,7 +1,8 @@
 """Relevance judgements people record in the inspector, and where they disagree with the model.
 
-One row per (query, document) in table ``annotations`` of the shared SQLite store (migration 3 of
-``reranker.storage.database``): each save is its own committed transaction, so a judgement is on disk as soon as
+One row per (owner, query, document) in table ``annotations`` of the shared SQLite store (migrations 3 and 4
+of ``reranker.storage.database``); every method reads and writes one owner's judgements only (``""``: the
+shared ones of a server without sign-in): each save is its own committed transaction, so a judgement is on disk as soon as
 ``save`` returns and survives the app being killed. Documents are identified by the sha256 of their
 exact text, queries by their text with surrounding whitespace removed.
 """
@@ -23,6 +24,7 @@ MAX_NOTE_CHARS = 2000
 DEFAULT_THRESHOLD = 0.5
 
 _COLUMNS = "query, doc_hash, document, instruction, model, score, label, note, created, updated"
+_READ = _COLUMNS + ", owner"
 
 
 @functools.lru_cache(maxsize=8192)  # tables are re-rendered on every judgement; hash each document once
@@ -78,6 +80,7 @@ class Annotation:
     note: str
     created: float  # Unix time
     updated: float
+    owner: str = ""  # who made it: a signed-in person, a browser session, or "" (a server without sign-in)
 
     @property
     def label_name(self) -> str:
@@ -101,60 +104,66 @@ class AnnotationStore:
         self.db = db
 
     def save(self, query: str, document: str, label: int, *, instruction: str = "", model: str = "",
-             score: float | None = None, note: str = "") -> Annotation:
-        """Record (or change) the judgement of ``document`` for ``query``; committed before it returns."""
+             score: float | None = None, note: str = "", owner: str = "") -> Annotation:
+        """Record (or change) ``owner``'s judgement of ``document`` for ``query``; committed before it returns."""
         row = judgement_row(query, document, label, instruction=instruction, model=model, score=score, note=note)
         conn = self.db.conn
-        with_tx(conn, lambda: self._upsert(conn, row))
-        return self.get(row[0], row[1])
+        with_tx(conn, lambda: self._upsert(conn, row, owner))
+        return self.get(row[0], row[1], owner=owner)
 
     @staticmethod
-    def _upsert(conn, row: tuple) -> None:
+    def _upsert(conn, row: tuple, owner: str) -> None:
         now = time.time()
         conn.execute(
-            f"INSERT INTO annotations ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(query, doc_hash) DO UPDATE SET document = excluded.document, "
+            f"INSERT INTO annotations ({_COLUMNS}, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(owner, query, doc_hash) DO UPDATE SET document = excluded.document, "
             "instruction = excluded.instruction, model = excluded.model, score = excluded.score, "
             "label = excluded.label, note = excluded.note, updated = excluded.updated",
-            (*row, now, now),
+            (*row, now, now, owner),
         )
 
-    def get(self, query: str, doc_hash: str) -> Annotation | None:
-        """The judgement of the document with ``doc_hash`` for ``query``, if there is one."""
-        found = self.db.conn.execute(f"SELECT {_COLUMNS} FROM annotations WHERE query = ? AND doc_hash = ?",
-                                     (normalize_query(query), doc_hash)).fetchone()
+    def get(self, query: str, doc_hash: str, *, owner: str = "") -> Annotation | None:
+        """``owner``'s judgement of the document with ``doc_hash`` for ``query``, if there is one."""
+        found = self.db.conn.execute(f"SELECT {_READ} FROM annotations WHERE owner = ? AND query = ? AND doc_hash = ?",
+                                     (owner, normalize_query(query), doc_hash)).fetchone()
         return Annotation(*found) if found else None
 
-    def delete(self, query: str, doc_hash: str) -> bool:
-        """Delete one judgement; True when there was one."""
+    def delete(self, query: str, doc_hash: str, *, owner: str = "") -> bool:
+        """Delete one of ``owner``'s judgements; True when there was one."""
         conn = self.db.conn
-        sql = "DELETE FROM annotations WHERE query = ? AND doc_hash = ?"
-        return bool(with_tx(conn, lambda: conn.execute(sql, (normalize_query(query), doc_hash)).rowcount))
+        sql = "DELETE FROM annotations WHERE owner = ? AND query = ? AND doc_hash = ?"
+        return bool(with_tx(conn, lambda: conn.execute(sql, (owner, normalize_query(query), doc_hash)).rowcount))
 
-    def for_query(self, query: str) -> list[Annotation]:
-        """Every judgement for ``query``, oldest first."""
-        rows = self.db.conn.execute(f"SELECT {_COLUMNS} FROM annotations WHERE query = ? ORDER BY created, doc_hash",
-                                    (normalize_query(query),))
+    def for_query(self, query: str, *, owner: str = "") -> list[Annotation]:
+        """Every judgement ``owner`` made for ``query``, oldest first."""
+        rows = self.db.conn.execute(f"SELECT {_READ} FROM annotations WHERE owner = ? AND query = ? "
+                                    "ORDER BY created, doc_hash", (owner, normalize_query(query)))
         return [Annotation(*r) for r in rows]
 
-    def labels_for(self, query: str) -> dict[str, int]:
-        """Document hash → label for every judgement of ``query``."""
-        rows = self.db.conn.execute("SELECT doc_hash, label FROM annotations WHERE query = ?",
-                                    (normalize_query(query),))
+    def labels_for(self, query: str, *, owner: str = "") -> dict[str, int]:
+        """Document hash → label for every judgement ``owner`` made of ``query``."""
+        rows = self.db.conn.execute("SELECT doc_hash, label FROM annotations WHERE owner = ? AND query = ?",
+                                    (owner, normalize_query(query)))
         return dict(rows.fetchall())
 
-    def all(self) -> list[Annotation]:
-        """Every judgement, by query then age."""
-        rows = self.db.conn.execute(f"SELECT {_COLUMNS} FROM annotations ORDER BY query, created, doc_hash")
+    def all(self, *, owner: str = "") -> list[Annotation]:
+        """Every judgement ``owner`` made, by query then age."""
+        rows = self.db.conn.execute(f"SELECT {_READ} FROM annotations WHERE owner = ? "
+                                    "ORDER BY query, created, doc_hash", (owner,))
         return [Annotation(*r) for r in rows]
 
-    def count(self) -> int:
-        return self.db.conn.execute("SELECT count(*) FROM annotations").fetchone()[0]
+    def count(self, *, owner: str = "") -> int:
+        return self.db.conn.execute("SELECT count(*) FROM annotations WHERE owner = ?", (owner,)).fetchone()[0]
 
-    def merge(self, incoming: Iterable[dict], *, overwrite: bool = False) -> MergeReport:
-        """Add judgements in one transaction (import). A stored judgement whose label differs is replaced
-        only when ``overwrite`` is true; each item has the keyword arguments of ``save`` plus query,
-        document and label."""
+    def owners(self) -> list[str]:
+        """Everyone who has judgements here (a team server's people), alphabetically."""
+        rows = self.db.conn.execute("SELECT DISTINCT owner FROM annotations ORDER BY owner COLLATE NOCASE")
+        return [owner for (owner,) in rows]
+
+    def merge(self, incoming: Iterable[dict], *, overwrite: bool = False, owner: str = "") -> MergeReport:
+        """Add judgements to ``owner``'s in one transaction (import). A stored judgement whose label differs
+        is replaced only when ``overwrite`` is true; each item has the keyword arguments of ``save`` plus
+        query, document and label. Other owners' judgements are never read or changed."""
         rows = [judgement_row(item["query"], item["document"], item["label"], instruction=item.get("instruction", ""),
                           model=item.get("model", ""), score=item.get("score"), note=item.get("note", ""))
                 for item in incoming]
@@ -163,18 +172,20 @@ class AnnotationStore:
 
         def write() -> None:
             for row in rows:
-                stored = conn.execute("SELECT label, note, score FROM annotations WHERE query = ? AND doc_hash = ?",
-                                      row[:2]).fetchone()
+                stored = conn.execute("SELECT label, note, score FROM annotations "
+                                      "WHERE owner = ? AND query = ? AND doc_hash = ?", (owner, *row[:2])).fetchone()
                 if stored is None:
-                    self._upsert(conn, row)
+                    self._upsert(conn, row, owner)
                     counts["added"] += 1
                 elif stored[0] == row[6]:
                     # same verdict: fill in what the stored one lacks, never erase what it has
-                    conn.execute("UPDATE annotations SET note = ?, score = ? WHERE query = ? AND doc_hash = ?",
-                                 (stored[1] or row[7], stored[2] if stored[2] is not None else row[5], *row[:2]))
+                    conn.execute("UPDATE annotations SET note = ?, score = ? "
+                                 "WHERE owner = ? AND query = ? AND doc_hash = ?",
+                                 (stored[1] or row[7], stored[2] if stored[2] is not None else row[5], owner,
+                                  *row[:2]))
                     counts["unchanged"] += 1
                 elif overwrite:
-                    self._upsert(conn, row)
+                    self._upsert(conn, row, owner)
                     counts["overwritten"] += 1
                 else:
                     counts["kept"] += 1

@@ -12,22 +12,26 @@ MAX_NAME_CHARS = 80
 
 
 class PresetStore:
-    """User-saved presets in table ``instruction_presets`` (migration 2 of ``reranker.storage.database``)."""
+    """User-saved presets in table ``instruction_presets`` (migrations 2 and 4 of ``reranker.storage.database``).
+
+    Each method reads and writes one owner's presets (``""``: the shared ones of a server without sign-in).
+    """
 
     def __init__(self, db: Database, built_in: Mapping[str, str]):
         self.db = db
         self.built_in = dict(built_in)
 
-    def saved(self) -> dict[str, str]:
-        """User presets by name, alphabetically."""
-        rows = self.db.conn.execute("SELECT name, instruction FROM instruction_presets ORDER BY name COLLATE NOCASE")
+    def saved(self, *, owner: str = "") -> dict[str, str]:
+        """``owner``'s presets by name, alphabetically."""
+        rows = self.db.conn.execute("SELECT name, instruction FROM instruction_presets WHERE owner = ? "
+                                    "ORDER BY name COLLATE NOCASE", (owner,))
         return dict(rows.fetchall())
 
-    def all(self) -> dict[str, str]:
-        """Built-in presets first, then the user's."""
-        return {**self.built_in, **self.saved()}
+    def all(self, *, owner: str = "") -> dict[str, str]:
+        """Built-in presets first, then ``owner``'s."""
+        return {**self.built_in, **self.saved(owner=owner)}
 
-    def save(self, name: str, instruction: str) -> bool:
+    def save(self, name: str, instruction: str, *, owner: str = "") -> bool:
         """Save (or update) a preset; returns True when it replaced one of the same name."""
         name = " ".join((name or "").split())
         if not name:
@@ -41,22 +45,23 @@ class PresetStore:
         conn, now = self.db.conn, time.time()
 
         def write() -> bool:
-            existed = conn.execute("SELECT 1 FROM instruction_presets WHERE name = ?", (name,)).fetchone()
+            existed = conn.execute("SELECT 1 FROM instruction_presets WHERE owner = ? AND name = ?",
+                                   (owner, name)).fetchone()
             conn.execute(
-                "INSERT INTO instruction_presets (name, instruction, created, updated) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET instruction = excluded.instruction, updated = excluded.updated",
-                (name, instruction.strip(), now, now),
+                "INSERT INTO instruction_presets (owner, name, instruction, created, updated) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(owner, name) DO UPDATE SET instruction = excluded.instruction, updated = excluded.updated",
+                (owner, name, instruction.strip(), now, now),
             )
             return existed is not None
 
         return with_tx(conn, write)
 
-    def delete(self, name: str) -> None:
-        """Delete a user preset; built-in ones cannot be deleted."""
+    def delete(self, name: str, *, owner: str = "") -> None:
+        """Delete one of ``owner``'s presets; built-in ones cannot be deleted."""
         if name in self.built_in:
             raise InputError(f"{name!r} is built in and cannot be deleted.")
         conn = self.db.conn
-        sql = "DELETE FROM instruction_presets WHERE name = ?"
-        deleted = with_tx(conn, lambda: conn.execute(sql, (name,)).rowcount)
+        sql = "DELETE FROM instruction_presets WHERE owner = ? AND name = ?"
+        deleted = with_tx(conn, lambda: conn.execute(sql, (owner, name)).rowcount)
         if not deleted:
             raise InputError(f"There is no saved preset named {name!r}.")

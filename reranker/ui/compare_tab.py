@@ -152,9 +152,17 @@ class CompareTab:
         self.annotations: AnnotationStore = inspector.annotator.store  # the judgements the ranked table records
 
     def run(self, query, docs: DocumentInputs, backend, batch_size, side_a: SideInputs, side_b: SideInputs, k,
-            relevant_from, threshold, progress=gr.Progress()):
+            relevant_from, threshold, progress=gr.Progress(), request: gr.Request = None,
+            profile: gr.OAuthProfile | None = None):
         """Rank the page's query and documents under both sides: summary, metrics, slope chart, moved documents,
-        both tables and the CSV of both rankings."""
+        both tables and the CSV of both rankings (the visitor's own judgements count)."""
+        owner = self.inspector.visitors.owner(request, profile)
+        with self.inspector.visitors.run(owner):
+            return self._run(query, docs, backend, batch_size, side_a, side_b, k, relevant_from, threshold, progress,
+                             owner)
+
+    def _run(self, query, docs: DocumentInputs, backend, batch_size, side_a: SideInputs, side_b: SideInputs, k,
+             relevant_from, threshold, progress, owner: str):
         inputs = (side_a, side_b)
         sides = [side.settings(name, backend) for name, side in zip(SIDES, inputs)]
         k = common.k_value(k)
@@ -163,7 +171,7 @@ class CompareTab:
             rerankers = [self.inspector.reranker(settings, progress, f"Loading {settings.model_id} for side {name}…")
                          for name, settings in zip(SIDES, sides)]
             a, b = (Side(reranker, side.instruction) for reranker, side in zip(rerankers, inputs))
-            labels = self.annotations.labels_for(query)
+            labels = self.annotations.labels_for(query, owner=owner)
             result = compare(
                 query, found, a, b, batch_size=int(batch_size or 1), labels=labels, k=k,
                 relevant_from=int(relevant_from), threshold=float(threshold),
@@ -199,14 +207,13 @@ def build_tab(inspector: Inspector, *, query, instruction, docs: Fields, setting
     page_instruction, (page_model, backend, page_max_length) = instruction, settings.components
     tab = CompareTab(inspector)
     default = inspector.holder.default
-    presets = inspector.presets
     with gr.Tab("A/B compare"):
         gr.Markdown("Rank the query and documents above under two configurations (another instruction, model or "
                     "max length) and see what moved. Pairs scored before come from the cache.")
         side_inputs = {}
         with gr.Row():
             for name, preset_name in (("A", common.DEFAULT_PRESET), ("B", SECOND_PRESET)):
-                all_presets = presets.all()
+                all_presets = inspector.initial_presets()
                 with gr.Column(), gr.Group():
                     gr.Markdown(f"#### Side {name}")
                     preset = gr.Dropdown(list(all_presets), value=preset_name, label=f"{name}: instruction preset")
@@ -219,7 +226,7 @@ def build_tab(inspector: Inspector, *, query, instruction, docs: Fields, setting
                                                minimum=64, scale=2)
                     copy = gr.Button("↺ Use the page's instruction, model and max length", size="sm")
                 preset.input(inspector.choose_preset, preset, instruction, queue=False, api_name=False)
-                preset.focus(lambda: gr.update(choices=list(presets.all())), None, preset, queue=False,
+                preset.focus(inspector.preset_choices, None, preset, queue=False,
                              api_name=False)
                 copy.click(lambda *values: values, [page_instruction, page_model, page_max_length],
                            [instruction, model, max_length], queue=False, api_name=False)

@@ -13,28 +13,29 @@ import gradio as gr
 from reranker.errors import RerankerError
 from reranker.files import documents
 from reranker.ranking import export, inspection
-from reranker.scoring.engine import MODELS
 from reranker.scoring.inputs import check_documents, check_query
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from reranker.storage.judgements import AnnotationStore
 from reranker.storage.presets import PresetStore
 from reranker.ui import common, judging_tab
 from reranker.ui.common import DocumentInputs, ModelInputs, Ranking, ViewInputs
+from reranker.ui.visitors import Visitors
 from reranker.view import charts, prompt_view, results_table
 
 log = logging.getLogger(__name__)
 
 
 class Inspector:
-    """Handlers bound to one process's models and preset store."""
+    """Handlers bound to one process's models and preset store, and to how visitors are told apart."""
 
     def __init__(self, holder: ModelHolder, presets: PresetStore, *, max_documents: int,
-                 annotations: AnnotationStore):
+                 annotations: AnnotationStore, visitors: Visitors | None = None):
         self.holder = holder
         self.presets = presets
         self.max_documents = max_documents
+        self.visitors = visitors or Visitors()
         self.export_dir = Path(tempfile.mkdtemp(prefix="reranker-exports-"))
-        self.annotator = judging_tab.Annotator(annotations, self.export_dir)
+        self.annotator = judging_tab.Annotator(annotations, self.export_dir, self.visitors)
 
     # --- documents -------------------------------------------------------------------------------
     def count(self, docs: DocumentInputs) -> str:
@@ -94,6 +95,9 @@ class Inspector:
         return self.model_state(model)[1]
 
     def load(self, model: ModelInputs, progress=gr.Progress()):
+        if self.visitors.public:
+            raise gr.Error("On this public demo the operator chooses which models are loaded; pick one of the "
+                           "offered models and rank: it loads on the first run.")
         settings = model.settings()
         progress(0, desc=f"Loading {settings.model_id}…")
         try:
@@ -110,8 +114,9 @@ class Inspector:
     # --- ranking ---------------------------------------------------------------------------------
     def check(self, query, docs: DocumentInputs, model: ModelInputs):
         """Refuse a run early (a message, no output touched) when the inputs cannot be ranked."""
-        model.settings()
+        settings = model.settings()
         try:
+            self.holder.allow(settings)
             self.to_rank(query, docs)
         except RerankerError as exc:
             raise common.error(exc)
@@ -124,9 +129,8 @@ class Inspector:
         return found
 
     def model_choices(self) -> list[str]:
-        """The model dropdowns' choices: the known sizes, and the default model when it is another."""
-        default = self.holder.default.model
-        return list(MODELS) + ([default] if default not in MODELS else [])
+        """The model dropdowns' choices: the models the operator offers (``--models``)."""
+        return list(self.holder.models)
 
     def reranker(self, settings: ModelSettings, progress, loading: str):
         """The model for ``settings``; ``loading`` is shown while its first use loads it."""
@@ -135,9 +139,18 @@ class Inspector:
         return self.holder.get(settings)
 
     def run(self, query, instruction, docs: DocumentInputs, model: ModelInputs, batch_size, view: ViewInputs,
-            progress=gr.Progress()):
-        """Rank the documents: the session's new ``Ranking``, its views, the files of the ranking as shown (the
-        API's downloads), the summary and the status."""
+            person=judging_tab.EVERYONE, progress=gr.Progress(), request: gr.Request = None,
+            profile: gr.OAuthProfile | None = None):
+        """Rank the documents: the session's new ``Ranking``, its views (with ``person``'s judgements), the files
+        of the ranking as shown (the API's downloads), the summary and the status. One run at a time per visitor,
+        within the visitor's limit."""
+        owner = self.visitors.owner(request, profile)
+        with self.visitors.run(owner):
+            return self._run(query, instruction, docs, model, batch_size, view,
+                             self.annotator._shown(person, request, profile), progress)
+
+    def _run(self, query, instruction, docs: DocumentInputs, model: ModelInputs, batch_size, view: ViewInputs,
+             shown: str, progress):
         settings = model.settings()
         try:
             found = self.to_rank(query, docs)
@@ -152,7 +165,7 @@ class Inspector:
         for note in result.notes:
             gr.Info(common.message(note))
         ranking = Ranking(result, settings)
-        return (ranking, *self.refresh(ranking, view), *self.export(ranking, view), self.summary(result),
+        return (ranking, *self._view(ranking, view, shown), *self.export(ranking, view), self.summary(result),
                 *(self.status(model),) * 2)
 
     @staticmethod
@@ -166,15 +179,20 @@ class Inspector:
             f"({result.device}), max length {result.max_length:,}"
         )
 
-    def refresh(self, ranking: Ranking | None, view: ViewInputs):
-        """Table (with judgements), chart and row choices for the current filters (no model call, no files)."""
+    def refresh(self, ranking: Ranking | None, view: ViewInputs, person=judging_tab.EVERYONE,
+                request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """Table (with ``person``'s judgements), chart and row choices for the current filters (no model call, no
+        files)."""
+        return self._view(ranking, view, self.annotator._shown(person, request, profile))
+
+    def _view(self, ranking: Ranking | None, view: ViewInputs, shown: str):
         if ranking is None:
             empty = results_table.render([], "", max_length=0)
             return empty, None, gr.update(choices=[], value=None)
         result = ranking.result
         rows = view.rows(result)
         try:
-            table = self.annotator.render(result, rows, view.threshold, bool(view.only))
+            table = self.annotator.render(result, rows, view.threshold, bool(view.only), shown)
         except RerankerError as exc:
             raise gr.Error(common.message(str(exc)))
         choices = [(f"#{r.rank} · {r.id} · {r.score:.3f}", r.rank) for r in sorted(rows, key=lambda r: r.rank)]
@@ -217,23 +235,33 @@ class Inspector:
                 f'<div class="rr-fulltext">{html.escape(row.text)}</div></details>')
         return prompt_view.render(view, document_id=row.id) + full
 
-    # --- presets ---------------------------------------------------------------------------------
-    def choose_preset(self, name):
-        return self.presets.all().get(name, gr.update())
+    # --- presets (each visitor's own, next to the built-in ones) ------------------------------------
+    def initial_presets(self) -> dict[str, str]:
+        """The presets a page shows before it knows its visitor: on a shared server everyone's, else built-in."""
+        return self.presets.built_in if (self.visitors.public or self.visitors.team) else self.presets.all()
 
-    def save_preset(self, name, instruction):
+    def preset_choices(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """The preset dropdowns' choices for this visitor."""
+        return gr.update(choices=list(self.presets.all(owner=self.visitors.owner(request, profile))))
+
+    def choose_preset(self, name, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        return self.presets.all(owner=self.visitors.owner(request, profile)).get(name, gr.update())
+
+    def save_preset(self, name, instruction, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        owner = self.visitors.owner(request, profile)
         try:
-            replaced = self.presets.save(name, instruction)
+            replaced = self.presets.save(name, instruction, owner=owner)
         except RerankerError as exc:
             raise common.error(exc)
         name = " ".join(name.split())
         gr.Info(common.message(f"Preset {name!r} {'updated' if replaced else 'saved'}."))
-        return gr.update(choices=list(self.presets.all()), value=name), ""
+        return gr.update(choices=list(self.presets.all(owner=owner)), value=name), ""
 
-    def delete_preset(self, name):
+    def delete_preset(self, name, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        owner = self.visitors.owner(request, profile)
         try:
-            self.presets.delete(name)
+            self.presets.delete(name, owner=owner)
         except RerankerError as exc:
             raise common.error(exc)
         gr.Info(common.message(f"Preset {name!r} deleted."))
-        return gr.update(choices=list(self.presets.all()), value=common.DEFAULT_PRESET)
+        return gr.update(choices=list(self.presets.all(owner=owner)), value=common.DEFAULT_PRESET)

@@ -20,6 +20,7 @@ from reranker.ranking import inspection
 from reranker.view import results_table
 from reranker.ui import common
 from reranker.ui.common import Fields, Ranking, ViewInputs, bind
+from reranker.ui.visitors import Visitors
 from reranker.storage.judgements import (DEFAULT_THRESHOLD, Annotation, AnnotationStore, Disagreement, disagreements,
                                          document_hash)
 from reranker.storage.labels import LABELS
@@ -28,6 +29,7 @@ from reranker.errors import InputError, RerankerError
 LABEL_CHOICES = [(f"{name.capitalize()} ({label})", label) for label, name in LABELS.items()]
 IMPORT_TYPES = [*documents.TABLE_SUFFIXES, *judgement_files.QRELS_SUFFIXES]
 EXPORT_SCOPES = {"query": "This query", "all": "All queries"}
+EVERYONE = ""  # the person filter's value for "my own judgements"
 
 # Runs once when the table component mounts. Clicks and keys are delegated from the component's root,
 # which stays in place while Gradio patches the table inside it.
@@ -107,6 +109,8 @@ class Controls:
     threshold: gr.Slider
     only: gr.Checkbox
     count: gr.HTML
+    person: gr.Dropdown  # a team server's "whose judgements" filter (hidden elsewhere)
+    shown: gr.State  # the person chosen there ("" = the visitor's own)
 
 
 @dataclass
@@ -133,24 +137,47 @@ def _result(ranking: Ranking | None) -> inspection.RunResult | None:
 
 
 class Annotator:
-    """Handlers for judging: bound to one process's annotation store."""
+    """Handlers for judging: bound to one process's annotation store; each visitor sees and changes only their
+    own judgements (on a team server they may also look at another person's)."""
 
-    def __init__(self, store: AnnotationStore, export_dir: Path):
+    def __init__(self, store: AnnotationStore, export_dir: Path, visitors: Visitors | None = None):
         self.store = store
         self.export_dir = export_dir
+        self.visitors = visitors or Visitors()
+
+    def _shown(self, person, request, profile) -> str:
+        """Whose judgements the table shows: the visitor's, or on a team server the person they chose."""
+        return person if self.visitors.team and person else self.visitors.owner(request, profile)
+
+    def _writer(self, person, request, profile) -> str:
+        """The visitor, who may change only their own judgements."""
+        me = self.visitors.owner(request, profile)
+        if self.visitors.team and person and person != me:
+            raise gr.Error(common.message(f"You are looking at {person}'s judgements: choose your own under "
+                                          "“Whose judgements” to judge."))
+        return me
+
+    def people(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """The person filter's choices: everyone with judgements here (team servers only)."""
+        if not self.visitors.team:
+            return gr.update(visible=False)
+        me = self.visitors.owner(request, profile)
+        others = [o for o in self.store.owners() if o and o != me]
+        return gr.update(choices=[(f"Mine ({me})", EVERYONE), *[(o, o) for o in others]], value=EVERYONE,
+                         visible=True)
 
     # --- the table --------------------------------------------------------------------------------
-    def judged(self, result: inspection.RunResult, threshold: float) -> tuple[dict[str, Annotation],
-                                                                              dict[str, Disagreement]]:
-        """This query's judgements by document hash, and the run's disagreements at ``threshold``."""
-        judgements = {a.doc_hash: a for a in self.store.for_query(result.query)}
+    def judged(self, result: inspection.RunResult, threshold: float, owner: str = "") -> tuple[
+            dict[str, Annotation], dict[str, Disagreement]]:
+        """``owner``'s judgements of this query by document hash, and the run's disagreements at ``threshold``."""
+        judgements = {a.doc_hash: a for a in self.store.for_query(result.query, owner=owner)}
         found = disagreements(result.rows, {k: a.label for k, a in judgements.items()}, threshold)
         return judgements, {d.doc_hash: d for d in found}
 
     def render(self, result: inspection.RunResult, rows: list[inspection.RankedRow], threshold=DEFAULT_THRESHOLD,
-               only: bool = False) -> str:
-        """The ranked table for ``rows`` with judgement buttons; only the disagreeing rows when ``only``."""
-        return self._render(result, rows, threshold, only, self.judged(result, threshold))
+               only: bool = False, owner: str = "") -> str:
+        """The ranked table for ``rows`` with ``owner``'s judgements; only the disagreeing rows when ``only``."""
+        return self._render(result, rows, threshold, only, self.judged(result, threshold, owner))
 
     def _render(self, result: inspection.RunResult, rows: list[inspection.RankedRow], threshold, only: bool,
                 judged: tuple[dict, dict]) -> str:
@@ -164,27 +191,31 @@ class Annotator:
                                     judgements=judgements, disagreeing=disagreeing, empty_message=empty,
                                     explain=True)
 
-    def view_changed(self, ranking: Ranking | None, view: ViewInputs):
-        """Threshold or disagreements-only changed: the table and the count again, from one read of the
-        judgements."""
+    def view_changed(self, ranking: Ranking | None, view: ViewInputs,
+                     person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """Threshold, disagreements-only or the person changed: the table and the count again."""
+        return self._table_and_count(ranking, view, self._shown(person, request, profile))
+
+    def _table_and_count(self, ranking: Ranking | None, view: ViewInputs, owner: str) -> tuple[str, str]:
+        """The table for the filters in ``view`` and the count line, from one read of ``owner``'s judgements."""
         result = _result(ranking)
         if result is None:
             return results_table.render([], "", max_length=0), self.count(ranking, view.threshold)
         rows = view.rows(result)
         try:
-            judged = self.judged(result, view.threshold)
+            judged = self.judged(result, view.threshold, owner)
         except (RerankerError, ValueError) as exc:
             raise gr.Error(common.message(f"Check the threshold: {exc}"))
         return (self._render(result, rows, view.threshold, bool(view.only), judged),
                 _count_line(result, view.threshold, judged))
 
-    def count(self, ranking: Ranking | None, threshold) -> str:
-        """One line: disagreements at the threshold, and how much of this ranking is judged."""
+    def count(self, ranking: Ranking | None, threshold, owner: str = "") -> str:
+        """One line: disagreements at the threshold, and how much of this ranking ``owner`` judged."""
         result = _result(ranking)
         if result is None:
             return '<span class="rr-count-line">Judge documents once a ranking is shown.</span>'
         try:
-            judged = self.judged(result, threshold)
+            judged = self.judged(result, threshold, owner)
         except InputError as exc:
             raise gr.Error(common.message(str(exc)))
         return _count_line(result, threshold, judged)
@@ -200,19 +231,21 @@ class Annotator:
             raise gr.Error(f"There is no document ranked {rank} in the last run.")
         return row
 
-    def _save(self, result: inspection.RunResult, row: inspection.RankedRow, label, note: str) -> Annotation:
+    def _save(self, result: inspection.RunResult, row: inspection.RankedRow, label, note: str,
+              owner: str) -> Annotation:
         try:
             return self.store.save(result.query, row.text, label, instruction=result.instruction, model=result.model,
-                                   score=row.score, note=note)
+                                   score=row.score, note=note, owner=owner)
         except RerankerError as exc:
             raise gr.Error(common.message(str(exc)), title="Please check the judgement")
 
-    def _after(self, ranking: Ranking, rank, view: ViewInputs) -> tuple:
+    def _after(self, ranking: Ranking, rank, view: ViewInputs, owner: str) -> tuple:
         """Outputs after a change: table, count, and the panel showing document ``rank``."""
         row = self._row(ranking.result, rank)
-        return (*self.view_changed(ranking, view), row.rank, *self.pick(ranking, row.rank))
+        return (*self._table_and_count(ranking, view, owner), row.rank, *self._stored(ranking.result, row.rank, owner))
 
-    def judge(self, ranking: Ranking | None, view: ViewInputs, evt: gr.EventData):
+    def judge(self, ranking: Ranking | None, view: ViewInputs, person=EVERYONE, evt: gr.EventData = None,
+              request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """A click on a judgement button in the table (or key 2 / 1 / 0 / Delete / n on a focused row)."""
         result = _result(ranking)
         data = getattr(evt, "_data", None) or {}
@@ -220,68 +253,84 @@ class Annotator:
             raise gr.Error("Run a query first, then judge the ranked documents.")
         row = self._row(result, data["rank"])
         action = data.get("action")
+        if action == "select":
+            return self._after(ranking, row.rank, view, self._shown(person, request, profile))
+        owner = self._writer(person, request, profile)
         if action == "label":
-            stored = self.store.get(result.query, document_hash(row.text))
-            self._save(result, row, data.get("label"), stored.note if stored else "")
+            stored = self.store.get(result.query, document_hash(row.text), owner=owner)
+            self._save(result, row, data.get("label"), stored.note if stored else "", owner)
         elif action == "clear":
-            self.store.delete(result.query, document_hash(row.text))
-        elif action != "select":
+            self.store.delete(result.query, document_hash(row.text), owner=owner)
+        else:
             raise gr.Error(f"Unknown judgement action {action!r}.")
-        return self._after(ranking, row.rank, view)
+        return self._after(ranking, row.rank, view, owner)
 
-    def save(self, ranking: Ranking | None, rank, label, note, view: ViewInputs):
+    def save(self, ranking: Ranking | None, rank, label, note, view: ViewInputs,
+             person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Save the panel's label and note for one document (edit; the API's /save_judgement)."""
         result = _result(ranking)
         if result is None:
             raise gr.Error("Run a query first, then judge the ranked documents.")
+        owner = self._writer(person, request, profile)
         row = self._row(result, rank)
         if label in (None, ""):
-            stored = self.store.get(result.query, document_hash(row.text))
+            stored = self.store.get(result.query, document_hash(row.text), owner=owner)
             if stored is None:
                 raise gr.Error("Choose relevant, partly relevant or not relevant before saving.")
             label = stored.label
-        self._save(result, row, label, note or "")
+        self._save(result, row, label, note or "", owner)
         gr.Info(common.message(f"Judgement of {row.id} saved."))
-        return self._after(ranking, row.rank, view)
+        return self._after(ranking, row.rank, view, owner)
 
-    def delete(self, ranking: Ranking | None, rank, view: ViewInputs):
-        """Delete the judgement of one document (the API's /delete_judgement)."""
+    def delete(self, ranking: Ranking | None, rank, view: ViewInputs,
+               person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """Delete the visitor's judgement of one document (the API's /delete_judgement)."""
         result = _result(ranking)
         if result is None:
             raise gr.Error("Run a query first.")
+        owner = self._writer(person, request, profile)
         row = self._row(result, rank)
-        if not self.store.delete(result.query, document_hash(row.text)):
+        if not self.store.delete(result.query, document_hash(row.text), owner=owner):
             raise gr.Error(common.message(f"{row.id} has no judgement to delete."))
         gr.Info(common.message(f"Judgement of {row.id} deleted."))
-        return self._after(ranking, row.rank, view)
+        return self._after(ranking, row.rank, view, owner)
 
-    def pick(self, ranking: Ranking | None, rank):
+    def pick(self, ranking: Ranking | None, rank,
+             person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """The stored label and note of the document chosen in the panel."""
-        result = _result(ranking)
+        return self._stored(_result(ranking), rank, self._shown(person, request, profile))
+
+    def _stored(self, result, rank, owner: str):
         if result is None or rank is None:
             return None, ""
-        stored = self.store.get(result.query, document_hash(self._row(result, rank).text))
+        stored = self.store.get(result.query, document_hash(self._row(result, rank).text), owner=owner)
         return (stored.label, stored.note) if stored else (None, "")
 
-    def new_run(self, ranking: Ranking | None, threshold):
+    def new_run(self, ranking: Ranking | None, threshold,
+                person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """After a run: the count, and the panel's document choices."""
         result = _result(ranking)
+        owner = self._shown(person, request, profile)
         if result is None:
             return self.count(ranking, threshold), gr.update(choices=[], value=None), None, ""
         choices = [(f"#{r.rank} · {r.id} · {r.score:.3f}", r.rank) for r in result.rows]
         first = result.rows[0].rank if result.rows else None
-        return (self.count(ranking, threshold), gr.update(choices=choices, value=first), *self.pick(ranking, first))
+        return (self.count(ranking, threshold, owner), gr.update(choices=choices, value=first),
+                *self._stored(result, first, owner))
 
     # --- export / import --------------------------------------------------------------------------
-    def export(self, scope, ranking: Ranking | None) -> list[str]:
-        """CSV, JSONL and qrels files of this query's judgements or of all of them."""
+    def export(self, scope, ranking: Ranking | None,
+               person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> list[str]:
+        """CSV, JSONL and qrels files of this query's judgements or of all of them (the visitor's own, or on a
+        team server the chosen person's)."""
         result = _result(ranking)
+        owner = self._shown(person, request, profile)
         if scope == "query":
             if result is None:
                 raise gr.Error("Run a query first, or export all queries.")
-            chosen = self.store.for_query(result.query)
+            chosen = self.store.for_query(result.query, owner=owner)
         else:
-            chosen = self.store.all()
+            chosen = self.store.all(owner=owner)
         if not chosen:
             raise gr.Error("There are no judgements to export yet.")
         common.prune(self.export_dir)
@@ -291,8 +340,10 @@ class Annotator:
         except RerankerError as exc:
             raise gr.Error(common.message(str(exc)))
 
-    def import_file(self, upload, companion, overwrite, ranking: Ranking | None, view: ViewInputs):
-        """Pre-fill judgements from a file; the report lists every row that was not imported."""
+    def import_file(self, upload, companion, overwrite, ranking: Ranking | None, view: ViewInputs,
+                    person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """Pre-fill the visitor's judgements from a file; the report lists every row that was not imported."""
+        owner = self._writer(person, request, profile)
         path = common.upload_path(upload)
         if not path:
             raise gr.Error("Choose a judgements file to import (CSV/JSONL with a label column, or TREC qrels).")
@@ -301,10 +352,10 @@ class Annotator:
             report = judgement_files.import_judgements(
                 self.store, path, overwrite=bool(overwrite), companion=common.upload_path(companion),
                 current_query=result.query if result else None,
-                current_documents=[(r.id, r.text) for r in result.rows] if result else ())
+                current_documents=[(r.id, r.text) for r in result.rows] if result else (), owner=owner)
         except RerankerError as exc:
             raise gr.Error(common.message(str(exc)), title="The file cannot be imported")
-        return report.summary(), *self.view_changed(ranking, view)
+        return report.summary(), *self._table_and_count(ranking, view, owner)
 
 
 def _count_line(result: inspection.RunResult, threshold, judged: tuple[dict, dict]) -> str:
@@ -334,7 +385,9 @@ def build_controls(annotator: Annotator) -> Controls:
         only = gr.Checkbox(False, label="Disagreements only", scale=1,
                            info="Judged relevant but scored low, or judged not relevant but scored high")
         count = gr.HTML(annotator.count(None, DEFAULT_THRESHOLD), elem_id="rr-judgement-count", scale=3)
-    return Controls(threshold, only, count)
+        person = gr.Dropdown([], label="Whose judgements", visible=annotator.visitors.team, scale=1,
+                             info="Yours, or another person's (to read; you judge as yourself)")
+    return Controls(threshold, only, count, person, gr.State(EVERYONE))
 
 
 def build_panel() -> Panel:
@@ -371,28 +424,36 @@ def build_panel() -> Panel:
                  report)
 
 
-def wire(annotator: Annotator, controls: Controls, panel: Panel, *, table: gr.HTML, result_state: gr.State,
-         view: Fields) -> None:
+def wire(annotator: Annotator, controls: Controls, panel: Panel, *, demo: gr.Blocks, table: gr.HTML,
+         result_state: gr.State, view: Fields) -> None:
     """Connect the table's judgement events, the controls and the panel; ``view`` is the table's ``ViewInputs``
-    (its filters and the controls' threshold and switch)."""
+    (its filters and the controls' threshold and switch). Every handler also gets whose judgements are shown."""
     after = [table, controls.count, panel.row, panel.label, panel.note]
-    judge = bind(annotator.judge, result_state, view)
+    judge = bind(annotator.judge, result_state, view, controls.shown)
     # "multiple": quick successive clicks are each saved, in order (one queue for judging)
     table.click(judge, judge.inputs, after, api_name=False, trigger_mode="multiple", concurrency_id="judge",
                 show_progress="hidden")
-    save = bind(annotator.save, result_state, panel.row, panel.label, panel.note, view)
+    save = bind(annotator.save, result_state, panel.row, panel.label, panel.note, view, controls.shown)
     panel.save.click(save, save.inputs, after, api_name="save_judgement", concurrency_id="judge")
-    delete = bind(annotator.delete, result_state, panel.row, view)
+    delete = bind(annotator.delete, result_state, panel.row, view, controls.shown)
     panel.delete.click(delete, delete.inputs, after, api_name="delete_judgement", concurrency_id="judge")
-    panel.row.input(annotator.pick, [result_state, panel.row], [panel.label, panel.note], api_name=False,
-                    queue=False)
-    result_state.change(annotator.new_run, [result_state, controls.threshold],
+    panel.row.input(annotator.pick, [result_state, panel.row, controls.shown], [panel.label, panel.note],
+                    api_name=False, queue=False)
+    result_state.change(annotator.new_run, [result_state, controls.threshold, controls.shown],
                         [controls.count, panel.row, panel.label, panel.note], api_name=False, queue=False)
-    view_changed = bind(annotator.view_changed, result_state, view)
+    view_changed = bind(annotator.view_changed, result_state, view, controls.shown)
+    if annotator.visitors.team:
+        demo.load(annotator.people, None, controls.person, api_name=False, queue=False)
+        controls.person.focus(annotator.people, None, controls.person, api_name=False, queue=False)
+        controls.person.input(lambda person: person or EVERYONE, controls.person, controls.shown, api_name=False,
+                              queue=False).then(view_changed, view_changed.inputs, [table, controls.count],
+                                                api_name=False, show_progress="hidden")
     for control in (controls.threshold, controls.only):
         control.change(view_changed, view_changed.inputs, [table, controls.count], api_name=False,
                        show_progress="hidden", concurrency_limit=None)
-    panel.export.click(annotator.export, [panel.scope, result_state], panel.files, api_name="export_judgements")
-    import_file = bind(annotator.import_file, panel.upload, panel.companion, panel.overwrite, result_state, view)
+    panel.export.click(annotator.export, [panel.scope, result_state, controls.shown], panel.files,
+                       api_name="export_judgements")
+    import_file = bind(annotator.import_file, panel.upload, panel.companion, panel.overwrite, result_state, view,
+                       controls.shown)
     panel.run_import.click(import_file, import_file.inputs, [panel.report, table, controls.count],
                            api_name="import_judgements", concurrency_id="judge")

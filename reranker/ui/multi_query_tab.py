@@ -105,8 +105,13 @@ class MultiQueryTab:
         return updates
 
     def run(self, source: PairInputs, instruction, model: ModelInputs, batch_size, k, relevant_from, output_format,
-            progress=gr.Progress()):
+            progress=gr.Progress(), request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Score every pair: summary, metrics per query, rejected rows, the scored file and the rejects file."""
+        with self.inspector.visitors.run(self.inspector.visitors.owner(request, profile)):
+            return self._run(source, instruction, model, batch_size, k, relevant_from, output_format, progress)
+
+    def _run(self, source: PairInputs, instruction, model: ModelInputs, batch_size, k, relevant_from, output_format,
+             progress):
         settings = model.settings()
         k = common.k_value(k)
         try:
@@ -163,7 +168,6 @@ class MultiQueryTab:
 def build_tab(inspector: Inspector, *, settings: Fields, batch_size) -> None:
     """The "Multi-query" tab; ``settings`` are the page's model inputs (``ModelInputs``)."""
     tab = MultiQueryTab(inspector)
-    presets = inspector.presets
     with gr.Tab("Multi-query"):
         gr.Markdown(
             "Score many queries at once and measure the ranking against your labels. Upload a **pair table** with "
@@ -182,7 +186,7 @@ def build_tab(inspector: Inspector, *, settings: Fields, batch_size) -> None:
             qrels = gr.File(label="Qrels (qid 0 docid label)", type="filepath")
             corpus = gr.File(label="Documents (JSONL _id/title/text, or docid<TAB>text)", type="filepath")
         with gr.Row():
-            preset = gr.Dropdown(list(presets.all()), value=common.DEFAULT_PRESET, label="Instruction preset",
+            preset = gr.Dropdown(list(inspector.initial_presets()), value=common.DEFAULT_PRESET, label="Instruction preset",
                                  scale=1)
             instruction = gr.Textbox(DEFAULT_INSTRUCTION, label="Instruction (for every row)", lines=1, max_lines=4,
                                      scale=3)
@@ -205,7 +209,7 @@ def build_tab(inspector: Inspector, *, settings: Fields, batch_size) -> None:
                 [table_group, trec_group], queue=False, api_name=False)
     table.change(tab.inspect_table, table, pickers, queue=False, api_name=False)
     preset.input(inspector.choose_preset, preset, instruction, queue=False, api_name=False)
-    preset.focus(lambda: gr.update(choices=list(presets.all())), None, preset, queue=False, api_name=False)
+    preset.focus(inspector.preset_choices, None, preset, queue=False, api_name=False)
     role_columns = {f"{role}_col": picker for role, picker in zip(ROLES, pickers)}
     source = Fields(PairInputs, kind=kind, table=table, **role_columns, topics=topics, qrels=qrels, corpus=corpus)
     run = bind(tab.run, source, instruction, settings, batch_size, k, relevant_from, output_format)

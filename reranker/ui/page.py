@@ -17,6 +17,7 @@ from reranker.storage.presets import PresetStore
 from reranker.ui import common, compare_tab, explain_panel, judging_tab, multi_query_tab, sweep_tab
 from reranker.ui.common import DocumentInputs, Fields, ModelInputs, ViewInputs, bind
 from reranker.ui.inspector import Inspector
+from reranker.ui.visitors import Visitors
 
 CSS_PATH = Path(__file__).parents[1] / "view" / "inspector.css"
 EXAMPLES = [
@@ -55,37 +56,52 @@ EXAMPLES = [
 
 
 def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int = documents.MAX_DOCUMENTS,
-              annotations: AnnotationStore | None = None) -> gr.Blocks:
+              annotations: AnnotationStore | None = None, visitors: Visitors | None = None, sign_in: bool = False,
+              data_note: str = "", queue_size: int = 64) -> gr.Blocks:
     """The inspector page. ``holder`` supplies the (shared) models; ``presets`` the instruction presets;
-    ``annotations`` the judgements (default: in the presets' database)."""
+    ``annotations`` the judgements (default: in the presets' database); ``visitors`` tells visitors apart
+    (public demo, team server); ``sign_in`` adds the Hugging Face sign-in button; ``data_note`` says where data
+    lives; ``queue_size`` is how many runs may wait before visitors are told to come back."""
+    visitors = visitors or Visitors()
     ui = Inspector(holder, presets, max_documents=max_documents,
-                   annotations=annotations or AnnotationStore(presets.db))
+                   annotations=annotations or AnnotationStore(presets.db), visitors=visitors)
     default = holder.default
     with gr.Blocks(title="Qwen3 Reranker · relevance inspector", delete_cache=(3600, 3600)) as demo:
         result_state = gr.State(None)
         gr.HTML('<div class="rr-header"><h1>Relevance inspector</h1><p>Rank documents against a query with '
                 'Qwen3-Reranker, see how sure the model is, and inspect the exact prompt it read. '
                 'Model settings: the ‹ panel at the top right.</p></div>')
+        if visitors.public:
+            with gr.Row(equal_height=True):
+                gr.Markdown(_PUBLIC_NOTE + (" Sign in with Hugging Face to keep them across visits." if sign_in
+                                            else "") + "  \n" + data_note, elem_id="rr-public-note")
+                if sign_in:
+                    gr.LoginButton(scale=0, min_width=200)
         status = gr.HTML(elem_classes="rr-status")
         status_timer = gr.Timer(2.0, active=True)
 
         with gr.Sidebar(label="Settings", open=False, position="right"):
             gr.Markdown("### Model settings\nShared by everyone using this server; a new model loads once.")
+            # custom values reach the server, which answers with the models it offers (an API caller sees them too)
             model = gr.Dropdown(ui.model_choices(), value=default.model, label="Model", allow_custom_value=True,
-                                info="0.6B / 4B / 8B, a hub id, or a local folder path")
-            backends = ["auto", "fast", "vllm", "transformers"] + (["remote"] if default.backend == "remote" else [])
-            backend = gr.Radio(backends, value=default.backend, label="Backend",
+                                info="the models this server offers (its operator sets them with --models)")
+            backends = holder.backends or ["auto", "fast", "vllm", "transformers"] + (
+                ["remote"] if default.backend == "remote" else [])
+            backend = gr.Radio(backends, value=default.backend, label="Backend", interactive=len(backends) > 1,
                                info="auto = fast on a GPU, else vLLM when it runs here, else transformers")
             max_length = gr.Number(default.max_length, label="Max length (tokens)", precision=0, minimum=64)
             batch_size = gr.Number(32, label="Batch size (documents per engine call)", precision=0, minimum=1)
-            load_button = gr.Button("Load model")
+            load_button = gr.Button("Load model", visible=not visitors.public)
             status_side = gr.HTML(elem_classes="rr-status")
+            if data_note and not visitors.public:
+                gr.Markdown(data_note, elem_id="rr-data-note")
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
                 query = gr.Textbox(label="Query", placeholder="What are you searching for? (Enter ranks)", max_lines=4)
                 with gr.Group():
-                    preset = gr.Dropdown(list(presets.all()), value=common.DEFAULT_PRESET, label="Instruction preset")
+                    preset = gr.Dropdown(list(ui.initial_presets()), value=common.DEFAULT_PRESET,
+                                         label="Instruction preset")
                     instruction = gr.Textbox(DEFAULT_INSTRUCTION, label="Instruction", lines=2, max_lines=6)
                 with gr.Row(equal_height=True):
                     preset_name = gr.Textbox(placeholder="Name to save this instruction as a preset", show_label=False,
@@ -155,7 +171,8 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         for component in settings.components:
             component.change(poll, poll.inputs, status_outputs, queue=False, show_progress="hidden")
         load = bind(ui.load, settings)
-        load_button.click(load, load.inputs, [status, status_side], concurrency_id="model")
+        load_button.click(load, load.inputs, [status, status_side], concurrency_id="model",
+                          api_name=False if visitors.public else "load")
 
         # one queue for the live count, so its answers arrive in the order the inputs changed
         count_docs = bind(ui.count, docs)
@@ -166,13 +183,13 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
             component.change(**count_event)
 
         check, run = bind(ui.check, query, docs, settings), bind(ui.run, query, instruction, docs, settings,
-                                                                  batch_size, view)
+                                                                  batch_size, view, judging.shown)
         for trigger in (run_button.click, query.submit):
             trigger(check, check.inputs, None, concurrency_limit=None, api_name=False).success(
                 run, run.inputs, [result_state, *view_outputs, csv_download, json_download, summary, status,
                                   status_side],
                 concurrency_id="model", show_progress_on=[table], api_name="rank" if trigger == run_button.click else False)
-        refresh = bind(ui.refresh, result_state, view)
+        refresh = bind(ui.refresh, result_state, view, judging.shown)
         for component in (sort, min_score, min_confidence, top_k):
             component.change(refresh, refresh.inputs, view_outputs, api_name=False, show_progress="hidden",
                              concurrency_limit=None)
@@ -184,8 +201,12 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         row_choice.change(ui.inspect_row, [result_state, row_choice], prompt_view, api_name="inspect_row",
                           concurrency_limit=None)
 
-        judging_tab.wire(ui.annotator, judging, judgement_panel, table=table, result_state=result_state, view=view)
+        judging_tab.wire(ui.annotator, judging, judgement_panel, demo=demo, table=table, result_state=result_state,
+                         view=view)
         explain_panel.wire(explainer, explaining, table=table, result_state=result_state, batch_size=batch_size)
+        if visitors.public or visitors.team:  # each visitor's own presets, once the page knows who they are
+            demo.load(ui.preset_choices, None, preset, api_name=False, queue=False)
+            preset.focus(ui.preset_choices, None, preset, api_name=False, queue=False)
 
         preset.input(ui.choose_preset, preset, instruction, queue=False)
         reset_button.click(lambda: (common.DEFAULT_PRESET, DEFAULT_INSTRUCTION), None, [preset, instruction], queue=False)
@@ -197,5 +218,9 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         multi_query_tab.build_tab(ui, settings=settings, batch_size=batch_size)
         sweep_tab.build_tab(ui, settings=settings.components, batch_size=batch_size, threshold=judging.threshold,
                             ab=sweep_tab.ABTargets(query, pasted, split_mode, upload, ab_sides))
-    demo.queue(default_concurrency_limit=1, max_size=64)
+    demo.queue(default_concurrency_limit=1, max_size=queue_size)
     return demo
+
+
+_PUBLIC_NOTE = ("**Public demo.** Your judgements, notes and presets are yours alone: other visitors cannot see, "
+                "export or change them. Without signing in they belong to this browser tab.")

@@ -86,4 +86,4 @@ class TransformersBackend(Backend):
 
     def close(self) -> None:
         """Release the model's memory."""
-        del self.model
+        del self.model, self.answer_rows
