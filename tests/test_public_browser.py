@@ -1,0 +1,80 @@
+"""Two visitors of a public demo in two browser contexts (separate cookies and Gradio sessions) of headless
+Chromium: what one judges or saves as a preset, the other never sees."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.app_server import serve
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.browser
+QUERY = "what causes the northern lights?"
+DOCS = ["Auroras happen when charged particles from the solar wind hit the upper atmosphere.",
+        "A lighthouse warns ships of dangerous coastlines with a rotating beam.",
+        "Magnetic storms push the auroral oval towards the equator."]
+
+
+def _visitor(browser):
+    page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    return page
+
+
+def _rank(page, url: str) -> None:
+    page.goto(url)
+    page.get_by_label("Query").fill(QUERY)
+    page.get_by_label("Documents", exact=True).fill("\n".join(DOCS))
+    page.get_by_text("3 documents (3 pasted)").wait_for()
+    page.get_by_role("button", name="Rank documents").click()
+    page.locator(".rr-table tbody tr .rr-jb").first.wait_for(timeout=60_000)
+
+
+def _preset_options(page) -> list[str]:
+    """The names the visitor's instruction-preset dropdown offers."""
+    page.get_by_role("combobox", name="Instruction preset", exact=True).click()
+    options = page.get_by_role("option")
+    options.first.wait_for(timeout=15_000)
+    names = [name.split("\n")[-1].strip() for name in options.all_inner_texts()]  # without the ✓ of the chosen one
+    page.keyboard.press("Escape")
+    return names
+
+
+def _label_button(page, rank: int, label: int, pressed: str):
+    return page.locator(f'.rr-table tr[data-rank="{rank}"] button[data-label="{label}"][aria-pressed="{pressed}"]')
+
+
+def test_two_browser_visitors_never_see_each_others_judgements_or_presets(tiny_model, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serve(tiny_model, "transformers", tmp_path, public=True, runs_per_minute=1000) as url, \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            alice, bob = _visitor(browser), _visitor(browser)
+            _rank(alice, url)
+            _label_button(alice, 1, 2, "false").click()
+            _label_button(alice, 1, 2, "true").wait_for(timeout=15_000)
+            alice.get_by_placeholder("Name to save this instruction as a preset").fill("Alice's wording")
+            alice.get_by_role("button", name="💾 Save").click()
+            alice.get_by_text(re.compile(r"Preset .Alice's wording. saved")).wait_for(timeout=15_000)
+            assert "Alice's wording" in _preset_options(alice)
+
+            _rank(bob, url)
+            assert bob.locator('.rr-table button[aria-pressed="true"]').count() == 0  # Alice's label is not shown
+            bob.locator("#rr-judgement-count").get_by_text("0 of 3 documents judged").wait_for(timeout=15_000)
+            _label_button(bob, 1, 0, "false").click()  # Bob judges the same document his own way
+            _label_button(bob, 1, 0, "true").wait_for(timeout=15_000)
+            assert "Alice's wording" not in _preset_options(bob)
+            bob.screenshot(path=ARTIFACTS / "public-two-visitors-bob.png", full_page=True)
+
+            alice.get_by_role("button", name="Rank documents").click()  # a new run in Alice's session:
+            _label_button(alice, 1, 2, "true").wait_for(timeout=60_000)  # her judgement, untouched by Bob's
+            assert _label_button(alice, 1, 0, "true").count() == 0
+            assert alice.dialogs == [] and bob.dialogs == []
+        finally:
+            browser.close()
