@@ -246,7 +246,7 @@ def test_batch_command_with_client_processes_commits_every_pair_once(servers, vl
     assert list(out["row"]) == list(range(1, 121)) and list(out["doc_id"]) == [r["doc_id"] for r in rows]
     local = vllm_reranker.score([(r["query"], r["document"]) for r in rows])
     assert list(out["score"]) == pytest.approx([j.score for j in local], abs=1e-5)
-    assert "client process 1:" in printed and "client process 2:" in printed
+    assert "client process 1: remote:" in printed  # each process that scored chunks reports its servers
 
 
 @pytest.mark.slow

@@ -420,9 +420,9 @@ def _score_all(job: BatchJob, jobfile: JobFile, load_reranker: Callable[[], obje
     if n_chunks == 0:
         raise InputError(f"The input holds no rows to score ({', '.join(p.name for p in job.source.files())}).")
     jobfile.check_complete(n_chunks)
-    if len(reports) == 1:
-        summary.backend_report = next(iter(reports.values()))
-    else:  # one report per client process, each covering the chunks that process scored
+    if job.client_processes == 1:
+        summary.backend_report = next(iter(reports.values()), [])
+    else:  # one report per client process that scored chunks, each covering the chunks it scored
         summary.backend_report = [f"client process {n}: {line}" for n, lines in enumerate(reports.values(), 1)
                                   for line in lines]
 
