@@ -117,6 +117,7 @@ class OneCallAtATime:
 
 
 def test_api_cut_and_prompt_inspector_share_the_engines_tokenizer_safely(tiny_model, tmp_path):
+    from reranker.ui.common import Ranking
     from reranker.ui.inspector import Inspector
 
     holder = ModelHolder(ModelSettings(tiny_model, "transformers", 512), cache=False)
@@ -125,8 +126,7 @@ def test_api_cut_and_prompt_inspector_share_the_engines_tokenizer_safely(tiny_mo
     reranker.tokenizer = reranker.builder.tokenizer = watched
     db = Database(tmp_path / "data.sqlite3")
     inspector = Inspector(holder, PresetStore(db, {}), max_documents=100, annotations=AnnotationStore(db))
-    state = {"result": inspection.run(reranker, QUERY, None, collect("\n".join(DOCS), "line")),
-             "settings": holder.default}
+    state = Ranking(inspection.run(reranker, QUERY, None, collect("\n".join(DOCS), "line")), holder.default)
     app = FastAPI()
     install_api(app, holder)
     errors, rounds = [], 6
