@@ -7,6 +7,9 @@
 #   bash benchmarks/h200.sh 4   # part c4 (vLLM unpacks); fast backend, vLLM backend, original recipe: same prompts
 #   bash benchmarks/h200.sh 5   # profiles (fast, vLLM), parity fast vs vLLM, REST latency (fast), fast sweeps
 #   bash benchmarks/h200.sh 6   # vLLM with async scheduling off (the lever)
+#   bash benchmarks/h200.sh 7   # after 1-3 instead of 4 (run 3): fast, fast in FP8, the recipe and the generate lever
+#   bash benchmarks/h200.sh 8   # (run 3) parity of fast / fast FP8 / vLLM against float32, profile of fast FP8
+#   bash benchmarks/h200.sh 9   # (run 4, after 1-3 and 7) parity of fast / fast FP8, profile of fast FP8
 # (Run 1 of this script, before the fast backend used vLLM's fused kernels, also measured the transformers
 # backend and the fast backend on torch ops alone: docs/bench/h200-run1.)
 set -u
@@ -16,6 +19,7 @@ export PYTHONPATH=/tmp/vllm-site:${PYTHONPATH:-} VLLM_USE_FLASHINFER_SAMPLER=0 H
 MODEL=/tmp/qwen3-reranker-0.6b-random
 WORKLOAD=(--model "$MODEL" --queries 100 --docs-per-query 20 --doc-tokens 256 --seed 0 --sweep-tokens 300000)
 [ "$step" -le 4 ] && bash "${GPU_PARTS:-.gpu}/c$step/receive.sh"
+[ "$step" -eq 7 ] && bash "${GPU_PARTS:-.gpu}/c4/receive.sh"
 keep() { mkdir -p "$OUT/$2"; cp "$1"/*.json "$OUT/$2/" 2>/dev/null; [ -f "$1/bench.log" ] && tail -c 200000 "$1/bench.log" > "$OUT/$2/bench.log"; }
 case "$step" in
   1)
@@ -39,5 +43,16 @@ tiktoken_file='/tmp/vllm-carry/qwen.tiktoken')" && du -sh "$MODEL" ;;
   6)
     timeout 280 python3 -m reranker.bench run "${WORKLOAD[@]}" --out /tmp/r6 --paths '' --sync-lever --doc-sweep '' \
       --time-limit 270; keep /tmp/r6 bench ;;
+  7)
+    timeout 580 python3 -m reranker.bench run "${WORKLOAD[@]}" --out /tmp/r7 --paths fast,original --fast-fp8 \
+      --generate-lever --doc-sweep '' --time-limit 560; keep /tmp/r7 bench ;;
+  8)
+    timeout 200 python3 benchmarks/profile_paths.py parity --model "$MODEL" --backends fast,fast-fp8,vllm \
+      --out "$OUT/profile"
+    timeout 100 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast-fp8 --out "$OUT/profile"
+    timeout 100 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast --out "$OUT/profile" ;;
+  9)
+    timeout 150 python3 benchmarks/profile_paths.py parity --model "$MODEL" --backends fast,fast-fp8 --out "$OUT/profile"
+    timeout 100 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast-fp8 --out "$OUT/profile" ;;
 esac
 ls -R "$OUT"

@@ -2,14 +2,15 @@
 
     python benchmarks/profile_paths.py profile --model M --backend fast --out DIR
     python benchmarks/profile_paths.py profile --model M --backend vllm --out DIR   # engine in this process
-    python benchmarks/profile_paths.py parity --model M --backends fast,vllm --out DIR
+    python benchmarks/profile_paths.py parity --model M --backends fast,fast-fp8,vllm --out DIR
 
 ``profile`` scores 2,000 pairs (100 queries x 20 documents of ~256 tokens) three ways after a warm-up: timed
 plainly (wall time, NVML GPU busy share); under torch's profiler (GPU kernel time against wall time, the
 top kernels); under cProfile (the host functions that take the time). For vLLM the engine core runs in this
 process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) so both profilers see it. ``parity`` scores 400 pairs with each
 backend in bf16 and with a float32 transformers forward pass (the reference) and reports the differences of
-logit(yes) - logit(no). Writes JSON and text files into ``--out``.
+logit(yes) - logit(no), and how often two documents of one query are ordered as the reference orders them.
+``fast-fp8`` is the fast backend with ``quantization="fp8"``. Writes JSON and text files into ``--out``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,25 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def backend_options(name: str) -> tuple[str, dict]:
+    """A backend name as these commands take it (``fast-fp8``: the fast backend in FP8) and its engine options."""
+    if name == "fast-fp8":
+        return "fast", {"quantization": "fp8"}
+    return name, {"memory_fraction": 0.5} if name == "vllm" else {}
+
+
+def order_agreement(a: np.ndarray, b: np.ndarray, group: int = 20) -> float:
+    """Share of document pairs within each query (``group`` consecutive scores) that ``a`` and ``b`` order alike."""
+    same = total = 0
+    for start in range(0, len(a), group):
+        x, y = a[start:start + group], b[start:start + group]
+        dx, dy = np.sign(x[:, None] - x[None, :]), np.sign(y[:, None] - y[None, :])
+        upper = np.triu_indices(len(x), 1)
+        same += int((dx[upper] == dy[upper]).sum())
+        total += len(upper[0])
+    return same / total
+
+
 def workload(tokenizer, seed: int, queries: int = 100):
     from reranker.bench.workload import WorkloadSpec, synthetic
 
@@ -36,7 +56,8 @@ def workload(tokenizer, seed: int, queries: int = 100):
 
 
 def profile(args) -> dict:
-    if args.backend == "vllm":
+    backend, options = backend_options(args.backend)
+    if backend == "vllm":
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     import torch
     from torch.profiler import ProfilerActivity, profile as torch_profile
@@ -47,7 +68,8 @@ def profile(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    reranker = Reranker(args.model, backend=args.backend, cache=False, max_length=8192)
+    reranker = Reranker(args.model, backend=backend, cache=False, max_length=8192,
+                        **{k: v for k, v in options.items() if k != "memory_fraction"})
     reranker.score(workload(reranker.tokenizer, 1, queries=1)[:1])
     result = {"backend": args.backend, "device": reranker.device, "startup_s": round(time.perf_counter() - started, 2)}
     reranker.score(workload(reranker.tokenizer, 2))  # warm every shape
@@ -95,11 +117,11 @@ def parity(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scores, device = {}, None
-    for backend in args.backends.split(","):
-        options = {"memory_fraction": 0.5} if backend == "vllm" else {}
+    for name in args.backends.split(","):
+        backend, options = backend_options(name)
         reranker = Reranker(args.model, backend=backend, cache=False, max_length=8192, dtype="bfloat16", **options)
         pairs = workload(reranker.tokenizer, 7, queries=20)
-        scores[backend] = [j.logodds for j in reranker.score(pairs)]
+        scores[name] = [j.logodds for j in reranker.score(pairs)]
         device = reranker.device
         prompts = [p.token_ids for group in reranker.builder.build_groups(
             "Given a web search query, retrieve relevant passages that answer the query",
@@ -117,13 +139,16 @@ def parity(args) -> dict:
     rows = {}
     for name, values in scores.items():
         diff = np.abs(np.array(values) - reference)
-        rows[f"{name} (bf16) vs float32 reference"] = dict(max=round(float(diff.max()), 4),
-                                                           mean=round(float(diff.mean()), 4))
+        rows[f"{name} vs float32 reference"] = dict(
+            max=round(float(diff.max()), 4), mean=round(float(diff.mean()), 4),
+            same_order_pct=round(100 * order_agreement(np.array(values), reference), 2))
     names = list(scores)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             diff = np.abs(np.array(scores[a]) - np.array(scores[b]))
-            rows[f"{a} vs {b} (both bf16)"] = dict(max=round(float(diff.max()), 4), mean=round(float(diff.mean()), 4))
+            rows[f"{a} vs {b}"] = dict(max=round(float(diff.max()), 4), mean=round(float(diff.mean()), 4),
+                                       same_order_pct=round(100 * order_agreement(np.array(scores[a]),
+                                                                                  np.array(scores[b])), 2))
     result = {"device": device, "pairs": len(reference), "reference_logodds_std": round(float(reference.std()), 4),
               "logodds_abs_difference": rows}
     (out / "parity.json").write_text(json.dumps(result, indent=1))

@@ -77,7 +77,7 @@ def test_bench_pairs_file_mode(tiny_model, tmp_path):
 def test_bench_runs_vllm_original_and_cached_paths(tiny_model, tmp_path):
     out = tmp_path / "out"
     code = main(["run", "--model", tiny_model, "--out", str(out), "--paths", "ours,cached,original", *TINY,
-                 "--doc-sweep", ""])
+                 "--doc-sweep", "", "--generate-lever"])
     workers = json.loads((out / "results.json").read_text())["workers"]
     assert code == 0, [w["error"] for w in workers]
     ours, original = workers
@@ -86,3 +86,5 @@ def test_bench_runs_vllm_original_and_cached_paths(tiny_model, tmp_path):
     assert cached["docs"] == 30 and cached["p50_ms"] > 0
     variants = {r["variant"] for r in original["rows"] if r["measure"] == "throughput"}
     assert variants == {"as written (batches of 64)", "one generate call"}
+    (lever,) = [r for r in original["rows"] if r["measure"] == "lever"]
+    assert lever["variant"].endswith("logprob_token_ids=[yes, no]") and lever["pairs_per_s"] > 0

@@ -76,3 +76,69 @@ def test_grouping_shares_each_query_head_and_keeps_a_last_token():
     groups = group_prompts(prompts)
     assert [(g.members, g.head) for g in groups] == [([0, 1, 2], 30), ([3], 0), ([4, 5], 11)]
     assert common_prefix(prompts[0], prompts[1]) == 32
+
+
+def test_fp8_weights_round_trip_within_e4m3_precision():
+    from reranker.scoring.backends.packed_backend import FP8_MAX, quantize_rows_fp8
+
+    weight = torch.randn(48, 64, generator=torch.Generator().manual_seed(0)) * torch.logspace(-3, 1, 48)[:, None]
+    q, scale = quantize_rows_fp8(weight)
+    assert q.dtype == torch.float8_e4m3fn and scale.shape == (48,)
+    assert torch.equal(q.float().abs().amax(dim=1), torch.full((48,), FP8_MAX))  # each row's largest is 448
+    back = q.float() * scale[:, None]
+    # 3 mantissa bits: relative error at most 2^-4 for normal values, plus the subnormal step 2^-9 (in row units)
+    assert torch.all((back - weight).abs() <= weight.abs() * 2 ** -4 + scale[:, None] * 2 ** -9)
+
+
+def test_fp8_reference_linear_is_close_to_the_float_product():
+    from reranker.scoring.backends.packed_backend import fp8_reference_linear, quantize_rows_fp8
+
+    gen = torch.Generator().manual_seed(1)
+    x, weight = torch.randn(16, 256, generator=gen), torch.randn(32, 256, generator=gen)
+    q, scale = quantize_rows_fp8(weight)
+    got, want = fp8_reference_linear(x, q, scale), x @ weight.T
+    assert ((got - want).norm() / want.norm()).item() < 0.05
+    assert not torch.equal(got, want)  # it does quantize
+
+
+def test_fp8_is_refused_with_a_reason_where_it_cannot_run(tiny_model):
+    from reranker.errors import BackendUnavailable, ModelError
+
+    yes_no = dict(yes_id=9693, no_id=2152)
+    with pytest.raises(ModelError, match="Unknown quantization 'int4'"):
+        PackedBackend(tiny_model, revision=None, dtype="float32", quantization="int4", **yes_no)
+    with pytest.raises(BackendUnavailable, match="FP8 scoring needs an NVIDIA GPU"):
+        PackedBackend(tiny_model, revision=None, dtype="float32", quantization="fp8", **yes_no)
+
+
+def test_auto_never_drops_an_engine_option_its_backend_does_not_take(tiny_model):
+    """``quantization`` is a fast-backend option: ``auto`` on a CPU must not quietly score without it."""
+    from reranker.errors import BackendUnavailable
+    from reranker.scoring.backends import _construct
+
+    with pytest.raises(BackendUnavailable, match="transformers backend does not take quantization"):
+        _construct("transformers", {"model": tiny_model, "quantization": "fp8"})
+
+
+def test_fp8_scores_get_their_own_cache_keys(tiny_model, monkeypatch):
+    """FP8 scores differ by more than bf16 noise: they never answer for (or from) unquantized ones."""
+    fast = Reranker(tiny_model, backend="fast", cache=False, max_length=512)
+    monkeypatch.setattr(engine, "load_backend", lambda name, settings: fast.backend)  # no FP8 kernels on a CPU
+    quantized = Reranker(tiny_model, backend="fast", cache=False, max_length=512, quantization="fp8")
+    assert quantized.model_key == fast.model_key + "+fp8"
+    pair = [(QUERY, DOCUMENTS[0])]
+    assert quantized._cache_keys(DEFAULT_INSTRUCTION, pair) != fast._cache_keys(DEFAULT_INSTRUCTION, pair)
+
+
+def test_quantization_flag_selects_the_fast_backend_option():
+    import argparse
+
+    from reranker.errors import InputError
+    from reranker.scoring.model_flags import add_model_arguments, backend_and_options
+
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    assert backend_and_options(parser.parse_args(["--quantization", "fp8"])) == ("auto", {"quantization": "fp8"})
+    assert backend_and_options(parser.parse_args([])) == ("auto", {})
+    with pytest.raises(InputError, match="--quantization fp8 runs on the fast backend"):
+        backend_and_options(parser.parse_args(["--quantization", "fp8", "--backend", "vllm"]))

@@ -71,6 +71,7 @@ class OriginalDesign:
         self.batch_size = batch_size
         self.params = SamplingParams(temperature=0, max_tokens=1, logprobs=20,
                                      allowed_token_ids=[self.yes, self.no])
+        self._builder = None  # for the generate lever (score_by_ids)
 
     def prompts(self, pairs, instruction: str) -> list[list[int]]:
         chats = [[{"role": "system", "content": SYSTEM_MESSAGE},
@@ -96,3 +97,25 @@ class OriginalDesign:
                 no = final[self.no].logprob if self.no in final else -10
                 scores.append(math.exp(yes) / (math.exp(yes) + math.exp(no)))
         return scores, tokens
+
+    def score_by_ids(self, pairs, instruction: str) -> tuple[list[float], int]:
+        """The generate lever (not the recipe): this project's token prompts in one ``generate`` call asking for the
+        "yes" and "no" log-probabilities by id (``logprob_token_ids``), so both are always there and exact."""
+        from vllm import SamplingParams
+
+        from reranker.scoring.prompt import PromptBuilder
+
+        if self._builder is None:
+            self._builder = PromptBuilder(self.tokenizer, self.max_length)
+        groups: dict[str, list[str]] = {}
+        for query, document in pairs:
+            groups.setdefault(query, []).append(document)
+        prompts = [p.token_ids for group in self._builder.build_groups(instruction, list(groups.items())) for p in group]
+        params = SamplingParams(temperature=0, max_tokens=1, logprob_token_ids=[self.yes, self.no])
+        outputs = self.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+        scores = []
+        for output in outputs:
+            final = output.outputs[0].logprobs[-1]
+            yes, no = final[self.yes].logprob, final[self.no].logprob
+            scores.append(1 / (1 + math.exp(no - yes)))
+        return scores, sum(len(p) for p in prompts)

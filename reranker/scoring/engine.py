@@ -135,7 +135,8 @@ class Reranker:
         ``backend``: "auto" (fast on an NVIDIA GPU, else vLLM if it works here, else transformers), "fast", "vllm",
         "transformers" or "remote" (pass ``servers=[urls]``). ``cache``: True for the user cache folder, a folder path,
         or False. ``engine_options`` go to the backend (e.g. ``tensor_parallel_size``,
-        ``memory_fraction``, ``max_num_batched_tokens``, ``servers``).
+        ``memory_fraction``, ``max_num_batched_tokens``, ``servers``; ``quantization="fp8"`` for the fast backend's
+        FP8 matrix products, whose scores are cached apart).
         """
         self.model = MODELS.get(model, model)
         self.revision = revision
@@ -146,6 +147,8 @@ class Reranker:
         self.builder = PromptBuilder(self.tokenizer, max_length)
         self._tokenizer_lock = threading.Lock()
         self.model_key = _model_key(self.model, revision, config)
+        if engine_options.get("quantization"):  # its scores differ by more than bf16 noise: cached apart
+            self.model_key += f"+{engine_options['quantization']}"
         if dtype is None:
             dtype = "bfloat16" if cuda_available() else "float32"
         self._settings = dict(

@@ -98,6 +98,9 @@ def check_options(name: str, settings: dict[str, Any]) -> None:
 def _construct(name: str, settings: dict[str, Any]) -> Backend:
     cls = _backend_class(name)
     params = _parameters(name)
+    unused = sorted(set(settings) - ENGINE_SETTINGS - set(params))
+    if unused:  # ``auto`` moves on to a backend that honours them rather than drop the caller's choice
+        raise BackendUnavailable(f"the {name} backend does not take {', '.join(unused)}")
     options = {k: v for k, v in settings.items() if k in params}
     if name == "remote":
         options.setdefault("servers", None)  # RemoteBackend says what to give

@@ -12,7 +12,10 @@ runs the model directly:
   kernel from vLLM's bundled ``vllm_flash_attn`` or torch's own, where they pass a check at load; otherwise
   a per-sequence ``scaled_dot_product_attention``, which is what runs on CPUs);
 - the last layer computes queries only at each prompt's last position, and only that position's hidden
-  state is projected, onto the "yes" and "no" rows of the lm_head, in float32.
+  state is projected, onto the "yes" and "no" rows of the lm_head, in float32;
+- ``quantization="fp8"`` (opt-in, Hopper/Ada GPUs with vLLM's kernels) runs the layers' matrix products in FP8:
+  weights quantized once per output row, activations per token as they come (vLLM's CUTLASS scaled-mm).
+  Faster, but the scores move by more than bf16 noise (docs/benchmarks.md gives the measured difference).
 
 Weights come from transformers' ``Qwen3ForCausalLM``; the arithmetic is transformers' (the same RMSNorm,
 rotary tables and order of operations), so in float32 the scores equal the model card's recipe.
@@ -80,13 +83,39 @@ def group_prompts(prompts: Sequence[np.ndarray]) -> list[Group]:
     return groups
 
 
+FP8_MAX = 448.0  # largest finite float8_e4m3fn value
+QUANTIZATIONS = ("fp8",)
+
+
+def quantize_rows_fp8(weight):
+    """``weight`` [out, in] as float8_e4m3fn with one float32 scale per output row: ``weight ~ q * scale[:, None]``."""
+    import torch
+
+    w = weight.float()
+    scale = (w.abs().amax(dim=1) / FP8_MAX).clamp(min=1e-12)
+    q = (w / scale[:, None]).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+    return q, scale
+
+
+def fp8_reference_linear(x, q, weight_scale):
+    """What an FP8 linear layer computes, in float32: ``x`` quantized per token (row), times the dequantized
+    weight. The check the GPU kernels must pass at load."""
+    import torch
+
+    xf = x.float()
+    x_scale = (xf.abs().amax(dim=1, keepdim=True) / FP8_MAX).clamp(min=1e-12)
+    xq = (xf / x_scale).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+    return (xq.float() * x_scale) @ (q.float() * weight_scale[:, None]).T
+
+
 class PackedBackend:
     """Qwen3 causal LM weights run as packed variable-length batches with shared heads."""
 
     name = "fast"
 
     def __init__(self, model: str, *, revision: str | None, dtype: str, yes_id: int, no_id: int,
-                 batch_tokens: int | None = None, attention: str = "auto", fused: bool | None = None):
+                 batch_tokens: int | None = None, attention: str = "auto", fused: bool | None = None,
+                 quantization: str | None = None):
         try:
             import torch
             from transformers import AutoConfig, AutoModelForCausalLM
@@ -150,10 +179,99 @@ class PackedBackend:
         self._ops = self._fused_ops() if fused is not False else None
         if fused and self._ops is None:
             raise BackendUnavailable("vLLM's fused kernels are not usable here (they need vLLM on an NVIDIA GPU).")
+        self._norm_quant = False  # FP8: the residual-add + RMSNorm kernel also quantizes (set by _quantize)
+        self.quantization = self._quantize(quantization)
         self._lock = threading.Lock()
-        log.info("fast backend: %d layers, %s, attention %s, %s, batches of %d tokens", len(self.layers), dtype,
-                 self.attention_kind, "vLLM's fused norm/rotary/activation kernels" if self._ops else "torch ops",
-                 self.batch_tokens)
+        log.info("fast backend: %d layers, %s%s, attention %s, %s, batches of %d tokens", len(self.layers), dtype,
+                 ", FP8 matrix products" if self.quantization else "", self.attention_kind,
+                 "vLLM's fused norm/rotary/activation kernels" if self._ops else "torch ops", self.batch_tokens)
+
+    # ----- FP8 matrix products ------------------------------------------------------------------------------
+
+    LINEAR_WEIGHTS = ("qkv", "o", "gate_up", "down")
+
+    def _quantize(self, quantization: str | None) -> str | None:
+        """Quantize every layer's matrix weights to FP8 (``quantization="fp8"``), after checking vLLM's FP8 kernels
+        against :func:`fp8_reference_linear` on this GPU; None leaves the weights as loaded."""
+        if quantization is None:
+            return None
+        if quantization not in QUANTIZATIONS:
+            raise ModelError(f"Unknown quantization {quantization!r} for the fast backend: choose fp8 (or none).")
+        torch, ops = self.torch, self._ops
+        capability = torch.cuda.get_device_capability() if self.dev.type == "cuda" else (0, 0)
+        if ops is None or not ops.cutlass_scaled_mm_supports_fp8(capability[0] * 10 + capability[1]):
+            raise BackendUnavailable("FP8 scoring needs an NVIDIA GPU with FP8 matrix units (compute capability 8.9 "
+                                     "or later: Ada, Hopper) and vLLM's kernels; run without quantization here.")
+        if self.dtype != torch.bfloat16:
+            raise ModelError("FP8 scoring runs with dtype bfloat16 (its products are written in bfloat16).")
+        for w in self.layers:
+            for name in self.LINEAR_WEIGHTS:
+                q, scale = quantize_rows_fp8(w[name])
+                w[name] = (q.t(), scale.view(1, -1))  # [in, out] column-major, as the FP8 kernels take it
+        torch.cuda.empty_cache()
+        gen = torch.Generator(device="cpu").manual_seed(2)
+        x = torch.randn(37, self.embed.shape[1], generator=gen).to(self.dev, self.dtype)
+        q, scale = self.layers[0]["qkv"]
+        want = fp8_reference_linear(x, q.t(), scale.view(-1))
+        kernels = {"vLLM's CUTLASS scaled_mm": lambda xq, q, xs, ws: ops.cutlass_scaled_mm(xq, q, xs, ws, self.dtype),
+                   "torch._scaled_mm": lambda xq, q, xs, ws: torch._scaled_mm(xq, q, scale_a=xs, scale_b=ws,
+                                                                              out_dtype=self.dtype)}
+        for name, kernel in kernels.items():
+            self._fp8_mm = kernel
+            try:
+                error = ((self._linear(x, self.layers[0], "qkv").float() - want).norm() / want.norm()).item()
+            except Exception as exc:  # an unsupported build or layout
+                log.info("fast backend: FP8 kernel %s unavailable: %s: %s", name, type(exc).__name__, exc)
+                continue
+            if error < 1e-2:
+                self._norm_quant = self._check_norm_quant()
+                log.info("fast backend: FP8 matrix products by %s%s", name,
+                         ", activations quantized inside the residual-add + RMSNorm kernel" if self._norm_quant else "")
+                return quantization
+            log.warning("fast backend: FP8 kernel %s disagrees with the reference (relative error %.3g)", name, error)
+        raise BackendUnavailable("No FP8 matrix kernel here agrees with the FP8 reference; run without quantization.")
+
+    def _check_norm_quant(self) -> bool:
+        """Whether vLLM's fused residual-add + RMSNorm + per-token FP8 quantization agrees with the torch arithmetic
+        (it then writes the next matrix product's FP8 input in one pass)."""
+        torch = self.torch
+        gen = torch.Generator(device="cpu").manual_seed(3)
+        x, residual = (torch.randn(37, self.embed.shape[1], generator=gen).to(self.dev, self.dtype) for _ in range(2))
+        weight = self.layers[0]["ln2"]
+        updated = residual.clone()
+        try:
+            q, scale = self._ops.rms_norm_dynamic_per_token_quant(x.clone(), weight, self.eps, torch.float8_e4m3fn,
+                                                                  residual=updated)
+        except Exception as exc:
+            log.info("fast backend: fused RMSNorm + FP8 quantization unavailable: %s: %s", type(exc).__name__, exc)
+            return False
+        want_residual = x + residual
+        want = self._rms(want_residual, weight).float()
+        out_error = ((q.float() * scale - want).norm() / want.norm()).item()
+        residual_error = ((updated.float() - want_residual.float()).norm() / want_residual.float().norm()).item()
+        if out_error < 5e-2 and residual_error < 1e-2:
+            return True
+        log.warning("fast backend: fused RMSNorm + FP8 quantization disagrees with torch (relative errors %.3g, %.3g)",
+                    out_error, residual_error)
+        return False
+
+    def _add_norm(self, h, residual, weight):
+        """``residual += h`` and the normed residual: bfloat16 in ``h``, or (FP8, per-token scales) for the next
+        matrix product when the fused kernel passed its check."""
+        if self._norm_quant:
+            return self._ops.rms_norm_dynamic_per_token_quant(h, weight, self.eps, self.torch.float8_e4m3fn,
+                                                              residual=residual)
+        self._ops.fused_add_rms_norm(h, residual, weight, self.eps)
+        return h
+
+    def _linear(self, x, w: dict, name: str):
+        """``x @ w[name].T``: in the weights' dtype, or in FP8 with per-token activation scales (``x`` may come
+        quantized already, as (FP8 values, scales))."""
+        if not isinstance(w[name], tuple):
+            return self.torch.nn.functional.linear(x, w[name])
+        q, scale = w[name]
+        xq, x_scale = x if isinstance(x, tuple) else self._ops.scaled_fp8_quant(x, use_per_token_if_dynamic=True)
+        return self._fp8_mm(xq, q, x_scale, scale)
 
     # ----- attention kernels -------------------------------------------------------------------------------
 
@@ -303,7 +421,7 @@ class PackedBackend:
         final = len(self.layers) - 1
         for index, w in enumerate(self.layers):
             h = self._rms(x, w["ln1"])
-            qkv = F.linear(h, w["qkv"])
+            qkv = self._linear(h, w, "qkv")
             q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
             k = self._rope(self._rms(k.view(n, self.kv_heads, self.head_dim), w["k_norm"]), cos, sin)
             v = v.reshape(n, self.kv_heads, self.head_dim)
@@ -311,7 +429,7 @@ class PackedBackend:
                 q = self._rope(self._rms(q.view(n, self.heads, self.head_dim), w["q_norm"]), cos, sin)
                 attn = self._attend(q, k.index_select(0, kv_index), v.index_select(0, kv_index), cu_q, cu_k,
                                     max_q, max_k)
-                x = x + F.linear(attn.reshape(n, self.q_size), w["o"])
+                x = x + self._linear(attn.reshape(n, self.q_size), w, "o")
                 x = x + self._mlp(self._rms(x, w["ln2"]), w)
             else:  # only the last position of each tail is read from here on
                 q = q.index_select(0, last).view(-1, self.heads, self.head_dim)
@@ -319,7 +437,7 @@ class PackedBackend:
                 ones = torch.arange(len(last) + 1, dtype=torch.int32, device=x.device)
                 attn = self._attend(q, k.index_select(0, last_kv_index), v.index_select(0, last_kv_index), ones,
                                     cu_last_k, 1, max_last_k)
-                x = x.index_select(0, last) + F.linear(attn.reshape(len(last), self.q_size), w["o"])
+                x = x.index_select(0, last) + self._linear(attn.reshape(len(last), self.q_size), w, "o")
                 x = x + self._mlp(self._rms(x, w["ln2"]), w)
         hidden = self._rms(x, self.final_norm).float()
         logits = hidden @ self.answer_rows.T
@@ -337,7 +455,7 @@ class PackedBackend:
         ops.rms_norm(h, residual, self.layers[0]["ln1"], self.eps)
         final = len(self.layers) - 1
         for index, w in enumerate(self.layers):
-            qkv = F.linear(h, w["qkv"])
+            qkv = self._linear(h, w, "qkv")
             ops.fused_qk_norm_rope(qkv, self.heads, self.kv_heads, self.kv_heads, self.head_dim, self.eps,
                                    w["q_norm"], w["k_norm"], self.cos_sin, True, positions)
             q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
@@ -346,28 +464,29 @@ class PackedBackend:
                 attn = self._attend(q.view(n, self.heads, self.head_dim), k.index_select(0, kv_index),
                                     v.index_select(0, kv_index), plan["cu_q"], plan["cu_k"], plan["max_q"],
                                     plan["max_k"])
-                h = F.linear(attn.reshape(n, self.q_size), w["o"])
+                h = self._linear(attn.reshape(n, self.q_size), w, "o")
             else:  # only the last position of each tail is read from here on
                 q = q.index_select(0, last).view(-1, self.heads, self.head_dim)
-                ones = torch.arange(len(last) + 1, dtype=torch.int32, device=h.device)
+                ones = torch.arange(len(last) + 1, dtype=torch.int32, device=q.device)
                 attn = self._attend(q, k.index_select(0, plan["last_kv_index"]), v.index_select(0, plan["last_kv_index"]),
                                     ones, plan["cu_last_k"], 1, plan["max_last_k"])
-                h = F.linear(attn.reshape(len(last), self.q_size), w["o"])
+                h = self._linear(attn.reshape(len(last), self.q_size), w, "o")
                 residual = residual.index_select(0, last)
-            ops.fused_add_rms_norm(h, residual, w["ln2"], self.eps)  # residual += h; h = norm(residual)
-            gate_up = F.linear(h, w["gate_up"])
-            act = torch.empty(gate_up.shape[0], gate_up.shape[1] // 2, device=h.device, dtype=h.dtype)
+            gate_up = self._linear(self._add_norm(h, residual, w["ln2"]), w, "gate_up")
+            act = torch.empty(gate_up.shape[0], gate_up.shape[1] // 2, device=gate_up.device, dtype=gate_up.dtype)
             torch.ops._C.silu_and_mul(act, gate_up)
-            h = F.linear(act, w["down"])
-            following = self.layers[index + 1]["ln1"] if index < final else self.final_norm
-            ops.fused_add_rms_norm(h, residual, following, self.eps)
+            h = self._linear(act, w, "down")
+            if index < final:
+                h = self._add_norm(h, residual, self.layers[index + 1]["ln1"])
+            else:
+                ops.fused_add_rms_norm(h, residual, self.final_norm, self.eps)  # the answer is read in bfloat16
         logits = h.float() @ self.answer_rows.T
         return logits[:, 1] - logits[:, 0]
 
     def _mlp(self, h, w):
         F = self.torch.nn.functional
-        gate, up = F.linear(h, w["gate_up"]).chunk(2, dim=-1)
-        return F.linear(F.silu(gate) * up, w["down"])
+        gate, up = self._linear(h, w, "gate_up").chunk(2, dim=-1)
+        return self._linear(F.silu(gate) * up, w, "down")
 
     # ----- packing -------------------------------------------------------------------------------------------
 
