@@ -421,3 +421,16 @@ def test_progress_bar_and_the_backends_own_report_lines(hf_reranker, tmp_path, c
     assert summary.lines()[-1] == lines[0] and summary.pairs == 12
     err = capsys.readouterr().err
     assert "scoring" in err and "pair/s" in err and "12/12" in err
+
+
+def test_a_job_refuses_to_resume_in_another_precision(tmp_path):
+    from reranker.jobs.batch import JobFile, _check_model
+
+    jobfile = JobFile(tmp_path / "job.sqlite3")
+    try:
+        _check_model(jobfile, "Qwen/Qwen3-Reranker-0.6B@abc")
+        _check_model(jobfile, "Qwen/Qwen3-Reranker-0.6B@abc")  # the same: goes on
+        with pytest.raises(InputError, match=r"precision \(--quantization\) changed"):
+            _check_model(jobfile, "Qwen/Qwen3-Reranker-0.6B@abc+fp8")
+    finally:
+        jobfile.close()
