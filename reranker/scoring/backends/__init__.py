@@ -47,6 +47,10 @@ _max_engines: int | None = None  # None: no bound (library use); the app sets on
 # the settings is an engine option the caller chose, and must be one the backend knows.
 ENGINE_SETTINGS = frozenset({"model", "revision", "dtype", "max_model_len", "yes_id", "no_id"})
 
+# Engine options that change the scores: a backend ``auto`` tries must honour them. (Sizing options such as
+# ``memory_fraction`` are left out for a backend that does not take them.)
+SCORE_CHANGING = ("quantization",)
+
 
 def _backend_class(name: str) -> type[Backend]:
     """The backend's class; importing its module is cheap (the heavy libraries load in its constructor)."""
@@ -98,9 +102,9 @@ def check_options(name: str, settings: dict[str, Any]) -> None:
 def _construct(name: str, settings: dict[str, Any]) -> Backend:
     cls = _backend_class(name)
     params = _parameters(name)
-    unused = sorted(set(settings) - ENGINE_SETTINGS - set(params))
-    if unused:  # ``auto`` moves on to a backend that honours them rather than drop the caller's choice
-        raise BackendUnavailable(f"the {name} backend does not take {', '.join(unused)}")
+    unhonoured = sorted(set(settings) & set(SCORE_CHANGING) - set(params))
+    if unhonoured:  # ``auto`` moves on to a backend that honours them rather than score otherwise
+        raise BackendUnavailable(f"the {name} backend does not take {', '.join(unhonoured)}")
     options = {k: v for k, v in settings.items() if k in params}
     if name == "remote":
         options.setdefault("servers", None)  # RemoteBackend says what to give
