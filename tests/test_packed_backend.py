@@ -79,7 +79,7 @@ def test_grouping_shares_each_query_head_and_keeps_a_last_token():
 
 
 def test_fp8_weights_round_trip_within_e4m3_precision():
-    from reranker.scoring.backends.packed_backend import FP8_MAX, quantize_rows_fp8
+    from reranker.scoring.backends.fp8 import FP8_MAX, quantize_rows_fp8
 
     weight = torch.randn(48, 64, generator=torch.Generator().manual_seed(0)) * torch.logspace(-3, 1, 48)[:, None]
     q, scale = quantize_rows_fp8(weight)
@@ -91,7 +91,7 @@ def test_fp8_weights_round_trip_within_e4m3_precision():
 
 
 def test_fp8_reference_linear_is_close_to_the_float_product():
-    from reranker.scoring.backends.packed_backend import fp8_reference_linear, quantize_rows_fp8
+    from reranker.scoring.backends.fp8 import fp8_reference_linear, quantize_rows_fp8
 
     gen = torch.Generator().manual_seed(1)
     x, weight = torch.randn(16, 256, generator=gen), torch.randn(32, 256, generator=gen)
@@ -99,6 +99,65 @@ def test_fp8_reference_linear_is_close_to_the_float_product():
     got, want = fp8_reference_linear(x, q, scale), x @ weight.T
     assert ((got - want).norm() / want.norm()).item() < 0.05
     assert not torch.equal(got, want)  # it does quantize
+
+
+def test_fp8_activations_are_quantized_per_token():
+    from reranker.scoring.backends.fp8 import FP8_MAX, quantize_tokens_fp8
+
+    x = torch.randn(12, 64, generator=torch.Generator().manual_seed(4)) * torch.logspace(-2, 2, 12)[:, None]
+    q, scale = quantize_tokens_fp8(x.bfloat16())
+    assert q.dtype == torch.float8_e4m3fn and scale.shape == (12, 1) and scale.dtype == torch.float32
+    assert torch.equal(q.float().abs().amax(dim=1), torch.full((12,), FP8_MAX))
+    xb = x.bfloat16().float()
+    assert torch.all((q.float() * scale - xb).abs() <= xb.abs() * 2 ** -4 + scale * 2 ** -9)
+
+
+def test_fused_fp8_activations_equal_the_unfused_arithmetic():
+    """What the fused kernels compute: transformers' residual add + RMSNorm, and SiLU-and-mul, then quantization."""
+    from transformers.models.qwen3.modeling_qwen3 import Qwen3RMSNorm
+
+    from reranker.scoring.backends.fp8 import add_rms_norm_fp8, quantize_tokens_fp8, silu_and_mul_fp8
+
+    gen = torch.Generator().manual_seed(5)
+    x, residual = torch.randn(9, 64, generator=gen).bfloat16(), torch.randn(9, 64, generator=gen).bfloat16()
+    norm = Qwen3RMSNorm(64, eps=1e-6).bfloat16()
+    with torch.no_grad():
+        norm.weight.copy_(1 + torch.randn(64, generator=gen) / 4)
+        q, scale, new_residual = add_rms_norm_fp8(x, residual, norm.weight, 1e-6)
+        want_q, want_scale = quantize_tokens_fp8(norm(x + residual))
+    assert torch.equal(new_residual, x + residual)
+    assert torch.equal(q.float(), want_q.float()) and torch.equal(scale, want_scale)
+
+    gate_up = torch.randn(9, 2 * 48, generator=gen).bfloat16()
+    gate, up = gate_up.chunk(2, dim=-1)
+    q, scale = silu_and_mul_fp8(gate_up)
+    want = torch.nn.functional.silu(gate) * up  # in bfloat16: at most an ulp from the float32-then-round kernel
+    assert ((q.float() * scale - want.float()).norm() / want.float().norm()).item() < 0.05
+
+
+def test_compiled_fp8_activations_are_checked_against_torch(monkeypatch):
+    """A compiled function that computes something else is refused at load (torch.compile stood in for)."""
+    from reranker.scoring.backends import fp8
+
+    monkeypatch.setattr(fp8.torch, "compile", lambda fn, **options: fn)
+    assert set(fp8.compiled_activation_functions(64, 128, 96, torch.bfloat16, "cpu", 1e-6)) == set(
+        fp8.ACTIVATION_FUNCTIONS)
+    monkeypatch.setattr(fp8.torch, "compile", lambda fn, **options: (
+        (lambda gate_up: fn(gate_up * 1.1)) if fn is fp8.silu_and_mul_fp8 else fn))
+    with pytest.raises(RuntimeError, match="compiled silu_and_mul disagrees"):
+        fp8.compiled_activation_functions(64, 128, 96, torch.bfloat16, "cpu", 1e-6)
+
+
+@pytest.mark.slow
+def test_torch_compile_builds_the_fp8_activations():
+    """The real compiler (inductor; on a CPU here, Triton on a GPU) builds all three and they pass the check."""
+    from reranker.scoring.backends import fp8
+
+    compiled = fp8.compiled_activation_functions(64, 128, 96, torch.bfloat16, "cpu", 1e-6)
+    x = torch.randn(5, 128).bfloat16()
+    with torch.inference_mode():
+        q, scale = compiled["quantize"](x)
+    assert q.dtype == torch.float8_e4m3fn and scale.shape == (5, 1)
 
 
 def test_fp8_is_refused_with_a_reason_where_it_cannot_run(tiny_model):

@@ -13,8 +13,9 @@ runs the model directly:
   a per-sequence ``scaled_dot_product_attention``, which is what runs on CPUs);
 - the last layer computes queries only at each prompt's last position, and only that position's hidden
   state is projected, onto the "yes" and "no" rows of the lm_head, in float32;
-- ``quantization="fp8"`` (opt-in, Hopper/Ada GPUs with vLLM's kernels) runs the layers' matrix products in FP8:
-  weights quantized once per output row, activations per token as they come (vLLM's CUTLASS scaled-mm).
+- ``quantization="fp8"`` (opt-in, Hopper/Ada GPUs with vLLM's kernels) runs the layers' matrix products in FP8
+  (vLLM's CUTLASS scaled-mm): weights quantized once per output row, activations per token by the kernel that
+  produces them (residual-add + RMSNorm, SiLU-and-mul, compiled by ``torch.compile``: ``fp8.py``).
   Faster, but the scores move by more than bf16 noise (docs/benchmarks.md gives the measured difference).
 
 Weights come from transformers' ``Qwen3ForCausalLM``; the arithmetic is transformers' (the same RMSNorm,
@@ -81,31 +82,6 @@ def group_prompts(prompts: Sequence[np.ndarray]) -> list[Group]:
         if len(group.members) == 1:
             group.head = 0  # a lone prompt needs no split
     return groups
-
-
-FP8_MAX = 448.0  # largest finite float8_e4m3fn value
-QUANTIZATIONS = ("fp8",)
-
-
-def quantize_rows_fp8(weight):
-    """``weight`` [out, in] as float8_e4m3fn with one float32 scale per output row: ``weight ~ q * scale[:, None]``."""
-    import torch
-
-    w = weight.float()
-    scale = (w.abs().amax(dim=1) / FP8_MAX).clamp(min=1e-12)
-    q = (w / scale[:, None]).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
-    return q, scale
-
-
-def fp8_reference_linear(x, q, weight_scale):
-    """What an FP8 linear layer computes, in float32: ``x`` quantized per token (row), times the dequantized
-    weight. The check the GPU kernels must pass at load."""
-    import torch
-
-    xf = x.float()
-    x_scale = (xf.abs().amax(dim=1, keepdim=True) / FP8_MAX).clamp(min=1e-12)
-    xq = (xf / x_scale).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
-    return (xq.float() * x_scale) @ (q.float() * weight_scale[:, None]).T
 
 
 class PackedBackend:
@@ -191,10 +167,13 @@ class PackedBackend:
 
     def _quantize(self, quantization: str | None) -> str | None:
         """Quantize every layer's matrix weights to FP8 (``quantization="fp8"``), after checking vLLM's FP8 kernels
-        against :func:`fp8_reference_linear` on this GPU; None leaves the weights as loaded."""
+        against :func:`fp8.fp8_reference_linear` and compiling the activation functions that quantize as they
+        go (:func:`fp8.compiled_activation_functions`) on this GPU; None leaves the weights as loaded."""
         if quantization is None:
             return None
-        if quantization not in QUANTIZATIONS:
+        from reranker.scoring.backends import fp8
+
+        if quantization not in fp8.QUANTIZATIONS:
             raise ModelError(f"Unknown quantization {quantization!r} for the fast backend: choose fp8 (or none).")
         torch, ops = self.torch, self._ops
         capability = torch.cuda.get_device_capability() if self.dev.type == "cuda" else (0, 0)
@@ -203,15 +182,21 @@ class PackedBackend:
                                      "or later: Ada, Hopper) and vLLM's kernels; run without quantization here.")
         if self.dtype != torch.bfloat16:
             raise ModelError("FP8 scoring runs with dtype bfloat16 (its products are written in bfloat16).")
+        try:
+            self._fp8 = fp8.compiled_activation_functions(
+                self.embed.shape[1], self.q_size, self.layers[0]["down"].shape[1], self.dtype, self.dev, self.eps)
+        except Exception as exc:  # no compiler toolchain, or a compiled function that disagrees
+            raise BackendUnavailable(f"FP8 scoring could not build its activation kernels here ({type(exc).__name__}: "
+                                     f"{exc}); run without quantization.") from exc
         for w in self.layers:
             for name in self.LINEAR_WEIGHTS:
-                q, scale = quantize_rows_fp8(w[name])
+                q, scale = fp8.quantize_rows_fp8(w[name])
                 w[name] = (q.t(), scale.view(1, -1))  # [in, out] column-major, as the FP8 kernels take it
         torch.cuda.empty_cache()
         gen = torch.Generator(device="cpu").manual_seed(2)
         x = torch.randn(37, self.embed.shape[1], generator=gen).to(self.dev, self.dtype)
         q, scale = self.layers[0]["qkv"]
-        want = fp8_reference_linear(x, q.t(), scale.view(-1))
+        want = fp8.fp8_reference_linear(x, q.t(), scale.view(-1))
         kernels = {"vLLM's CUTLASS scaled_mm": lambda xq, q, xs, ws: ops.cutlass_scaled_mm(xq, q, xs, ws, self.dtype),
                    "torch._scaled_mm": lambda xq, q, xs, ws: torch._scaled_mm(xq, q, scale_a=xs, scale_b=ws,
                                                                               out_dtype=self.dtype)}
@@ -229,15 +214,30 @@ class PackedBackend:
         raise BackendUnavailable("No FP8 matrix kernel here agrees with the FP8 reference; run without quantization.")
 
     def _linear(self, x, w: dict, name: str):
-        """``x @ w[name].T``: in the weights' dtype, or in FP8 with per-token activation scales.
-
-        (vLLM's fused residual-add + RMSNorm + FP8 quantization kernel was tried for the inputs of the q/k/v and
-        gate/up products: 621 us a call against 114 + ~50 us for the two kernels it replaces, docs/benchmarks.md.)"""
+        """``x @ w[name].T``: in the weights' dtype, or in FP8, where ``x`` may come quantized already (a pair of
+        FP8 values and per-token scales) or is quantized per token here."""
         if not isinstance(w[name], tuple):
             return self.torch.nn.functional.linear(x, w[name])
         q, scale = w[name]
-        xq, x_scale = self._ops.scaled_fp8_quant(x, use_per_token_if_dynamic=True)
+        xq, x_scale = x if isinstance(x, tuple) else self._fp8["quantize"](x)
         return self._fp8_mm(xq, q, x_scale, scale)
+
+    def _add_norm(self, h, residual, weight, *, feeds_product: bool):
+        """``residual += h`` and ``h = RMSNorm(residual)``; where FP8 products follow, ``h`` comes quantized
+        (:meth:`_linear` takes it as it is). Returns (h, residual)."""
+        if self.quantization and feeds_product:
+            q, scale, residual = self._fp8["add_rms_norm"](h, residual, weight, self.eps)
+            return (q, scale), residual
+        self._ops.fused_add_rms_norm(h, residual, weight, self.eps)
+        return h, residual
+
+    def _silu_and_mul(self, gate_up):
+        """``silu(gate) * up``, quantized for the down projection where it runs in FP8."""
+        if self.quantization:
+            return self._fp8["silu_and_mul"](gate_up)
+        act = self.torch.empty(gate_up.shape[0], gate_up.shape[1] // 2, device=gate_up.device, dtype=gate_up.dtype)
+        self.torch.ops._C.silu_and_mul(act, gate_up)
+        return act
 
     # ----- attention kernels -------------------------------------------------------------------------------
 
@@ -433,18 +433,15 @@ class PackedBackend:
                 h = self._linear(attn.reshape(n, self.q_size), w, "o")
             else:  # only the last position of each tail is read from here on
                 q = q.index_select(0, last).view(-1, self.heads, self.head_dim)
-                ones = torch.arange(len(last) + 1, dtype=torch.int32, device=h.device)
+                ones = torch.arange(len(last) + 1, dtype=torch.int32, device=residual.device)
                 attn = self._attend(q, k.index_select(0, plan["last_kv_index"]), v.index_select(0, plan["last_kv_index"]),
                                     ones, plan["cu_last_k"], 1, plan["max_last_k"])
                 h = self._linear(attn.reshape(len(last), self.q_size), w, "o")
                 residual = residual.index_select(0, last)
-            ops.fused_add_rms_norm(h, residual, w["ln2"], self.eps)  # residual += h; h = norm(residual)
-            gate_up = self._linear(h, w, "gate_up")
-            act = torch.empty(gate_up.shape[0], gate_up.shape[1] // 2, device=h.device, dtype=h.dtype)
-            torch.ops._C.silu_and_mul(act, gate_up)
-            h = self._linear(act, w, "down")
+            h, residual = self._add_norm(h, residual, w["ln2"], feeds_product=True)
+            h = self._linear(self._silu_and_mul(self._linear(h, w, "gate_up")), w, "down")
             following = self.layers[index + 1]["ln1"] if index < final else self.final_norm
-            ops.fused_add_rms_norm(h, residual, following, self.eps)
+            h, residual = self._add_norm(h, residual, following, feeds_product=index < final)
         logits = h.float() @ self.answer_rows.T
         return logits[:, 1] - logits[:, 0]
 
