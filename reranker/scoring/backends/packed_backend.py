@@ -167,13 +167,14 @@ class PackedBackend:
 
     def _quantize(self, quantization: str | None) -> str | None:
         """Quantize every layer's matrix weights to FP8 (``quantization="fp8"``), after checking vLLM's FP8 kernels
-        against :func:`fp8.fp8_reference_linear` and compiling the activation functions that quantize as they
-        go (:func:`fp8.compiled_activation_functions`) on this GPU; None leaves the weights as loaded."""
+        against :func:`fp8_reference_linear` and compiling the activation functions that quantize as they
+        go (:func:`compiled_activation_functions`, ``fp8.py``) on this GPU; None leaves the weights as loaded."""
         if quantization is None:
             return None
-        from reranker.scoring.backends import fp8
+        from reranker.scoring.backends.fp8 import (QUANTIZATIONS, compiled_activation_functions,
+                                                   fp8_reference_linear, quantize_rows_fp8)
 
-        if quantization not in fp8.QUANTIZATIONS:
+        if quantization not in QUANTIZATIONS:
             raise ModelError(f"Unknown quantization {quantization!r} for the fast backend: choose fp8 (or none).")
         torch, ops = self.torch, self._ops
         capability = torch.cuda.get_device_capability() if self.dev.type == "cuda" else (0, 0)
@@ -183,20 +184,20 @@ class PackedBackend:
         if self.dtype != torch.bfloat16:
             raise ModelError("FP8 scoring runs with dtype bfloat16 (its products are written in bfloat16).")
         try:
-            self._fp8 = fp8.compiled_activation_functions(
+            self._fp8 = compiled_activation_functions(
                 self.embed.shape[1], self.q_size, self.layers[0]["down"].shape[1], self.dtype, self.dev, self.eps)
         except Exception as exc:  # no compiler toolchain, or a compiled function that disagrees
             raise BackendUnavailable(f"FP8 scoring could not build its activation kernels here ({type(exc).__name__}: "
                                      f"{exc}); run without quantization.") from exc
         for w in self.layers:
             for name in self.LINEAR_WEIGHTS:
-                q, scale = fp8.quantize_rows_fp8(w[name])
+                q, scale = quantize_rows_fp8(w[name])
                 w[name] = (q.t(), scale.view(1, -1))  # [in, out] column-major, as the FP8 kernels take it
         torch.cuda.empty_cache()
         gen = torch.Generator(device="cpu").manual_seed(2)
         x = torch.randn(37, self.embed.shape[1], generator=gen).to(self.dev, self.dtype)
         q, scale = self.layers[0]["qkv"]
-        want = fp8.fp8_reference_linear(x, q.t(), scale.view(-1))
+        want = fp8_reference_linear(x, q.t(), scale.view(-1))
         kernels = {"vLLM's CUTLASS scaled_mm": lambda xq, q, xs, ws: ops.cutlass_scaled_mm(xq, q, xs, ws, self.dtype),
                    "torch._scaled_mm": lambda xq, q, xs, ws: torch._scaled_mm(xq, q, scale_a=xs, scale_b=ws,
                                                                               out_dtype=self.dtype)}
