@@ -10,8 +10,10 @@
 #   bash benchmarks/h200.sh 7   # after 1-3 instead of 4 (run 3): fast, fast in FP8, the recipe and the generate lever
 #   bash benchmarks/h200.sh 8   # (run 3) parity of fast / fast FP8 / vLLM against float32, profile of fast FP8
 #   bash benchmarks/h200.sh 9   # (run 4, after 1-3 and 7) parity of fast / fast FP8, profile of fast FP8
-#   bash benchmarks/h200.sh 10  # (run 6, after 1-3) fast, fast in FP8 with fused quantization, the recipe
-#   bash benchmarks/h200.sh 11  # (run 6) parity of fast / fast FP8 against float32, profiles of fast FP8 and fast
+#   bash benchmarks/h200.sh 10  # (run 6, after 1-3) fast, fast in FP8, the recipe (run 6: FP8's activations by
+#                               # torch.compile, since replaced by Triton kernels)
+#   bash benchmarks/h200.sh 11  # parity of fast / fast FP8 against float32, profiles of fast FP8 and fast
+#   bash benchmarks/h200.sh 12  # (run 7, after 1-3) profile of fast FP8, then step 10, then parity
 # (Run 1 of this script, before the fast backend used vLLM's fused kernels, also measured the transformers
 # backend and the fast backend on torch ops alone: docs/bench/h200-run1.)
 set -u
@@ -21,7 +23,7 @@ export PYTHONPATH=/tmp/vllm-site:${PYTHONPATH:-} VLLM_USE_FLASHINFER_SAMPLER=0 H
 MODEL=/tmp/qwen3-reranker-0.6b-random
 WORKLOAD=(--model "$MODEL" --queries 100 --docs-per-query 20 --doc-tokens 256 --seed 0 --sweep-tokens 300000)
 [ "$step" -le 4 ] && bash "${GPU_PARTS:-.gpu}/c$step/receive.sh"
-[ "$step" -eq 7 ] || [ "$step" -eq 10 ] && bash "${GPU_PARTS:-.gpu}/c4/receive.sh"
+[ "$step" -eq 7 ] || [ "$step" -eq 10 ] || [ "$step" -eq 12 ] && bash "${GPU_PARTS:-.gpu}/c4/receive.sh"
 keep() { mkdir -p "$OUT/$2"; cp "$1"/*.json "$OUT/$2/" 2>/dev/null; [ -f "$1/bench.log" ] && tail -c 200000 "$1/bench.log" > "$OUT/$2/bench.log"; }
 case "$step" in
   1)
@@ -63,5 +65,10 @@ tiktoken_file='/tmp/vllm-carry/qwen.tiktoken')" && du -sh "$MODEL" ;;
     timeout 200 python3 benchmarks/profile_paths.py parity --model "$MODEL" --backends fast,fast-fp8 --out "$OUT/profile"
     timeout 150 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast-fp8 --out "$OUT/profile"
     timeout 100 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast --out "$OUT/profile" ;;
+  12)
+    timeout 100 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast-fp8 --out "$OUT/profile"
+    timeout 380 python3 -m reranker.bench run "${WORKLOAD[@]}" --out /tmp/r12 --paths fast,original --fast-fp8 \
+      --doc-sweep '' --time-limit 370; keep /tmp/r12 bench
+    timeout 100 python3 benchmarks/profile_paths.py parity --model "$MODEL" --backends fast,fast-fp8 --out "$OUT/profile" ;;
 esac
 ls -R "$OUT"

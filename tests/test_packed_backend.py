@@ -135,29 +135,22 @@ def test_fused_fp8_activations_equal_the_unfused_arithmetic():
     assert ((q.float() * scale - want.float()).norm() / want.float().norm()).item() < 0.05
 
 
-def test_compiled_fp8_activations_are_checked_against_torch(monkeypatch):
-    """A compiled function that computes something else is refused at load (torch.compile stood in for)."""
+def test_fp8_activation_kernels_are_checked_against_torch():
+    """The GPU's fused kernels are used only where they give what the torch functions give; one that computes
+    something else is refused at load."""
     from reranker.scoring.backends import fp8
 
-    monkeypatch.setattr(fp8.torch, "compile", lambda fn, **options: fn)
-    assert set(fp8.compiled_activation_functions(64, 128, 96, torch.bfloat16, "cpu", 1e-6)) == set(
-        fp8.ACTIVATION_FUNCTIONS)
-    monkeypatch.setattr(fp8.torch, "compile", lambda fn, **options: (
-        (lambda gate_up: fn(gate_up * 1.1)) if fn is fp8.silu_and_mul_fp8 else fn))
-    with pytest.raises(RuntimeError, match="compiled silu_and_mul disagrees"):
-        fp8.compiled_activation_functions(64, 128, 96, torch.bfloat16, "cpu", 1e-6)
+    fp8.check_activation_kernels(fp8.ACTIVATION_FUNCTIONS, 64, 128, 96, torch.bfloat16, "cpu", 1e-6)
+    wrong = dict(fp8.ACTIVATION_FUNCTIONS, silu_and_mul=lambda gate_up: fp8.silu_and_mul_fp8(gate_up * 1.1))
+    with pytest.raises(RuntimeError, match="silu_and_mul kernel disagrees"):
+        fp8.check_activation_kernels(wrong, 64, 128, 96, torch.bfloat16, "cpu", 1e-6)
 
-
-@pytest.mark.slow
-def test_torch_compile_builds_the_fp8_activations():
-    """The real compiler (inductor; on a CPU here, Triton on a GPU) builds all three and they pass the check."""
-    from reranker.scoring.backends import fp8
-
-    compiled = fp8.compiled_activation_functions(64, 128, 96, torch.bfloat16, "cpu", 1e-6)
-    x = torch.randn(5, 128).bfloat16()
-    with torch.inference_mode():
-        q, scale = compiled["quantize"](x)
-    assert q.dtype == torch.float8_e4m3fn and scale.shape == (5, 1)
+    def flat_scales(x):
+        q, scale = fp8.quantize_tokens_fp8(x)
+        return q, scale.view(-1)
+    with pytest.raises(RuntimeError, match="scales have shape"):
+        fp8.check_activation_kernels(dict(fp8.ACTIVATION_FUNCTIONS, quantize=flat_scales), 64, 128, 96,
+                                     torch.bfloat16, "cpu", 1e-6)
 
 
 def test_fp8_is_refused_with_a_reason_where_it_cannot_run(tiny_model):

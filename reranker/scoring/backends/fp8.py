@@ -1,9 +1,9 @@
 """FP8 arithmetic of the fast backend's ``quantization="fp8"``: weights per output row, activations per token.
 
-The activation functions are plain torch, so they are the reference on any device; on a GPU the fast backend
-runs them through ``torch.compile``, which fuses each into one pass over memory: the residual add and RMSNorm
-that feed a product also quantize its input, and so does the SiLU-and-mul that feeds the down projection
-(docs/benchmarks.md: quantizing in separate kernels cost as much as FP8 saved in the products).
+The activation functions here are plain torch: the reference on any device. On a GPU the fast backend runs
+their Triton twins (``fp8_kernels.py``), each one pass over memory: the residual add and RMSNorm that feed a
+product also quantize its input, and so does the SiLU-and-mul that feeds the down projection
+(docs/benchmarks.md: quantizing in separate kernels cost nearly as much as FP8 saved in the products).
 """
 
 from __future__ import annotations
@@ -57,30 +57,28 @@ ACTIVATION_FUNCTIONS = {"quantize": quantize_tokens_fp8, "add_rms_norm": add_rms
                         "silu_and_mul": silu_and_mul_fp8}
 
 
-def compiled_activation_functions(hidden: int, attention_width: int, intermediate: int, dtype, device,
-                                  eps: float) -> dict:
-    """:data:`ACTIVATION_FUNCTIONS` compiled by ``torch.compile`` (any number of tokens), each checked against its
-    plain torch self on random input of 1 and 37 tokens, so that no call compiles later.
-
-    Raises RuntimeError when compiling fails or a compiled function disagrees with its reference."""
-    compiled = {name: torch.compile(fn, dynamic=True, fullgraph=True) for name, fn in ACTIVATION_FUNCTIONS.items()}
+def check_activation_kernels(kernels: dict, hidden: int, attention_width: int, intermediate: int, dtype, device,
+                             eps: float) -> None:
+    """Raise RuntimeError unless each of ``kernels`` (named as :data:`ACTIVATION_FUNCTIONS`) gives what its torch
+    function gives, on random rows of 37 tokens and of one token."""
     gen = torch.Generator(device="cpu").manual_seed(3)
 
     def rand(*shape):
         return torch.randn(*shape, generator=gen).to(device, dtype)
 
     weight = 1 + rand(hidden) / 4
-    with torch.inference_mode():  # as the backend calls them: grad mode is part of what a compiled graph assumes
+    with torch.inference_mode():
         for n in (37, 1):
             cases = {"quantize": (rand(n, attention_width),),
                      "add_rms_norm": (rand(n, hidden), rand(n, hidden), weight, eps),
                      "silu_and_mul": (rand(n, 2 * intermediate),)}
             for name, args in cases.items():
-                got, want = compiled[name](*args), ACTIVATION_FUNCTIONS[name](*args)
+                got, want = kernels[name](*args), ACTIVATION_FUNCTIONS[name](*args)
                 if name == "add_rms_norm" and not torch.equal(got[2], want[2]):
-                    raise RuntimeError("the compiled residual add differs from torch's")
+                    raise RuntimeError("the residual add of the add_rms_norm kernel differs from torch's")
+                if got[1].shape != want[1].shape:
+                    raise RuntimeError(f"the {name} kernel's scales have shape {tuple(got[1].shape)}")
                 got_value, want_value = got[0].float() * got[1], want[0].float() * want[1]
                 error = ((got_value - want_value).norm() / want_value.norm()).item()
                 if not error < 2e-2:
-                    raise RuntimeError(f"the compiled {name} disagrees with torch's (relative error {error:.3g})")
-    return compiled
+                    raise RuntimeError(f"the {name} kernel disagrees with torch (relative error {error:.3g})")

@@ -15,7 +15,7 @@ runs the model directly:
   state is projected, onto the "yes" and "no" rows of the lm_head, in float32;
 - ``quantization="fp8"`` (opt-in, Hopper/Ada GPUs with vLLM's kernels) runs the layers' matrix products in FP8
   (vLLM's CUTLASS scaled-mm): weights quantized once per output row, activations per token by the kernel that
-  produces them (residual-add + RMSNorm, SiLU-and-mul, compiled by ``torch.compile``: ``fp8.py``).
+  produces them (residual-add + RMSNorm, SiLU-and-mul: Triton kernels in ``fp8_kernels.py``).
   Faster, but the scores move by more than bf16 noise (docs/benchmarks.md gives the measured difference).
 
 Weights come from transformers' ``Qwen3ForCausalLM``; the arithmetic is transformers' (the same RMSNorm,
@@ -167,12 +167,12 @@ class PackedBackend:
 
     def _quantize(self, quantization: str | None) -> str | None:
         """Quantize every layer's matrix weights to FP8 (``quantization="fp8"``), after checking vLLM's FP8 kernels
-        against :func:`fp8_reference_linear` and compiling the activation functions that quantize as they
-        go (:func:`compiled_activation_functions`, ``fp8.py``) on this GPU; None leaves the weights as loaded."""
+        against :func:`fp8_reference_linear` and the Triton kernels that quantize activations as they produce them
+        (``fp8_kernels.py``) against their torch functions, on this GPU; None leaves the weights as loaded."""
         if quantization is None:
             return None
-        from reranker.scoring.backends.fp8 import (QUANTIZATIONS, compiled_activation_functions,
-                                                   fp8_reference_linear, quantize_rows_fp8)
+        from reranker.scoring.backends.fp8 import (QUANTIZATIONS, check_activation_kernels, fp8_reference_linear,
+                                                   quantize_rows_fp8)
 
         if quantization not in QUANTIZATIONS:
             raise ModelError(f"Unknown quantization {quantization!r} for the fast backend: choose fp8 (or none).")
@@ -184,11 +184,14 @@ class PackedBackend:
         if self.dtype != torch.bfloat16:
             raise ModelError("FP8 scoring runs with dtype bfloat16 (its products are written in bfloat16).")
         try:
-            self._fp8 = compiled_activation_functions(
-                self.embed.shape[1], self.q_size, self.layers[0]["down"].shape[1], self.dtype, self.dev, self.eps)
-        except Exception as exc:  # no compiler toolchain, or a compiled function that disagrees
-            raise BackendUnavailable(f"FP8 scoring could not build its activation kernels here ({type(exc).__name__}: "
+            from reranker.scoring.backends.fp8_kernels import ACTIVATION_FUNCTIONS
+
+            check_activation_kernels(ACTIVATION_FUNCTIONS, self.embed.shape[1], self.q_size,
+                                     self.layers[0]["down"].shape[1], self.dtype, self.dev, self.eps)
+        except Exception as exc:  # no Triton, or a kernel that disagrees with its torch function
+            raise BackendUnavailable(f"FP8 scoring could not use its activation kernels here ({type(exc).__name__}: "
                                      f"{exc}); run without quantization.") from exc
+        self._fp8 = ACTIVATION_FUNCTIONS
         for w in self.layers:
             for name in self.LINEAR_WEIGHTS:
                 q, scale = quantize_rows_fp8(w[name])
