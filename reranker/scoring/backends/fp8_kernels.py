@@ -65,7 +65,7 @@ def _silu_and_mul_kernel(gate_up_ptr, q_ptr, scale_ptr, width, BLOCK: tl.constex
 
 def _launch(kernel, rows: int, width: int, *args):
     block = triton.next_power_of_2(width)
-    kernel[(rows,)](*args, BLOCK=block, fp8_max=FP8_MAX, num_warps=max(1, min(16, block // 256)))
+    kernel[(rows,)](*args, BLOCK=block, fp8_max=FP8_MAX, num_warps=max(1, min(8, block // 256)))
 
 
 def _outputs(rows: int, width: int, device):
