@@ -10,7 +10,7 @@
 #   bash benchmarks/h200.sh 7   # after 1-3 instead of 4 (run 3): fast, fast in FP8, the recipe and the generate lever
 #   bash benchmarks/h200.sh 8   # (run 3) parity of fast / fast FP8 / vLLM against float32, profile of fast FP8
 #   bash benchmarks/h200.sh 9   # (run 4, after 1-3 and 7) parity of fast / fast FP8, profile of fast FP8
-#   bash benchmarks/h200.sh 10  # (runs 6 and 8, after 1-3) fast, fast in FP8, the recipe (run 6: FP8's activations
+#   bash benchmarks/h200.sh 10  # (runs 6, 8-10, after 1-3) fast, fast in FP8, the recipe (run 6: FP8's activations
 #                               # by torch.compile, since replaced by Triton kernels; run 8 then ran step 11's FP8
 #                               # profile in the same call)
 #   bash benchmarks/h200.sh 11  # parity of fast / fast FP8 against float32, profiles of fast FP8 and fast
