@@ -38,3 +38,10 @@ def cuda_available() -> bool:
         return torch.cuda.is_available()
     except ImportError:
         return False
+
+
+def relative_error(got, want) -> float:
+    """``|got - want| / |want|`` (Frobenius norms, in float32) of two tensors: how kernels are checked against
+    their references at load."""
+    got, want = got.float(), want.float()
+    return ((got - want).norm() / want.norm()).item()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from reranker.scoring.backends.base import relative_error
+
 FP8_MAX = 448.0  # largest finite float8_e4m3fn value
 QUANTIZATIONS = ("fp8",)
 
@@ -79,6 +81,6 @@ def check_activation_kernels(kernels: dict, hidden: int, attention_width: int, i
                 if got[1].shape != want[1].shape:
                     raise RuntimeError(f"the {name} kernel's scales have shape {tuple(got[1].shape)}")
                 got_value, want_value = got[0].float() * got[1], want[0].float() * want[1]
-                error = ((got_value - want_value).norm() / want_value.norm()).item()
+                error = relative_error(got_value, want_value)
                 if not error < 2e-2:
                     raise RuntimeError(f"the {name} kernel disagrees with torch (relative error {error:.3g})")

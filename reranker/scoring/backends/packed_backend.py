@@ -32,6 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from reranker.errors import BackendUnavailable, ModelError
+from reranker.scoring.backends.base import relative_error
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ class PackedBackend:
         for name, kernel in kernels.items():
             self._fp8_mm = kernel
             try:
-                error = ((self._linear(x, self.layers[0], "qkv").float() - want).norm() / want.norm()).item()
+                error = relative_error(self._linear(x, self.layers[0], "qkv"), want)
             except Exception as exc:  # an unsupported build or layout
                 log.info("fast backend: FP8 kernel %s unavailable: %s: %s", name, type(exc).__name__, exc)
                 continue
@@ -265,15 +266,15 @@ class PackedBackend:
         v = torch.randn(sum(lk), self.kv_heads, self.head_dim, generator=gen).to(self.dev, self.dtype)
         cu_q = torch.tensor(np.cumsum([0] + lq), dtype=torch.int32, device=self.dev)
         cu_k = torch.tensor(np.cumsum([0] + lk), dtype=torch.int32, device=self.dev)
-        want = self._attend_sdpa(q, k, v, cu_q, cu_k, max(lq), max(lk)).float()
+        want = self._attend_sdpa(q, k, v, cu_q, cu_k, max(lq), max(lk))
         for name in ("vllm_flash", "torch_flash"):
             try:
-                got = kernels[name](q, k, v, cu_q, cu_k, max(lq), max(lk)).float()
+                got = kernels[name](q, k, v, cu_q, cu_k, max(lq), max(lk))
                 torch.cuda.synchronize()
             except Exception as exc:  # missing module, unsupported build or shape
                 log.info("fast backend: attention kernel %s unavailable: %s: %s", name, type(exc).__name__, exc)
                 continue
-            error = ((got - want).norm() / want.norm()).item()
+            error = relative_error(got, want)
             if error < 2e-2:
                 self._attend = kernels[name]
                 return name
@@ -356,7 +357,7 @@ class PackedBackend:
             log.info("fast backend: vLLM's fused kernels unavailable (%s: %s); using torch ops", type(exc).__name__, exc)
             return None
         for name, got, want in checks:
-            error = ((got.float() - want.float()).norm() / want.float().norm()).item()
+            error = relative_error(got, want)
             if not error < 2e-2:
                 log.warning("fast backend: vLLM's %s disagrees with torch (relative error %.3g); using torch ops",
                             name, error)
