@@ -355,6 +355,7 @@ class Reranker:
             "model_key": self.model_key,
             "backend": self.backend.name,
             "device": self.backend.device,
+            "precision": self._settings["dtype"] + (f" + {q}" if (q := self._settings.get("quantization")) else ""),
             "max_length": self.max_length,
             "cache": str(self.cache.db.path) if self.cache else None,
             "pairs": self.stats.pairs,

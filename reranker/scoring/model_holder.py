@@ -66,6 +66,7 @@ class ModelHolder:
         self.max_models = max_models
         self._loads: OrderedDict[tuple[str, str], Future] = OrderedDict()  # least recently used first
         self._checks: dict[tuple[str, str], CheckReport | str] = {}
+        self._after_check: dict[tuple[str, str], tuple[int, int]] = {}  # (pairs, cache hits) the check used
         self._lock = threading.Lock()
 
     def allow(self, settings: ModelSettings) -> None:
@@ -96,6 +97,7 @@ class ModelHolder:
             while self.max_models is not None and len(self._loads) > self.max_models:
                 dropped, _ = self._loads.popitem(last=False)  # its engine is released by the backend registry
                 self._checks.pop(dropped, None)
+                self._after_check.pop(dropped, None)
         threading.Thread(target=self._load, args=(settings, future), name=f"load {settings.model}", daemon=True).start()
         return future
 
@@ -109,6 +111,7 @@ class ModelHolder:
             future.set_exception(exc)
             return
         self._checks[settings.loaded_as] = self._canary(settings, reranker)
+        self._after_check[settings.loaded_as] = (reranker.stats.pairs, reranker.stats.cache_hits)
         future.set_result(reranker)
 
     @staticmethod
@@ -125,6 +128,12 @@ class ModelHolder:
     def check(self, settings: ModelSettings | None = None) -> CheckReport | str | None:
         """The start-up canary check of a loaded model (its report, or why it could not run); None before."""
         return self._checks.get((settings or self.default).loaded_as)
+
+    def usage(self, settings: ModelSettings, reranker: Reranker) -> tuple[int, int]:
+        """Pairs ``reranker`` scored for its users and how many came from the cache, not counting the self-check's
+        canary pairs."""
+        pairs, hits = self._after_check.get(settings.loaded_as, (0, 0))
+        return reranker.stats.pairs - pairs, reranker.stats.cache_hits - hits
 
     def get(self, settings: ModelSettings | None = None) -> Reranker:
         """The Reranker for ``settings``, loading it first if needed (blocks until it is ready)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import logging
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -20,9 +21,22 @@ from reranker.storage.presets import PresetStore
 from reranker.ui import common, judging_tab
 from reranker.ui.common import DocumentInputs, ModelInputs, Ranking, ViewInputs
 from reranker.ui.visitors import Visitors
-from reranker.view import charts, prompt_view, results_table
+from reranker.scoring.check import CheckReport
+from reranker.view import charts, prompt_view, results_table, run_header
 
 log = logging.getLogger(__name__)
+
+
+def eta_progress(progress, desc: str):
+    """A ``progress(done, total)`` callback that shows ``desc`` with the time left, from the pace so far."""
+    started = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - started
+        left = f" · about {elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
+        progress((done, total), desc=desc + left, unit="documents")
+
+    return report
 
 
 class Inspector:
@@ -79,10 +93,14 @@ class Inspector:
         name = html.escape(settings.model_id)
         if state == "ready":
             info = reranker.info()
-            return state, (f"🟢 <b>{name}</b> loaded · backend <b>{info['backend']}</b> "
-                           f"on <b>{html.escape(info['device'])}</b>"
-                           f" · max length {info['max_length']:,} · {info['pairs']:,} pairs scored, "
-                           f"{info['cache_hits']:,} from the cache")
+            check = self.holder.check(settings)
+            pairs, hits = self.holder.usage(settings, reranker)
+            failed = not isinstance(check, CheckReport) or not check.passed
+            return state, (f"{'🔴' if failed else '🟢'} <b>{name}</b> loaded · backend <b>{info['backend']}</b> "
+                           f"on <b>{html.escape(info['device'])}</b>, {html.escape(info['precision'])}"
+                           f" · max length {info['max_length']:,} · {pairs:,} pairs scored for visitors, "
+                           f"{hits:,} from the cache (the self-check's canary pairs not counted) · "
+                           + run_header.check_badge(check))
         if state == "loading":
             return state, (f"⏳ Loading <b>{name}</b> ({html.escape(settings.backend)} backend): "
                            "the first load can take a few minutes…")
@@ -142,12 +160,16 @@ class Inspector:
             person=judging_tab.EVERYONE, progress=gr.Progress(), request: gr.Request = None,
             profile: gr.OAuthProfile | None = None):
         """Rank the documents: the session's new ``Ranking``, its views (with ``person``'s judgements), the files
-        of the ranking as shown (the API's downloads), the summary and the status. One run at a time per visitor,
-        within the visitor's limit."""
+        of the ranking as shown (the API's downloads), the summary, the status and the run header. One run at a
+        time per visitor, within the visitor's limit."""
+        started = time.perf_counter()
         owner = self.visitors.owner(request, profile)
         with self.visitors.run(owner):
-            return self._run(query, instruction, docs, model, batch_size, view,
-                             self.annotator._shown(person, request, profile), progress)
+            ranking, *outputs = self._run(query, instruction, docs, model, batch_size, view,
+                                          self.annotator._shown(person, request, profile), progress)
+        wall_s = time.perf_counter() - started
+        return (ranking, *outputs, self.summary(ranking.result, wall_s), *(self.status(model),) * 2,
+                self.header(ranking, owner, wall_s, f"{len(ranking.result.rows)} documents ranked"))
 
     def _run(self, query, instruction, docs: DocumentInputs, model: ModelInputs, batch_size, view: ViewInputs,
              shown: str, progress):
@@ -156,27 +178,36 @@ class Inspector:
             found = self.to_rank(query, docs)
             reranker = self.reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
             progress((0, len(found.documents)), desc="Scoring", unit="documents")
-            result = inspection.run(
-                reranker, query, instruction, found, batch_size=int(batch_size or 1),
-                progress=lambda done, total: progress((done, total), desc="Scoring", unit="documents"),
-            )
+            result = inspection.run(reranker, query, instruction, found, batch_size=int(batch_size or 1),
+                                    progress=eta_progress(progress, "Scoring"))
         except RerankerError as exc:
             raise common.error(exc)
         for note in result.notes:
             gr.Info(common.message(note))
         ranking = Ranking(result, settings)
-        return (ranking, *self._view(ranking, view, shown), *self.export(ranking, view), self.summary(result),
-                *(self.status(model),) * 2)
+        return (ranking, *self._view(ranking, view, shown), *self.export(ranking, view))
+
+    def header(self, ranking: Ranking, owner: str, wall_s: float, action: str) -> str:
+        """The run header of ``ranking`` (see ``view.run_header``)."""
+        result = ranking.result
+        state, reranker, _ = self.holder.state(ranking.settings)
+        precision = reranker.info()["precision"] if reranker is not None else "?"
+        preset = next((name for name, text in self.presets.all(owner=owner).items()
+                       if text.strip() == (result.instruction or "").strip()), None)
+        return run_header.render(model=result.model, backend=result.backend, device=result.device,
+                                 precision=precision, check=self.holder.check(ranking.settings),
+                                 instruction=result.instruction, preset=preset, max_length=result.max_length,
+                                 when=result.timestamp, wall_s=wall_s, action=action)
 
     @staticmethod
-    def summary(result: inspection.RunResult) -> str:
+    def summary(result: inspection.RunResult, wall_s: float) -> str:
         rows = result.rows
         relevant = sum(r.score >= 0.5 for r in rows)
         cut = sum(r.truncated for r in rows)
         return (
-            f"**{len(rows)} documents** ranked in {result.seconds:.2f} s · **{relevant}** scored ≥ 0.5 · "
-            f"{result.cache_hits} from the cache · {cut} truncated · `{result.model}` on {result.backend} "
-            f"({result.device}), max length {result.max_length:,}"
+            f"**{len(rows)} documents** ranked in {wall_s:.2f} s (the whole action; scoring "
+            f"{result.seconds:.2f} s) · **{relevant}** scored ≥ 0.5 · {result.cache_hits} from the cache · {cut} "
+            f"truncated · `{result.model}` on {result.backend} ({result.device}), max length {result.max_length:,}"
         )
 
     def refresh(self, ranking: Ranking | None, view: ViewInputs, person=judging_tab.EVERYONE,

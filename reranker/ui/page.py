@@ -9,7 +9,7 @@ import gradio as gr
 
 from reranker.files import documents
 from reranker.ranking import inspection
-from reranker.view import results_table
+from reranker.view import results_table, run_header
 from reranker.scoring.model_holder import ModelHolder
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
@@ -129,6 +129,8 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                 count = gr.HTML(ui.count(DocumentInputs("", "line", None, None, None)), elem_classes="rr-count")
 
         run_button = gr.Button("Rank documents", variant="primary", size="lg")
+        # pinned above the results: what made them, the self-check, progress while a run goes, stale on any change
+        header = gr.HTML(run_header.empty(), elem_id="rr-run-header", min_height=48)
         summary = gr.Markdown()
         with gr.Row():
             sort = gr.Dropdown([(label, key) for key, label in inspection.SORTS.items()], value="rank", label="Sort by",
@@ -187,8 +189,11 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         for trigger in (run_button.click, query.submit):
             trigger(check, check.inputs, None, concurrency_limit=None, api_name=False).success(
                 run, run.inputs, [result_state, *view_outputs, csv_download, json_download, summary, status,
-                                  status_side],
-                concurrency_id="model", show_progress_on=[table], api_name="rank" if trigger == run_button.click else False)
+                                  status_side, header],
+                concurrency_id="model", show_progress_on=[header],
+                api_name="rank" if trigger == run_button.click else False)
+        for component in (query, instruction, *docs.components, *settings.components):
+            component.change(None, js=run_header.STALE_JS, queue=False, api_name=False, show_progress="hidden")
         refresh = bind(ui.refresh, result_state, view, judging.shown)
         for component in (sort, min_score, min_confidence, top_k):
             component.change(refresh, refresh.inputs, view_outputs, api_name=False, show_progress="hidden",
