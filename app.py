@@ -34,6 +34,7 @@ from reranker.scoring.prompt import INSTRUCTION_PRESETS
 from reranker.storage.presets import PresetStore
 from reranker.storage.database import SPACE_STORAGE, Database, default_data_dir
 from reranker.ui.page import CSS_PATH, build_app
+from reranker.ui import warmup
 from reranker.ui.visitors import Visitors
 
 log = logging.getLogger("app")
@@ -171,6 +172,7 @@ def main(argv=None) -> None:
                          backends=[backend] if args.public else None,
                          max_length_limit=args.max_length if args.public else None)
     holder.start()  # load in the background; the page shows "Loading…" until it is ready
+    warmup.start()  # ranx's numba compilation and plotly, so the first comparison does not wait for them
     app = create_server(holder, max_documents=args.max_documents, api_key=args.api_key,
                         max_request_bytes=args.max_request_bytes, public=args.public, users=users,
                         runs_per_minute=args.runs_per_minute, queue_size=args.queue_size)

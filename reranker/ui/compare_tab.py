@@ -7,6 +7,7 @@ tables ``results_table``. Judgements for the query come from the annotation stor
 from __future__ import annotations
 
 import html
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -124,16 +125,17 @@ def moved_html(result: Comparison) -> str:
             + body + "</tbody></table></div>")
 
 
-def summary_markdown(result: Comparison) -> str:
+def summary_markdown(result: Comparison, wall_s: float) -> str:
+    """The comparison in a few lines; ``wall_s``: the whole action's wall time (loading, scoring, metrics, views)."""
     def number(value: float | None) -> str:
         return "—" if value is None else f"{value:.3f}"
 
     n = len(result.shifts)
-    lines = [f"**{n} documents** · Kendall's τ **{number(result.kendall_tau)}** · Spearman's ρ "
-             f"**{number(result.spearman)}** · {result.moved} moved"]
+    lines = [f"**{n} documents** compared in {wall_s:.2f} s (the whole action) · Kendall's τ "
+             f"**{number(result.kendall_tau)}** · Spearman's ρ **{number(result.spearman)}** · {result.moved} moved"]
     for name, run in zip(SIDES, (result.a, result.b)):
         lines.append(f"**{name}**: `{html.escape(run.model)}`, max length {run.max_length:,}, {run.backend} · "
-                     f"{run.seconds:.2f} s · {run.cache_hits} of {n} from the cache")
+                     f"scoring {run.seconds:.2f} s · {run.cache_hits} of {n} from the cache")
     return "  \n".join(lines)
 
 
@@ -156,10 +158,12 @@ class CompareTab:
             profile: gr.OAuthProfile | None = None):
         """Rank the page's query and documents under both sides: summary, metrics, slope chart, moved documents,
         both tables and the CSV of both rankings (the visitor's own judgements count)."""
+        started = time.perf_counter()
         owner = self.inspector.visitors.owner(request, profile)
         with self.inspector.visitors.run(owner):
-            return self._run(query, docs, backend, batch_size, side_a, side_b, k, relevant_from, threshold, progress,
-                             owner)
+            result, *shown = self._run(query, docs, backend, batch_size, side_a, side_b, k, relevant_from, threshold,
+                                       progress, owner)
+        return summary_markdown(result, time.perf_counter() - started), *shown
 
     def _run(self, query, docs: DocumentInputs, backend, batch_size, side_a: SideInputs, side_b: SideInputs, k,
              relevant_from, threshold, progress, owner: str):
@@ -184,7 +188,7 @@ class CompareTab:
         label_a, label_b = side_labels(a, b)
         max_a, max_b = result.a.max_length, result.b.max_length
         return (
-            summary_markdown(result),
+            result,
             metrics_html(result),
             charts.slope_figure(result.shifts, label_a, label_b),
             moved_html(result),

@@ -27,16 +27,13 @@ from reranker.view import charts, prompt_view, results_table, run_header
 log = logging.getLogger(__name__)
 
 
-def eta_progress(progress, desc: str):
-    """A ``progress(done, total)`` callback that shows ``desc`` with the time left, from the pace so far."""
-    started = time.perf_counter()
+STREAM_STEPS = 10  # a run shows its rows about this many times while it scores
 
-    def report(done: int, total: int) -> None:
-        elapsed = time.perf_counter() - started
-        left = f" · about {elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
-        progress((done, total), desc=desc + left, unit="documents")
 
-    return report
+def stream_batch(batch_size: int, total: int) -> int:
+    """Documents per step of a streamed run: the batch size, but small enough that rows appear about
+    ``STREAM_STEPS`` times (at least 8 a step, so the engine still gets batches)."""
+    return max(1, min(batch_size, max(8, -(-total // STREAM_STEPS))))
 
 
 class Inspector:
@@ -159,33 +156,46 @@ class Inspector:
     def run(self, query, instruction, docs: DocumentInputs, model: ModelInputs, batch_size, view: ViewInputs,
             person=judging_tab.EVERYONE, progress=gr.Progress(), request: gr.Request = None,
             profile: gr.OAuthProfile | None = None):
-        """Rank the documents: the session's new ``Ranking``, its views (with ``person``'s judgements), the files
-        of the ranking as shown (the API's downloads), the summary, the status and the run header. One run at a
-        time per visitor, within the visitor's limit."""
+        """Rank the documents, yielding the rows scored so far (best first) and the run header's progress after each
+        batch, then the session's new ``Ranking``, its views (with ``person``'s judgements), the files of the
+        ranking as shown (the API's downloads), the summary, the status and the run header. One run at a time per
+        visitor, within the visitor's limit; closing the generator (Cancel) stops the scoring."""
         started = time.perf_counter()
         owner = self.visitors.owner(request, profile)
-        with self.visitors.run(owner):
-            ranking, *outputs = self._run(query, instruction, docs, model, batch_size, view,
-                                          self.annotator._shown(person, request, profile), progress)
-        wall_s = time.perf_counter() - started
-        return (ranking, *outputs, self.summary(ranking.result, wall_s), *(self.status(model),) * 2,
-                self.header(ranking, owner, wall_s, f"{len(ranking.result.rows)} documents ranked"))
-
-    def _run(self, query, instruction, docs: DocumentInputs, model: ModelInputs, batch_size, view: ViewInputs,
-             shown: str, progress):
+        shown = self.annotator._shown(person, request, profile)
         settings = model.settings()
-        try:
-            found = self.to_rank(query, docs)
-            reranker = self.reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
-            progress((0, len(found.documents)), desc="Scoring", unit="documents")
-            result = inspection.run(reranker, query, instruction, found, batch_size=int(batch_size or 1),
-                                    progress=eta_progress(progress, "Scoring"))
-        except RerankerError as exc:
-            raise common.error(exc)
-        for note in result.notes:
-            gr.Info(common.message(note))
-        ranking = Ranking(result, settings)
-        return (ranking, *self._view(ranking, view, shown), *self.export(ranking, view))
+        with self.visitors.run(owner):
+            try:
+                found = self.to_rank(query, docs)
+                reranker = self.reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
+                total = len(found.documents)
+                scoring_started = time.perf_counter()
+                for step in inspection.stream(reranker, query, instruction, found,
+                                              batch_size=stream_batch(int(batch_size or 1), total)):
+                    if isinstance(step, inspection.RunResult):
+                        result = step
+                        break
+                    elapsed = time.perf_counter() - scoring_started
+                    left = elapsed / step.done * (step.total - step.done)
+                    progress((step.done, step.total), desc=f"Scoring · about {left:.0f} s left", unit="documents")
+                    table = results_table.render(step.rows, query, max_length=reranker.max_length, total=total,
+                                                 scoring=(step.done, step.total))
+                    yield (gr.skip(), table, *(gr.skip(),) * 7,
+                           run_header.scoring(step.done, step.total, left, time.perf_counter() - started))
+            except RerankerError as exc:
+                raise common.error(exc)
+            for note in result.notes:
+                gr.Info(common.message(note))
+            ranking = Ranking(result, settings)
+            outputs = (*self._view(ranking, view, shown), *self.export(ranking, view))
+        wall_s = time.perf_counter() - started
+        ranking.header = self.header(ranking, owner, wall_s, f"{len(result.rows)} documents ranked")
+        yield (ranking, *outputs, self.summary(result, wall_s), *(self.status(model),) * 2, ranking.header)
+
+    @staticmethod
+    def cancelled(ranking: Ranking | None) -> str:
+        """The run header after Cancel: the last complete run's again, saying so (its table is shown again)."""
+        return run_header.cancelled(ranking.header if ranking else None)
 
     def header(self, ranking: Ranking, owner: str, wall_s: float, action: str) -> str:
         """The run header of ``ranking`` (see ``view.run_header``)."""

@@ -128,7 +128,9 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                         preview = gr.Dataframe(label="First rows", visible=False, interactive=False, max_height=220)
                 count = gr.HTML(ui.count(DocumentInputs("", "line", None, None, None)), elem_classes="rr-count")
 
-        run_button = gr.Button("Rank documents", variant="primary", size="lg")
+        with gr.Row(equal_height=True):
+            run_button = gr.Button("Rank documents", variant="primary", size="lg", scale=5)
+            cancel_button = gr.Button("Cancel", size="lg", scale=1, min_width=90, elem_id="rr-cancel")
         # pinned above the results: what made them, the self-check, progress while a run goes, stale on any change
         header = gr.HTML(run_header.empty(), elem_id="rr-run-header", min_height=48)
         summary = gr.Markdown()
@@ -186,15 +188,21 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
 
         check, run = bind(ui.check, query, docs, settings), bind(ui.run, query, instruction, docs, settings,
                                                                   batch_size, view, judging.shown)
-        for trigger in (run_button.click, query.submit):
-            trigger(check, check.inputs, None, concurrency_limit=None, api_name=False).success(
-                run, run.inputs, [result_state, *view_outputs, csv_download, json_download, summary, status,
-                                  status_side, header],
-                concurrency_id="model", show_progress_on=[header],
-                api_name="rank" if trigger == run_button.click else False)
+        runs = [trigger(check, check.inputs, None, concurrency_limit=None, api_name=False).success(
+                    run, run.inputs, [result_state, *view_outputs, csv_download, json_download, summary, status,
+                                      status_side, header],
+                    concurrency_id="model", show_progress_on=[header],
+                    api_name="rank" if trigger == run_button.click else False)
+                for trigger in (run_button.click, query.submit)]
+        for trigger in (run_button.click, query.submit):  # the header, with the progress, in sight
+            trigger(None, js=run_header.SHOW_JS, queue=False, api_name=False)
+        # Cancel stops the scoring; the table and header show the last complete run again, saying so
+        refresh = bind(ui.refresh, result_state, view, judging.shown)
+        cancel_button.click(refresh, refresh.inputs, view_outputs, cancels=runs, api_name=False,
+                            concurrency_limit=None).then(ui.cancelled, result_state, header, api_name=False,
+                                                         queue=False)
         for component in (query, instruction, *docs.components, *settings.components):
             component.change(None, js=run_header.STALE_JS, queue=False, api_name=False, show_progress="hidden")
-        refresh = bind(ui.refresh, result_state, view, judging.shown)
         for component in (sort, min_score, min_confidence, top_k):
             component.change(refresh, refresh.inputs, view_outputs, api_name=False, show_progress="hidden",
                              concurrency_limit=None)
@@ -205,6 +213,9 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                 None, js=f"() => document.querySelector('#{download.elem_id}').click()")
         row_choice.change(ui.inspect_row, [result_state, row_choice], prompt_view, api_name="inspect_row",
                           concurrency_limit=None)
+        # a new run with the same row chosen: the prompt of that row of the new run (never the last run's)
+        result_state.change(ui.inspect_row, [result_state, row_choice], prompt_view, api_name=False,
+                            concurrency_limit=None, show_progress="hidden")
 
         judging_tab.wire(ui.annotator, judging, judgement_panel, demo=demo, table=table, result_state=result_state,
                          view=view)

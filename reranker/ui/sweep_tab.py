@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from reranker.ui.inspector import Inspector
 SOURCES = [("Judgements store (what you judged on this page)", "store"), ("Pair table with a label column", "table"),
            ("TREC topics + qrels + documents", "trec")]
 TABLE_TYPES = [".csv", ".tsv", ".jsonl", ".parquet"]
+ADVISED_QUERIES = 20  # docs/tuning.md: fewer queries cannot separate variants
 TESTS = [(label, key) for key, label in leaderboard.STAT_TESTS.items()]
 FITS = [(label, key) for key, label in calibration.FITS.items()]
 SWITCH_TO_AB = """() => {
@@ -137,6 +139,7 @@ class SweepTab:
     def run(self, source, table, topics, qrels, corpus, chosen, pasted, models, max_lengths, baseline_file,
             baseline_name, k, relevant_from, stat_test, model, backend, max_length, batch_size,
             progress=gr.Progress()):
+        started = time.perf_counter()
         k = common.k_value(k)
         common.ModelInputs(model, backend, max_length).settings()  # a clear message for bad settings first
         try:
@@ -171,7 +174,7 @@ class SweepTab:
         runs = [row.name for row in board.rows if not row.imported]
         return (
             state,
-            self.summary(result, board),
+            self.summary(result, board, time.perf_counter() - started),
             report.leaderboard_display(board),
             report.leaderboard_figure(board),
             gr.update(choices=names, value=baseline),
@@ -183,18 +186,24 @@ class SweepTab:
         )
 
     @staticmethod
-    def summary(result: sweep.SweepResult, board: leaderboard.Leaderboard) -> str:
+    def summary(result: sweep.SweepResult, board: leaderboard.Leaderboard, wall_s: float) -> str:
+        """The sweep in a few lines; ``wall_s``: the whole action's wall time (reading, scoring, statistics)."""
         best = board.best
         variants = [r for r in result.runs if not r.imported]
         lines = [f"**{len(variants)} variant(s)** × **{len(result.judged.queries)} queries** "
-                 f"({result.judged.pairs:,} documents to rank): **{result.pairs_scored:,} pairs** ranked in "
-                 f"{result.seconds:.2f} s, {result.cache_hits:,} from the cache · judged set: "
+                 f"({result.judged.pairs:,} documents to rank) in {wall_s:.2f} s (the whole action): "
+                 f"**{result.pairs_scored:,} pairs** scored in {result.seconds:.2f} s, {result.cache_hits:,} from the "
+                 "cache · judged set: "
                  f"{html.escape(result.judged.source, quote=False)}",
                  f"Best by {board.metrics[0]}: **{html.escape(best.name, quote=False)}** "
                  f"({best.means[board.metrics[0]]:.4f}) · {len(board.query_ids)} queries measured"
                  + (f", {len(board.skipped)} without a document judged relevant left out" if board.skipped else "")
                  + f" · {leaderboard.STAT_TESTS[board.stat_test]}, Holm-corrected: † = significantly different "
                    f"from the best at α = {board.alpha}"]
+        if len(board.query_ids) < ADVISED_QUERIES:
+            lines.append(f"⚠ Only {len(board.query_ids)} quer{'y' if len(board.query_ids) == 1 else 'ies'} measured: "
+                         f"with fewer than {ADVISED_QUERIES} the intervals are too wide and the tests too weak to tell "
+                         "variants apart (docs/tuning.md advises 20–30 queries with a relevant document each).")
         lines += [f"ℹ {html.escape(note, quote=False)}" for note in result.notes]
         return "  \n".join(lines)
 

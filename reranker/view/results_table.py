@@ -138,7 +138,8 @@ def _judgement_cell(row: RankedRow, judged: Annotation | None, disagreement: Dis
 
 def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int | None = None,
            judgements: Mapping[str, Annotation] | None = None, disagreeing: Mapping[str, Disagreement] | None = None,
-           empty_message: str | None = None, explain: bool = False, owner_heading: str = "Your judgement") -> str:
+           empty_message: str | None = None, explain: bool = False, owner_heading: str = "Your judgement",
+           scoring: tuple[int, int] | None = None) -> str:
     """The ranked table for ``rows`` (already filtered and sorted); ``total`` = rows before filtering.
 
     With ``judgements`` (document hash → the user's judgement for this query) each row gets judgement
@@ -146,7 +147,8 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
     replaces the text shown when ``rows`` is empty. With ``explain`` each row gets an Explain button
     (``data-action="explain"``); ``owner_heading`` heads the judgement column (whose judgements they are).
     Judged rows carry their document's hash (``data-doc``) and label (``data-label``), the table its query's key
-    (``data-query``): the judging script sends judgements by document, never by row.
+    (``data-query``): the judging script sends judgements by document, never by row. ``scoring`` = (done, total)
+    marks a run under way: the rows scored so far, best first (class ``rr-partial``).
     """
     if not rows:
         if empty_message:
@@ -175,6 +177,10 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
                     f'<td class="rr-judge-cell">{_judgement_cell(row, judged, disagreement)}</td></tr>')
     caption = f"{len(rows)} of {total} documents" if total and total != len(rows) else f"{len(rows)} documents"
     attributes = judge_header = ""
+    if scoring:
+        caption = (f"Scoring: {scoring[0]} of {scoring[1]} documents so far, best first · the final ranking "
+                   "replaces these rows when the run ends")
+        attributes = ' data-partial="true"'  # not judged until it is the session's run
     if annotate:
         shown = {document_hash(r.text) for r in rows}
         caption += (f' · <span class="rr-judged-count">judged {len(shown & judgements.keys())} / {len(shown)}</span>'
@@ -183,7 +189,8 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
         attributes = f' data-query="{query_key(query)}"'
         judge_header = f"<th>{html.escape(owner_heading)}</th>"
     return (
-        f'<div class="rr-table-wrap"><table class="rr-table"{attributes}><caption>{caption}</caption><thead><tr>'
+        f'<div class="rr-table-wrap"><table class="rr-table{" rr-partial" if scoring else ""}"{attributes}>'
+        f'<caption>{caption}</caption><thead><tr>'
         f'<th>Rank</th><th>Id</th><th>Score</th><th>Confidence</th><th>Document</th><th></th>{judge_header}</tr>'
         '</thead><tbody>' + "".join(body) + "</tbody></table></div>"
     )

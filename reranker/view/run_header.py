@@ -18,6 +18,8 @@ STALE_JS = ("() => { const h = document.querySelector('#rr-run-header .rr-runhea
             "if (h && !h.classList.contains('rr-stale')) { h.classList.add('rr-stale'); "
             "const s = h.querySelector('.rr-stale-note'); if (s) s.hidden = false; } }")
 
+SHOW_JS = "() => { const h = document.querySelector('#rr-run-header'); if (h) h.scrollIntoView({block: 'start'}); }"
+
 
 def check_badge(check: CheckReport | str | None) -> str:
     """The self-check as a badge: green PASS, red FAIL with the canary scores and their meaning, or why it did
@@ -65,3 +67,20 @@ def empty() -> str:
     """The header before the first run."""
     return ('<div class="rr-runhead rr-runhead-empty">No run yet: the model, instruction and settings of each '
             'run show here.</div>')
+
+
+def scoring(done: int, total: int, left_s: float | None, elapsed_s: float) -> str:
+    """The header while a run goes: how far it is, the time left at the pace so far, and that it can be stopped."""
+    left = f" · about {left_s:.0f} s left" if left_s is not None else ""
+    share = done / total if total else 0
+    return (f'<div class="rr-runhead rr-runhead-running"><div class="rr-runhead-line"><b>Scoring {done:,} of '
+            f'{total:,} documents</b>{left} · {elapsed_s:.1f} s so far · the best so far are shown below; '
+            f'<b>Cancel</b> stops the run</div><div class="rr-runbar"><div style="width:{share * 100:.1f}%"></div>'
+            '</div></div>')
+
+
+def cancelled(previous: str | None) -> str:
+    """The header after a run was cancelled: the last complete run's header again, saying so."""
+    note = ('<div class="rr-runhead-line rr-cancelled">Run cancelled: the table shows the last complete run'
+            + ("" if previous else " (none yet)") + ".</div>")
+    return note + (previous or "")
