@@ -51,7 +51,7 @@ def test_paste_run_table_bars_download(page, tmp_path):
 
 
 def test_prompt_inspector_shows_the_prompt(page):
-    page.get_by_text("Prompt inspector").click()
+    page.locator("#rr-prompt-inspector").scroll_into_view_if_needed()  # open beside the table
     page.locator(".rr-prompt").wait_for()
     assert "prompt tokens of max_length 512" in page.locator(".rr-prompt-meta").inner_text()
     assert "<Query>: what causes the northern lights?" in page.locator(".rr-prompt").inner_text()

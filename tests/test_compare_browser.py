@@ -26,6 +26,7 @@ def test_ab_flow_shows_both_tables_the_slope_chart_and_metrics(tiny_model, tmp_p
             inspector_page(url, viewport={"width": 1400, "height": 1000}) as page:
         page.get_by_label("Query").fill(QUERY)
         page.get_by_label("Documents", exact=True).fill("\n".join(DOCS))
+        page.get_by_role("tab", name="Compare", exact=True).click()
         page.get_by_role("tab", name="A/B compare").click()
         page.get_by_label("B: instruction", exact=True).fill("Given a question about cooking, retrieve recipes")
         page.get_by_role("button", name="Compare A and B").click()

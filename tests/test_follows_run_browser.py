@@ -34,11 +34,19 @@ def test_prompt_and_explanations_follow_the_current_run(url):
         rank(page, FIRST, f"{len(FIRST)} documents ranked")
         page.locator('.rr-table tr[data-rank="2"] button[data-action="explain"]').click()
         page.locator("#rr-explanations .rx-card").wait_for(timeout=60_000)
-        page.get_by_text("Prompt inspector").click()
+        # the prompt inspector is open beside the table and follows the selected row
         prompt = page.locator(".rr-prompt")
         prompt.wait_for()
         first_doc = page.locator('.rr-table tr[data-rank="1"] .rr-doc').inner_text()
         assert first_doc in prompt.inner_text() and "Given a web search query" in prompt.inner_text()
+        page.locator('.rr-table tr[data-rank="3"]').focus()
+        third_doc = page.locator('.rr-table tr[data-rank="3"] .rr-doc').inner_text()
+        page.wait_for_function("(doc) => document.querySelector('.rr-prompt').innerText.includes(doc)",
+                               arg=third_doc, timeout=15_000)
+        assert page.locator("#rr-explain input[type=number]").first.input_value() == "3"
+        page.locator('.rr-table tr[data-rank="1"]').focus()
+        page.wait_for_function("(doc) => document.querySelector('.rr-prompt').innerText.includes(doc)",
+                               arg=first_doc, timeout=15_000)
         assert "max_length 512" in page.locator(".rr-prompt-meta").inner_text()
 
         page.locator("button[aria-label*='sidebar' i], .sidebar button, button.toggle-button").first.click()

@@ -212,8 +212,8 @@ def build_tab(inspector: Inspector, *, query, instruction, docs: Fields, setting
     tab = CompareTab(inspector)
     default = inspector.holder.default
     with gr.Tab("A/B compare"):
-        gr.Markdown("Rank the query and documents above under two configurations (another instruction, model or "
-                    "max length) and see what moved. Pairs scored before come from the cache.")
+        gr.Markdown("Rank the query and documents of *Rank & judge* under two configurations (another "
+                    "instruction, model or max length) and see what moved. Pairs scored before come from the cache.")
         side_inputs = {}
         with gr.Row():
             for name, preset_name in (("A", common.DEFAULT_PRESET), ("B", SECOND_PRESET)):

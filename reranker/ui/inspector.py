@@ -16,7 +16,7 @@ from reranker.files import documents
 from reranker.ranking import export, inspection
 from reranker.scoring.inputs import check_documents, check_query
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
-from reranker.storage.judgements import AnnotationStore
+from reranker.storage.judgements import AnnotationStore, document_hash
 from reranker.storage.presets import PresetStore
 from reranker.ui import common, judging_tab
 from reranker.ui.common import DocumentInputs, ModelInputs, Ranking, ViewInputs
@@ -258,6 +258,15 @@ class Inspector:
     def export_json(self, ranking: Ranking | None, view: ViewInputs) -> str:
         """The JSON of the ranking as shown, written when its download is asked for."""
         return self.export(ranking, view, (".json",))[0]
+
+    @staticmethod
+    def select_row(ranking: Ranking | None, evt: gr.EventData):
+        """The row selected in the table (by its document): the side panel's prompt and explanation follow it."""
+        data = getattr(evt, "_data", None) or {}
+        if ranking is None or data.get("query") != results_table.query_key(ranking.result.query):
+            return gr.skip(), gr.skip()
+        row = next((r for r in ranking.result.rows if document_hash(r.text) == data.get("doc")), None)
+        return (row.rank, row.rank) if row else (gr.skip(), gr.skip())
 
     def inspect_row(self, ranking: Ranking | None, rank) -> str:
         """The exact prompt of one ranked row, with its full text."""

@@ -52,7 +52,7 @@ class Controls:
 
 @dataclass
 class Panel:
-    """Editing one judgement, and exporting / importing judgements (under the table)."""
+    """Editing one judgement (beside the table), and exporting / importing judgements (judged-data workspace)."""
 
     row: gr.Dropdown
     label: gr.Radio
@@ -367,38 +367,40 @@ def build_controls(annotator: Annotator) -> Controls:
     return Controls(threshold, only, count, person, gr.State(EVERYONE))
 
 
-def build_panel() -> Panel:
-    """The judgement editor and export / import; place under the ranked table."""
-    with gr.Accordion("Judgements: notes, edits, export and import", open=False, elem_id="rr-judgements"):
-        with gr.Row(equal_height=False):
-            # custom values: API callers name a rank without having seen the choices
-            row = gr.Dropdown([], label="Document", value=None, scale=2, allow_custom_value=True)
-            label = gr.Radio(LABEL_CHOICES, label="Your judgement", value=None, scale=2)
+def build_editor() -> tuple:
+    """The judgement editor of one document (its label and note); place beside the ranked table."""
+    with gr.Accordion("Judgement and note of one document", open=False, elem_id="rr-judgements"):
+        # custom values: API callers name a rank without having seen the choices
+        row = gr.Dropdown([], label="Document", value=None, allow_custom_value=True)
+        label = gr.Radio(LABEL_CHOICES, label="Judgement", value=None)
         note = gr.Textbox(label="Note (optional)", lines=2, max_lines=6, elem_id="rr-judgement-note",
                           placeholder="Why is it (not) relevant? Saved with the judgement.")
         with gr.Row():
             save = gr.Button("💾 Save judgement", size="sm", variant="primary")
             delete = gr.Button("🗑 Delete judgement", size="sm")
-        with gr.Row(equal_height=False):
-            with gr.Column():
-                gr.Markdown("**Export** judgements as CSV, JSONL and TREC qrels (ids `q-…` / `d-…`; the CSV and "
-                            "JSONL map them to the texts).")
-                scope = gr.Radio([(label, key) for key, label in EXPORT_SCOPES.items()], value="query",
-                                 label="Which judgements")
-                export = gr.Button("Export judgements", size="sm")
-                files = gr.File(label="Judgement files", file_count="multiple", interactive=False)
-            with gr.Column():
-                gr.Markdown("**Import** judgements from a CSV / JSONL / TSV with a label column (0, 1, 2) or TREC "
-                            "qrels; ids resolve against the documents file, else the current ranking.")
-                upload = gr.File(label="Judgements file", file_types=IMPORT_TYPES, type="filepath")
-                companion = gr.File(label="Documents / id mapping file (optional)",
-                                    file_types=list(documents.TABLE_SUFFIXES),
-                                    type="filepath")
-                overwrite = gr.Checkbox(False, label="Overwrite stored judgements that have a different label")
-                run_import = gr.Button("Import judgements", size="sm")
-        report = gr.Textbox(label="Import report", lines=4, max_lines=20, interactive=False)
-    return Panel(row, label, note, save, delete, scope, export, files, upload, companion, overwrite, run_import,
-                 report)
+    return row, label, note, save, delete
+
+
+def build_transfer() -> tuple:
+    """Export and import of judgements; place in the judged-data workspace."""
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            gr.Markdown("**Export** judgements as CSV, JSONL and TREC qrels (ids `q-…` / `d-…`; the CSV and "
+                        "JSONL map them to the texts).")
+            scope = gr.Radio([(label, key) for key, label in EXPORT_SCOPES.items()], value="query",
+                             label="Which judgements")
+            export = gr.Button("Export judgements", size="sm")
+            files = gr.File(label="Judgement files", file_count="multiple", interactive=False)
+        with gr.Column():
+            gr.Markdown("**Import** judgements from a CSV / JSONL / TSV with a label column (0, 1, 2) or TREC "
+                        "qrels; ids resolve against the documents file, else the current ranking.")
+            upload = gr.File(label="Judgements file", file_types=IMPORT_TYPES, type="filepath")
+            companion = gr.File(label="Documents / id mapping file (optional)",
+                                file_types=list(documents.TABLE_SUFFIXES), type="filepath")
+            overwrite = gr.Checkbox(False, label="Overwrite stored judgements that have a different label")
+            run_import = gr.Button("Import judgements", size="sm")
+    report = gr.Textbox(label="Import report", lines=4, max_lines=20, interactive=False)
+    return scope, export, files, upload, companion, overwrite, run_import, report
 
 
 def wire(annotator: Annotator, controls: Controls, panel: Panel, *, demo: gr.Blocks, table: gr.HTML,

@@ -96,69 +96,85 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
             if data_note and not visitors.public:
                 gr.Markdown(data_note, elem_id="rr-data-note")
 
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5):
-                query = gr.Textbox(label="Query", placeholder="What are you searching for? (Enter ranks)", max_lines=4)
-                with gr.Group():
-                    preset = gr.Dropdown(list(ui.initial_presets()), value=common.DEFAULT_PRESET,
-                                         label="Instruction preset")
-                    instruction = gr.Textbox(DEFAULT_INSTRUCTION, label="Instruction", lines=2, max_lines=6)
+        with gr.Tabs(elem_id="rr-workspaces") as workspaces:
+            with gr.Tab("Rank & judge", id="rank"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=5):
+                        query = gr.Textbox(label="Query", placeholder="What are you searching for? (Enter ranks)",
+                                           max_lines=4)
+                        with gr.Group():
+                            preset = gr.Dropdown(list(ui.initial_presets()), value=common.DEFAULT_PRESET,
+                                                 label="Instruction preset")
+                            instruction = gr.Textbox(DEFAULT_INSTRUCTION, label="Instruction", lines=2, max_lines=6)
+                        with gr.Row(equal_height=True):
+                            preset_name = gr.Textbox(placeholder="Name to save this instruction as a preset",
+                                                     show_label=False, scale=3, container=False)
+                            save_button = gr.Button("💾 Save", size="sm", scale=1, min_width=70)
+                            delete_button = gr.Button("🗑 Delete", size="sm", scale=1, min_width=70)
+                            reset_button = gr.Button("↺ Default", size="sm", scale=1, min_width=70)
+                    with gr.Column(scale=7):
+                        with gr.Tabs():
+                            with gr.Tab("Paste"):
+                                split_mode = gr.Radio([(label, key) for key, label in documents.SPLIT_MODES.items()],
+                                                      value="line", label="How documents are separated")
+                                pasted = gr.Textbox(label="Documents", lines=9, max_lines=18,
+                                                    placeholder="One document per line (or choose another "
+                                                                "separator above)")
+                            with gr.Tab("Upload"):
+                                upload = gr.File(label="File (.txt .md .csv .tsv .jsonl .json .xlsx .parquet)",
+                                                 file_types=list(documents.SUPPORTED_SUFFIXES), type="filepath")
+                                with gr.Row():
+                                    # custom values: API callers name a column without having seen the preview
+                                    text_column = gr.Dropdown(label="Text column / field", visible=False,
+                                                              allow_custom_value=True)
+                                    id_column = gr.Dropdown(label="Id column (optional)", visible=False,
+                                                            allow_custom_value=True)
+                                preview = gr.Dataframe(label="First rows", visible=False, interactive=False,
+                                                       max_height=220)
+                        count = gr.HTML(ui.count(DocumentInputs("", "line", None, None, None)), elem_classes="rr-count")
                 with gr.Row(equal_height=True):
-                    preset_name = gr.Textbox(placeholder="Name to save this instruction as a preset", show_label=False,
-                                             scale=3, container=False)
-                    save_button = gr.Button("💾 Save", size="sm", scale=1, min_width=70)
-                    delete_button = gr.Button("🗑 Delete", size="sm", scale=1, min_width=70)
-                    reset_button = gr.Button("↺ Default", size="sm", scale=1, min_width=70)
-            with gr.Column(scale=7):
-                with gr.Tabs():
-                    with gr.Tab("Paste"):
-                        split_mode = gr.Radio([(label, key) for key, label in documents.SPLIT_MODES.items()],
-                                              value="line", label="How documents are separated")
-                        pasted = gr.Textbox(label="Documents", lines=9, max_lines=18,
-                                            placeholder="One document per line (or choose another separator above)")
-                    with gr.Tab("Upload"):
-                        upload = gr.File(label="File (.txt .md .csv .tsv .jsonl .json .xlsx .parquet)",
-                                         file_types=list(documents.SUPPORTED_SUFFIXES), type="filepath")
+                    run_button = gr.Button("Rank documents", variant="primary", size="lg", scale=5)
+                    cancel_button = gr.Button("Cancel", size="lg", scale=1, min_width=90, elem_id="rr-cancel")
+                # pinned above the results: what made them, the self-check, progress while a run goes, stale on
+                # any change
+                header = gr.HTML(run_header.empty(), elem_id="rr-run-header", min_height=48)
+                summary = gr.Markdown()
+                with gr.Row(equal_height=False, elem_id="rr-results"):
+                    with gr.Column(scale=5, min_width=360):
                         with gr.Row():
-                            # custom values: API callers name a column without having seen the preview
-                            text_column = gr.Dropdown(label="Text column / field", visible=False,
-                                                      allow_custom_value=True)
-                            id_column = gr.Dropdown(label="Id column (optional)", visible=False,
-                                                    allow_custom_value=True)
-                        preview = gr.Dataframe(label="First rows", visible=False, interactive=False, max_height=220)
-                count = gr.HTML(ui.count(DocumentInputs("", "line", None, None, None)), elem_classes="rr-count")
+                            sort = gr.Dropdown([(label, key) for key, label in inspection.SORTS.items()],
+                                               value="rank", label="Sort by", scale=2, min_width=140)
+                            min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum score", scale=2,
+                                                  min_width=140)
+                            min_confidence = gr.Slider(0, 1, value=0, step=0.01, label="Minimum confidence",
+                                                       scale=2, min_width=140)
+                            top_k = gr.Number(0, label="Top-k (0 = all)", precision=0, minimum=0, scale=1,
+                                              min_width=90)
+                        judging = judging_tab.build_controls(ui.annotator)
+                        table = gr.HTML(results_table.render([], "", max_length=0), js_on_load=judging_tab.TABLE_JS,
+                                        css_template=judging_tab.TABLE_CSS, ack=None)  # ack: each judgement's answer
+                        with gr.Row():
+                            # the buttons write the ranking as shown when clicked, then the hidden download buttons
+                            # fetch it; a run fills the hidden ones too, for the API's /rank (its outputs 4 and 5)
+                            csv_button = gr.Button("Download CSV", size="sm")
+                            json_button = gr.Button("Download JSON", size="sm")
+                            csv_download = gr.DownloadButton("CSV file", value=None, visible="hidden",
+                                                             elem_id="rr-download-csv")
+                            json_download = gr.DownloadButton("JSON file", value=None, visible="hidden",
+                                                              elem_id="rr-download-json")
+                        chart = gr.Plot(label="Scores by rank and their distribution", show_label=False)
+                    # beside the table: the selected row's explanation, prompt and judgement
+                    with gr.Column(scale=2, min_width=300, elem_id="rr-side"):
+                        explainer = explain_panel.Explainer(holder, ui.export_dir)
+                        explaining = explain_panel.build(explainer)
+                        with gr.Accordion("Prompt inspector: the exact prompt the model read for one row",
+                                          open=True, elem_id="rr-prompt-inspector"):
+                            row_choice = gr.Dropdown([], label="Row", value=None)
+                            prompt_view = gr.HTML(ui.inspect_row(None, None))
+                        editor = judging_tab.build_editor()
 
-        with gr.Row(equal_height=True):
-            run_button = gr.Button("Rank documents", variant="primary", size="lg", scale=5)
-            cancel_button = gr.Button("Cancel", size="lg", scale=1, min_width=90, elem_id="rr-cancel")
-        # pinned above the results: what made them, the self-check, progress while a run goes, stale on any change
-        header = gr.HTML(run_header.empty(), elem_id="rr-run-header", min_height=48)
-        summary = gr.Markdown()
-        with gr.Row():
-            sort = gr.Dropdown([(label, key) for key, label in inspection.SORTS.items()], value="rank", label="Sort by",
-                               scale=2)
-            min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum score", scale=2)
-            min_confidence = gr.Slider(0, 1, value=0, step=0.01, label="Minimum confidence", scale=2)
-            top_k = gr.Number(0, label="Top-k (0 = all)", precision=0, minimum=0, scale=1)
-        chart = gr.Plot(label="Scores by rank and their distribution", show_label=False)
-        judging = judging_tab.build_controls(ui.annotator)
-        table = gr.HTML(results_table.render([], "", max_length=0), js_on_load=judging_tab.TABLE_JS,
-                        css_template=judging_tab.TABLE_CSS, ack=None)  # ack: the answer to each judgement
-        with gr.Row():
-            # the buttons write the ranking as shown when clicked, then the hidden download buttons fetch it;
-            # a run fills the hidden ones too, for the API's /rank (its outputs 4 and 5)
-            csv_button = gr.Button("Download CSV", size="sm")
-            json_button = gr.Button("Download JSON", size="sm")
-            csv_download = gr.DownloadButton("CSV file", value=None, visible="hidden", elem_id="rr-download-csv")
-            json_download = gr.DownloadButton("JSON file", value=None, visible="hidden", elem_id="rr-download-json")
-        explainer = explain_panel.Explainer(holder, ui.export_dir)
-        explaining = explain_panel.build(explainer)
-        judgement_panel = judging_tab.build_panel()
-        with gr.Accordion("Prompt inspector: the exact prompt the model read for one row", open=False):
-            row_choice = gr.Dropdown([], label="Row", value=None)
-            prompt_view = gr.HTML(ui.inspect_row(None, None))
-
-        gr.Examples(EXAMPLES, inputs=[query, instruction, pasted, split_mode], label="Examples (English, 한국어, code)")
+                gr.Examples(EXAMPLES, inputs=[query, instruction, pasted, split_mode],
+                            label="Examples (English, 한국어, code)")
 
         # --- wiring --------------------------------------------------------------------------------
         settings = Fields(ModelInputs, model=model, backend=backend, max_length=max_length)
@@ -213,12 +229,11 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                 None, js=f"() => document.querySelector('#{download.elem_id}').click()")
         row_choice.change(ui.inspect_row, [result_state, row_choice], prompt_view, api_name="inspect_row",
                           concurrency_limit=None)
+        table.select(ui.select_row, result_state, [row_choice, explaining.rank], api_name=False, queue=False)
         # a new run with the same row chosen: the prompt of that row of the new run (never the last run's)
         result_state.change(ui.inspect_row, [result_state, row_choice], prompt_view, api_name=False,
                             concurrency_limit=None, show_progress="hidden")
 
-        judging_tab.wire(ui.annotator, judging, judgement_panel, demo=demo, table=table, result_state=result_state,
-                         view=view)
         explain_panel.wire(explainer, explaining, table=table, result_state=result_state, batch_size=batch_size)
         if visitors.public or visitors.team:  # each visitor's own presets, once the page knows who they are
             demo.load(ui.preset_choices, None, preset, api_name=False, queue=False)
@@ -229,11 +244,17 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         save_button.click(ui.save_preset, [preset_name, instruction], [preset, preset_name], api_name="save_preset")
         delete_button.click(ui.delete_preset, preset, preset, api_name="delete_preset")
 
-        ab_sides = compare_tab.build_tab(ui, query=query, instruction=instruction, docs=docs, settings=settings,
-                                         batch_size=batch_size)
-        multi_query_tab.build_tab(ui, settings=settings, batch_size=batch_size)
-        sweep_tab.build_tab(ui, settings=settings.components, batch_size=batch_size, threshold=judging.threshold,
-                            ab=sweep_tab.ABTargets(query, pasted, split_mode, upload, ab_sides))
+        with workspaces:  # the other workspaces, each its own tab
+            with gr.Tab("Compare", id="compare"):
+                ab_sides = compare_tab.build_tab(ui, query=query, instruction=instruction, docs=docs,
+                                                 settings=settings, batch_size=batch_size)
+                multi_query_tab.build_tab(ui, settings=settings, batch_size=batch_size)
+            sweep_tab.build_tab(ui, settings=settings.components, batch_size=batch_size, threshold=judging.threshold,
+                                ab=sweep_tab.ABTargets(query, pasted, split_mode, upload, ab_sides))
+            with gr.Tab("Judged data", id="judged"):
+                transfer = judging_tab.build_transfer()
+        judging_tab.wire(ui.annotator, judging, judging_tab.Panel(*editor, *transfer), demo=demo, table=table,
+                         result_state=result_state, view=view)
     demo.queue(default_concurrency_limit=1, max_size=queue_size)
     return demo
 

@@ -33,8 +33,11 @@ ADVISED_QUERIES = 20  # docs/tuning.md: fewer queries cannot separate variants
 TESTS = [(label, key) for key, label in leaderboard.STAT_TESTS.items()]
 FITS = [(label, key) for key, label in calibration.FITS.items()]
 SWITCH_TO_AB = """() => {
-  const tab = [...document.querySelectorAll('button[role="tab"]')].find((b) => b.textContent.trim() === 'A/B compare');
-  if (tab) { tab.click(); window.scrollTo({top: 0}); }
+  const find = (name) => [...document.querySelectorAll('button[role="tab"]')]
+    .find((b) => b.textContent.trim() === name);
+  const workspace = find('Compare');
+  if (workspace) workspace.click();
+  setTimeout(() => { const tab = find('A/B compare'); if (tab) tab.click(); window.scrollTo({top: 0}); }, 100);
 }"""
 
 
@@ -321,7 +324,7 @@ def build_tab(inspector: Inspector, *, settings: list, batch_size, threshold: gr
     tab = SweepTab(inspector)
     presets = inspector.presets
     default = inspector.holder.default
-    with gr.Tab("Instruction sweep") as tab_component:
+    with gr.Tab("Tune & calibrate", id="tune") as tab_component:
         state = gr.State(None)
         gr.Markdown(
             "Which instruction ranks best over **all** your judged queries, is the difference real, and where should "

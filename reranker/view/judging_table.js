@@ -158,12 +158,28 @@ element.addEventListener('keydown', (event) => {
   }
 });
 
+// the selected row: the side panel (prompt, explanation, judgement) follows the row that has the focus
+let selectTimer = null;
+element.addEventListener('focusin', (event) => {
+  const tr = rowOf(event.target);
+  if (!tr || !element.contains(tr)) return;
+  element.querySelectorAll('tr.rr-selected').forEach((r) => r.classList.remove('rr-selected'));
+  tr.classList.add('rr-selected');
+  clearTimeout(selectTimer);
+  if (state.selected === tr.dataset.doc) return;
+  selectTimer = setTimeout(() => {  // once the focus rests (not on every row a judging run passes)
+    state.selected = tr.dataset.doc;
+    const t = table();
+    trigger('select', {rank: Number(tr.dataset.rank), doc: tr.dataset.doc, query: t ? t.dataset.query : ''});
+  }, 600);
+});
+
 watch('ack', () => acknowledged(props.ack));
 watch('value', () => {
   const t = table();
   if (t && t.dataset.query !== state.query) {  // another ranking: nothing of the last one applies here
     state.query = t.dataset.query;
-    state.status.clear(); state.errors.clear(); state.desired.clear(); state.undo = [];
+    state.status.clear(); state.errors.clear(); state.desired.clear(); state.undo = []; state.selected = null;
   }
   reapply();
 });
