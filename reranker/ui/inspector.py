@@ -187,7 +187,7 @@ class Inspector:
             for note in result.notes:
                 gr.Info(common.message(note))
             ranking = Ranking(result, settings)
-            outputs = (*self._view(ranking, view, shown), *self.export(ranking, view))
+            outputs = (*self._view(ranking, view, shown), *self.export(ranking, view, owner=shown))
         wall_s = time.perf_counter() - started
         ranking.header = self.header(ranking, owner, wall_s, f"{len(result.rows)} documents ranked")
         yield (ranking, *outputs, self.summary(result, wall_s), *(self.status(model),) * 2, ranking.header)
@@ -240,24 +240,29 @@ class Inspector:
         figure = charts.ranking_figure(rows) if rows else None
         return table, figure, gr.update(choices=choices, value=choices[0][1] if choices else None)
 
-    def export(self, ranking: Ranking | None, view: ViewInputs, suffixes=(".csv", ".json")) -> list[str]:
-        """Files of the ranking as the filters show it, with the run's settings: one per suffix (.csv, .json)."""
+    def export(self, ranking: Ranking | None, view: ViewInputs, suffixes=(".csv", ".json"),
+               owner: str = "") -> list[str]:
+        """Files of the ranking as the filters show it, with the run's settings and ``owner``'s labels and notes:
+        one per suffix (.csv, .json, .xlsx)."""
         if ranking is None:
             raise gr.Error("Rank documents first, then download the ranking.")
         result = ranking.result
         rows = view.rows(result)
+        judgements = {a.doc_hash: a for a in self.annotator.store.for_query(result.query, owner=owner)}
         common.prune(self.export_dir)
         stem = self.export_dir / f"ranking-{result.timestamp.replace(':', '')}-{uuid.uuid4().hex[:6]}"
-        writers = {".csv": export.to_csv, ".json": export.to_json}
-        return [str(writers[suffix](result, rows, stem.with_suffix(suffix))) for suffix in suffixes]
+        writers = {".csv": export.to_csv, ".json": export.to_json, ".xlsx": export.to_xlsx}
+        return [str(writers[suffix](result, rows, stem.with_suffix(suffix), judgements)) for suffix in suffixes]
 
-    def export_csv(self, ranking: Ranking | None, view: ViewInputs) -> str:
-        """The CSV of the ranking as shown, written when its download is asked for."""
-        return self.export(ranking, view, (".csv",))[0]
+    def export_file(self, suffix: str):
+        """A handler writing the ranking as shown, with the visitor's (or the chosen person's) judgements, as
+        ``suffix`` when its download is asked for."""
+        def write(ranking: Ranking | None, view: ViewInputs, person=judging_tab.EVERYONE,
+                  request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> str:
+            return self.export(ranking, view, (suffix,), self.annotator._shown(person, request, profile))[0]
 
-    def export_json(self, ranking: Ranking | None, view: ViewInputs) -> str:
-        """The JSON of the ranking as shown, written when its download is asked for."""
-        return self.export(ranking, view, (".json",))[0]
+        write.__name__ = f"export_{suffix.lstrip('.')}"
+        return write
 
     @staticmethod
     def select_row(ranking: Ranking | None, evt: gr.EventData):

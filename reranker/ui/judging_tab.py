@@ -31,7 +31,7 @@ from reranker.errors import InputError, RerankerError
 
 LABEL_CHOICES = [(f"{name.capitalize()} ({label})", label) for label, name in LABELS.items()]
 IMPORT_TYPES = [*documents.TABLE_SUFFIXES, *judgement_files.QRELS_SUFFIXES]
-EXPORT_SCOPES = {"query": "This query", "all": "All queries"}
+EXPORT_SCOPES = {"query": "The current ranking's", "all": "Everything"}  # no "query": the page's box is found by it
 EVERYONE = ""  # the person filter's value for "my own judgements"
 
 VIEW = Path(__file__).parents[1] / "view"

@@ -14,12 +14,14 @@ from reranker.scoring.model_holder import ModelHolder
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.storage.presets import PresetStore
-from reranker.ui import common, compare_tab, explain_panel, judging_tab, multi_query_tab, sweep_tab
+from reranker.ui import (common, compare_tab, explain_panel, judged_tab, judging_tab, multi_query_tab,
+                         sweep_tab)
 from reranker.ui.common import DocumentInputs, Fields, ModelInputs, ViewInputs, bind
 from reranker.ui.inspector import Inspector
 from reranker.ui.visitors import Visitors
 
 CSS_PATH = Path(__file__).parents[1] / "view" / "inspector.css"
+EXAMPLE_NAMES = ["Northern lights (English)", "서울에서 가장 높은 건물 (한국어)", "A CSV with semicolons (code)"]
 EXAMPLES = [
     [
         "what causes the northern lights?",
@@ -157,11 +159,14 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                             # the buttons write the ranking as shown when clicked, then the hidden download buttons
                             # fetch it; a run fills the hidden ones too, for the API's /rank (its outputs 4 and 5)
                             csv_button = gr.Button("Download CSV", size="sm")
+                            xlsx_button = gr.Button("Download Excel", size="sm")
                             json_button = gr.Button("Download JSON", size="sm")
                             csv_download = gr.DownloadButton("CSV file", value=None, visible="hidden",
                                                              elem_id="rr-download-csv")
                             json_download = gr.DownloadButton("JSON file", value=None, visible="hidden",
                                                               elem_id="rr-download-json")
+                            xlsx_download = gr.DownloadButton("Excel file", value=None, visible="hidden",
+                                                              elem_id="rr-download-xlsx")
                         chart = gr.Plot(label="Scores by rank and their distribution", show_label=False)
                     # beside the table: the selected row's explanation, prompt and judgement
                     with gr.Column(scale=2, min_width=300, elem_id="rr-side"):
@@ -173,8 +178,13 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                             prompt_view = gr.HTML(ui.inspect_row(None, None))
                         editor = judging_tab.build_editor()
 
-                gr.Examples(EXAMPLES, inputs=[query, instruction, pasted, split_mode],
-                            label="Examples (English, 한국어, code)")
+                with gr.Row(equal_height=True):
+                    example = gr.Dropdown(EXAMPLE_NAMES, value=None, scale=3,
+                                          label="Examples (English, 한국어, code): they replace the inputs above "
+                                                "(Undo puts yours back)")
+                    undo_button = gr.Button("↶ Undo: put back the replaced inputs", visible=False,
+                                            size="sm", scale=2, elem_id="rr-undo-replace")
+                replaced = gr.State(None)  # the inputs an example or a judged query replaced, for Undo
 
         # --- wiring --------------------------------------------------------------------------------
         settings = Fields(ModelInputs, model=model, backend=backend, max_length=max_length)
@@ -222,9 +232,9 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         for component in (sort, min_score, min_confidence, top_k):
             component.change(refresh, refresh.inputs, view_outputs, api_name=False, show_progress="hidden",
                              concurrency_limit=None)
-        for button, export, download in ((csv_button, ui.export_csv, csv_download),
-                                         (json_button, ui.export_json, json_download)):
-            export = bind(export, result_state, view)
+        for button, suffix, download in ((csv_button, ".csv", csv_download), (json_button, ".json", json_download),
+                                         (xlsx_button, ".xlsx", xlsx_download)):
+            export = bind(ui.export_file(suffix), result_state, view, judging.shown)
             button.click(export, export.inputs, download, api_name=False, concurrency_limit=None).success(
                 None, js=f"() => document.querySelector('#{download.elem_id}').click()")
         row_choice.change(ui.inspect_row, [result_state, row_choice], prompt_view, api_name="inspect_row",
@@ -251,12 +261,38 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                 multi_query_tab.build_tab(ui, settings=settings, batch_size=batch_size)
             sweep_tab.build_tab(ui, settings=settings.components, batch_size=batch_size, threshold=judging.threshold,
                                 ab=sweep_tab.ABTargets(query, pasted, split_mode, upload, ab_sides))
-            with gr.Tab("Judged data", id="judged"):
+            with gr.Tab("Judged data", id="judged") as judged_workspace:
+                gr.Markdown("Every query you judged, with how many documents, nDCG@10 of the scores stored with "
+                            "the judgements, and the disagreements at the threshold of *Rank & judge*. Click a "
+                            "query to bring it back (its query, judged documents and instruction) into *Rank & "
+                            "judge*.")
+                judged_table = gr.Dataframe(headers=judged_tab.COLUMNS, interactive=False, wrap=True,
+                                            max_height=420, elem_id="rr-judged-queries", show_search="search")
                 transfer = judging_tab.build_transfer()
         judging_tab.wire(ui.annotator, judging, judging_tab.Panel(*editor, *transfer), demo=demo, table=table,
                          result_state=result_state, view=view)
+        judged = judged_tab.JudgedQueries(ui.annotator)
+        replaceable = [query, instruction, pasted, split_mode]
+        judged_workspace.select(judged.table, [judging.threshold, judging.shown], judged_table, api_name=False)
+        judged_table.select(judged.open, [judged_table, *replaceable, judging.shown],
+                            [*replaceable, replaced, undo_button, workspaces], api_name=False)
+        # queued, so that their messages (what was replaced, what came back) are shown
+        example.input(load_example, [example, *replaceable], [*replaceable, replaced, undo_button, example],
+                      api_name=False, concurrency_limit=None)
+        undo_button.click(judged.undo, replaced, [*replaceable, replaced, undo_button], api_name=False,
+                          concurrency_limit=None)
     demo.queue(default_concurrency_limit=1, max_size=queue_size)
     return demo
+
+
+def load_example(name, query, instruction, pasted, mode):
+    """An example replaces the query, instruction and documents; the replaced ones are kept for Undo, and a
+    message says so."""
+    if name not in EXAMPLE_NAMES:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
+    gr.Info(f"Example “{name}” loaded: your previous query, instruction and documents are kept (Undo).")
+    return (*EXAMPLES[EXAMPLE_NAMES.index(name)], {"query": query, "instruction": instruction, "pasted": pasted,
+                                                   "mode": mode}, gr.update(visible=True), None)
 
 
 _PUBLIC_NOTE = ("**Public demo.** Your judgements, notes and presets are yours alone: other visitors cannot see, "
