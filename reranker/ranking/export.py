@@ -14,8 +14,9 @@ from reranker.storage.judgements import document_hash
 
 TEXT_COLUMNS = ["id", "duplicate_of", "source", "note", "text", "query", "instruction", "model", "backend", "device",
                 "timestamp"]
-COLUMNS = ["rank", "id", "score", "confidence", "logodds", "truncated", "n_tokens", "prompt_tokens", "cached",
-           "duplicate_of", "source", "index", "label", "note", "text"]
+ROW_COLUMNS = ["rank", "id", "score", "confidence", "logodds", "truncated", "n_tokens", "prompt_tokens", "cached",
+               "duplicate_of", "source", "index", "text"]  # a ranked row's own fields
+COLUMNS = [*ROW_COLUMNS[:-1], "label", "note", "text"]  # with the visitor's judgement
 SETTINGS = ["query", "instruction", "model", "backend", "device", "max_length", "timestamp"]  # RunResult.settings
 
 
