@@ -37,6 +37,8 @@ def test_ab_flow_shows_both_tables_the_slope_chart_and_metrics(tiny_model, tmp_p
         assert page.locator(".rr-ab-slope .scatterlayer .trace").count() >= 1  # the slope lines
         assert page.locator(".rr-ab-metrics td", has_text="nDCG@10").count() == 1
         assert page.get_by_text("Kendall's τ").count() == 1
+        assert "Judged relevant that fell out of the top 10 under B" in page.locator(".rr-ab-judged").inner_text()
+        assert page.locator(".rr-moved th", has_text="Your label").count() in (0, 1)  # none moved, or labelled
         assert page.locator(".rr-ab-table-a td.rr-doc", has_text="<img src=x onerror=alert(1)>").count() == 1
         assert page.locator("img[src=x]").count() == 0 and page.dialogs == []
         page.locator(".rr-ab-slope").scroll_into_view_if_needed()
