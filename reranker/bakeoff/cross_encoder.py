@@ -53,6 +53,10 @@ class CrossEncoderContender(CachedContender):
         except (OSError, ValueError) as exc:
             raise ModelError(f"Cannot load the cross-encoder {model!r}: {str(exc).splitlines()[0]}") from exc
         logit_score = next((m for m in self.encoder if isinstance(m, LogitScore)), None)
+        if logit_score is not None and "message" not in getattr(self.encoder[0], "modality_config", {}):
+            raise ModelError(f"{model!r} is an LLM reranker (LogitScore) without a chat template that carries the "
+                             "query and the document: it would score the two texts run together. Give the model "
+                             "its chat_template.jinja.")
         self.kind = "LLM reranker (LogitScore)" if logit_score is not None else "cross-encoder"
         self.tokens = (None if logit_score is None else
                        (logit_score.true_token_id, logit_score.false_token_id))

@@ -1,0 +1,150 @@
+"""Bake-off contenders against independent computations (transformers directly, the Cohere schema over HTTP),
+their cache keys, and a whole bake-off over a BEIR folder with the no-rerank row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reranker.bakeoff import board as bakeoff_board
+from reranker.bakeoff.contenders import QwenContender, open_cache
+from reranker.bakeoff.cross_encoder import CrossEncoderContender
+from reranker.bakeoff.rerank_endpoint import EndpointContender
+from reranker.bakeoff.run import NO_RERANK, run_bakeoff
+from reranker.errors import InputError, ModelError
+from reranker.files import beir_folder
+from reranker.testing.cross_encoders import build_bert_cross_encoder, build_logit_score_reranker
+from reranker.testing.rerank_stub import RerankStub, overlap_score
+from tests.test_collections import write_beir
+
+QUERY = "what do giant pandas eat"
+DOCS = ["Bamboo is the main food of the giant panda.", "Pandas is a Python library for data frames.",
+        "Koalas eat eucalyptus leaves."]
+
+
+@pytest.fixture(scope="session")
+def bert_folder(tmp_path_factory):
+    return str(build_bert_cross_encoder(tmp_path_factory.mktemp("bert") / "bert-ce"))
+
+
+@pytest.fixture(scope="session")
+def logit_folder(tmp_path_factory):
+    return str(build_logit_score_reranker(tmp_path_factory.mktemp("llm") / "llm-reranker"))
+
+
+def test_bert_cross_encoder_scores_equal_transformers(bert_folder):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    contender = CrossEncoderContender("bert", bert_folder)
+    assert contender.kind == "cross-encoder" and contender.licence() == "mit"
+    scores = contender.compute(QUERY, DOCS)
+    tokenizer = AutoTokenizer.from_pretrained(bert_folder)
+    model = AutoModelForSequenceClassification.from_pretrained(bert_folder).eval()
+    with torch.no_grad():
+        logits = model(**tokenizer([QUERY] * 3, DOCS, padding=True, return_tensors="pt")).logits[:, 0]
+    assert scores == pytest.approx(torch.sigmoid(logits).numpy(), abs=1e-6)
+    assert contender.prompt(QUERY, DOCS[0]) == "[CLS] what do giant pandas eat [SEP] bamboo is the main food of " \
+                                                "the giant panda [UNK] [SEP]"
+
+
+def test_logit_score_reranker_reads_its_own_template_and_scores_as_transformers(logit_folder):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    contender = CrossEncoderContender("llm", logit_folder)
+    assert contender.kind == "LLM reranker (LogitScore)" and contender.licence() == "apache-2.0"
+    prompt = contender.prompt(QUERY, DOCS[0])
+    assert prompt.startswith("<|im_start|>system\nJudge whether the Document") and "1" in prompt
+    assert f"<Query>: {QUERY}\n<Document>: {DOCS[0]}<|im_end|>" in prompt
+    assert prompt.endswith("<|im_start|>assistant")
+    tokenizer = AutoTokenizer.from_pretrained(logit_folder)
+    model = AutoModelForCausalLM.from_pretrained(logit_folder).eval()
+    one, zero = tokenizer.convert_tokens_to_ids("1"), tokenizer.convert_tokens_to_ids("0")
+    expected = []
+    for document in DOCS:
+        ids = tokenizer(contender.prompt(QUERY, document), return_tensors="pt", add_special_tokens=False).input_ids
+        with torch.no_grad():
+            last = model(ids).logits[0, -1]
+        expected.append(torch.sigmoid(last[one] - last[zero]).item())
+    assert contender.compute(QUERY, DOCS) == pytest.approx(expected, abs=1e-5)
+
+
+def test_endpoint_speaks_the_cohere_schema_with_the_key(tmp_path):
+    with RerankStub(api_key="secret") as stub:
+        contender = EndpointContender("api", stub.url, "rerank-v3.5", api_key="secret", max_documents=2,
+                                      cache=open_cache(tmp_path))
+        first = contender.score(QUERY, DOCS)
+        assert first.scores == pytest.approx([overlap_score(QUERY, d) for d in DOCS])
+        assert first.cached == 0 and len(stub.requests) == 2  # 2 + 1 documents
+        request = stub.requests[0]
+        assert request["headers"]["Authorization"] == "Bearer secret"
+        assert request["body"] == {"model": "rerank-v3.5", "query": QUERY, "documents": DOCS[:2], "top_n": 2,
+                                   "return_documents": False}
+        again = contender.score(QUERY, DOCS)
+        assert again.cached == 3 and len(stub.requests) == 2  # from the cache
+        assert "secret" not in contender.cache_id
+        other = EndpointContender("api2", stub.url, "rerank-v4", api_key="secret", cache=open_cache(tmp_path))
+        assert other.score(QUERY, DOCS).cached == 0  # another model: its own cache key
+        wrong = EndpointContender("bad", stub.url, "m", api_key="nope")
+        with pytest.raises(ModelError, match="HTTP 401"):
+            wrong.compute(QUERY, DOCS)
+    with pytest.raises(InputError, match="http"):
+        EndpointContender("x", "ftp://host", "m")
+
+
+def test_each_variant_has_its_own_cache_key(bert_folder, logit_folder, hf_reranker):
+    ids = {CrossEncoderContender("a", bert_folder).cache_id, CrossEncoderContender("b", logit_folder).cache_id,
+           CrossEncoderContender("c", bert_folder, max_length=16).cache_id,
+           QwenContender("d", hf_reranker).cache_id, QwenContender("e", hf_reranker, "Find bears").cache_id,
+           QwenContender("f", hf_reranker.at_max_length(64)).cache_id}
+    assert len(ids) == 6
+
+
+def test_bakeoff_over_a_beir_folder(tmp_path, bert_folder, logit_folder, hf_reranker):
+    collection = beir_folder.read_beir(write_beir(tmp_path / "beir"))
+    cache = open_cache(tmp_path / "cache")
+    with RerankStub() as stub:
+        contenders = [QwenContender("qwen3 tiny", hf_reranker, price_per_hour=3.0),
+                      CrossEncoderContender("bert", bert_folder, cache=cache),
+                      EndpointContender("api", stub.url, "stub-model", cache=cache, price_per_1k_pairs=2.0)]
+        seen = []
+        result = run_bakeoff(collection, contenders, depth=3, progress=lambda *a: seen.append(a))
+    assert [r.name for r in result.sweep.runs] == ["qwen3 tiny", "bert", "api", NO_RERANK]
+    assert seen[-1][0] == seen[-1][1] == result.sweep.judged.pairs * 3
+    assert result.first_stage == "BM25 (bm25s) top 3"
+    bm25 = result.sweep.run(NO_RERANK)
+    for query in result.sweep.judged.queries:  # every contender ranks the same candidates
+        assert [d for d, _ in query.documents] == bm25.ranking(query.query_id)
+        assert all(set(r.scores[query.query_id]) == set(bm25.scores[query.query_id])
+                   for r in result.sweep.runs if query.documents)
+    board = bakeoff_board.build(result, k=3, stat_test="fisher")
+    names = {row.name for row in board.board.rows}
+    assert names == {"qwen3 tiny", "bert", "api", NO_RERANK}
+    for name in ("qwen3 tiny", "bert", "api"):
+        lift = board.lifts[name]["nDCG@3"]
+        diff = board.board.per_query[name]["nDCG@3"] - board.board.per_query[NO_RERANK]["nDCG@3"]
+        assert lift.mean == pytest.approx(diff.mean()) and lift.low <= lift.mean <= lift.high
+    assert board.cost_per_1k("api") == 2.0
+    speed = result.speeds["qwen3 tiny"].pairs_per_second
+    assert speed and board.cost_per_1k("qwen3 tiny") == pytest.approx(3.0 / 3600 / speed * 1000)
+    assert board.cost_per_1k("bert") is None
+    frame = board.frame()
+    assert frame.loc[frame["run"] == "bert", "licence"].item() == "mit"
+    assert frame.loc[frame["run"] == NO_RERANK, "kind"].item() == "no rerank"
+    display = board.display()
+    assert display.loc[display["run"] == NO_RERANK, "lift nDCG@3 vs no rerank"].item() == "baseline"
+    winners = board.winners()
+    assert list(winners["query_id"]) == board.board.query_ids
+    assert sum(board.wins().values()) <= len(board.board.query_ids)
+    # the endpoint's overlap score is a known function: its run is exactly that
+    for query in result.sweep.judged.queries:
+        for doc_id, text in query.documents:
+            assert result.sweep.run("api").scores[query.query_id][doc_id] == pytest.approx(
+                overlap_score(query.query, text))
+
+
+def test_bakeoff_refuses_a_row_named_like_the_baseline(tmp_path, bert_folder):
+    collection = beir_folder.read_beir(write_beir(tmp_path / "beir"))
+    with pytest.raises(InputError, match="no rerank"):
+        run_bakeoff(collection, [CrossEncoderContender(NO_RERANK, bert_folder)])
