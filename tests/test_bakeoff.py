@@ -148,3 +148,41 @@ def test_bakeoff_refuses_a_row_named_like_the_baseline(tmp_path, bert_folder):
     collection = beir_folder.read_beir(write_beir(tmp_path / "beir"))
     with pytest.raises(InputError, match="no rerank"):
         run_bakeoff(collection, [CrossEncoderContender(NO_RERANK, bert_folder)])
+
+
+def test_cli_bakeoff_writes_the_report_and_the_csv(tmp_path, tiny_model, bert_folder, capsys):
+    from reranker.cli import main
+    from reranker.files.tables import read_csv
+
+    folder = write_beir(tmp_path / "beir")
+    with RerankStub(api_key="k") as stub:
+        import os
+
+        os.environ["STUB_KEY"] = "k"
+        try:
+            code = main(["bakeoff", "--beir", str(folder), "--model", tiny_model, "--backend", "transformers",
+                         "--max-length", "256", "--cross-encoder", bert_folder,
+                         "--endpoint", f"{stub.url},stub-model,STUB_KEY", "--price", "stub-model (endpoint)=1.5",
+                         "--depth", "3", "-k", "3", "-o", str(tmp_path / "r.html"), "--csv", str(tmp_path / "l.csv")])
+        finally:
+            del os.environ["STUB_KEY"]
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "no rerank" in out.out and "exact: all 2^3 sign flips" in out.out
+    assert "queries with a relevant judgement" in out.err
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Reranker bake-off" in text and "Plotly.newPlot" in text and "<script src" not in text
+    assert "Exact prompts" in text and "&lt;|im_start|&gt;" in text and "<|im_start|>" not in text  # escaped
+    settings, table = read_csv(tmp_path / "l.csv")
+    assert settings["first_stage"] == "BM25 (bm25s) top 3"
+    assert len(table) == 4 and "no rerank" in set(table["run"])
+    assert float(table.loc[table["run"] == "stub-model (endpoint)", "cost per 1k pairs"].item()) == 1.5
+
+
+def test_cli_bakeoff_errors_are_one_line(tmp_path, capsys):
+    from reranker.cli import main
+
+    assert main(["bakeoff", "--no-qwen", "--beir", str(tmp_path)]) == 2
+    assert "No reranker to compare" in capsys.readouterr().err
+    assert main(["bakeoff", "--cross-encoder", "x"]) == 2
+    assert "exactly one data source" in capsys.readouterr().err

@@ -92,7 +92,8 @@ def _register_ir_dataset(tmp_path, name):
     (tmp_path / "qrels.txt").write_text("".join(f"{q} 0 {d} {s + 1}\n" for q, d, s in QRELS))  # graded 1..2
     (tmp_path / "run.txt").write_text("q1 Q0 d1 1 7.5 bm25\nq1 Q0 d3 2 3.0 bm25\nq2 Q0 d2 1 2.0 bm25\n"
                                       "q2 Q0 d9 2 1.0 bm25\n")
-    dataset = Dataset(TsvDocs(LocalDownload(tmp_path / "docs.tsv")), TsvQueries(LocalDownload(tmp_path / "queries.tsv")),
+    dataset = Dataset(TsvDocs(LocalDownload(tmp_path / "docs.tsv")),
+                      TsvQueries(LocalDownload(tmp_path / "queries.tsv")),
                       TrecQrels(LocalDownload(tmp_path / "qrels.txt"), {1: "not", 2: "partly", 3: "relevant"}),
                       TrecScoredDocs(LocalDownload(tmp_path / "run.txt")))
     if name not in ir_datasets.registry:

@@ -43,9 +43,9 @@ def load(dataset_id: str) -> TestCollection:
                          "https://ir-datasets.com).") from exc
     try:
         return from_dataset(dataset, f"ir_datasets {dataset_id.strip()}")
-    except (OSError, IOError, RuntimeError) as exc:  # a download that failed or needs a manual step
-        raise InputError(f"ir_datasets could not provide {dataset_id!r}: {str(exc).splitlines()[0] if str(exc) else exc}"
-                         ) from exc
+    except (OSError, RuntimeError) as exc:  # a download that failed or needs a manual step
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"ir_datasets could not provide {dataset_id!r}: {reason}") from exc
 
 
 def from_dataset(dataset, source: str) -> TestCollection:

@@ -744,6 +744,6 @@ def _run_pairs(db: sqlite3.Connection, source: TrecPairs, topics: dict[str, str]
 
 __all__ = [
     "Columns", "PairRow", "RejectRow", "Row", "PairTable", "TrecPairs", "iter_pair_chunks", "iter_trec_chunks",
-    "read_topics", "read_qrels", "read_run", "read_corpus", "detect_format", "sniff_delimiter", "make_row", "open_binary",
-    "count_nonblank_lines", "FORMATS", "DEFAULT_CHUNK_ROWS",
+    "read_topics", "read_qrels", "read_run", "read_corpus", "detect_format", "sniff_delimiter", "make_row",
+    "open_binary", "count_nonblank_lines", "FORMATS", "DEFAULT_CHUNK_ROWS",
 ]
