@@ -49,7 +49,7 @@ def test_beir_folder(tmp_path, gz):
     assert collection.qrels["q1"] == {"d4": 2, "d1": 2, "d2": 0}  # binary qrels: 1 is "relevant" (2)
     assert "d9" not in collection.qrels["q3"]
     notes = " ".join(collection.notes)
-    assert "label 1 (relevant) is counted as 2" in notes and "'d9'" in notes and "1 queries" in notes
+    assert "label 1 (relevant) is counted as 2" in notes and "'d9'" in notes and "1 queries are not judged in test.tsv" in notes
     summary = dict(zip(collection.summary()["what"], collection.summary()["loaded"]))
     assert summary["documents"] == "5" and "BM25" in summary["first stage"]
     assert beir_folder.splits(tmp_path / "scifact") == ["test"]
@@ -57,7 +57,7 @@ def test_beir_folder(tmp_path, gz):
         beir_folder.read_beir(tmp_path / "scifact", "dev")
     (tmp_path / "no-corpus" / "qrels").mkdir(parents=True)
     (tmp_path / "no-corpus" / "qrels" / "test.tsv").write_text("q1\td1\t1\n")
-    with pytest.raises(InputError, match="has no queries.jsonl"):
+    with pytest.raises(InputError, match="has no corpus.jsonl"):
         beir_folder.read_beir(tmp_path / "no-corpus")
 
 

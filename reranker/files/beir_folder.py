@@ -67,15 +67,20 @@ def read_beir(folder: str | Path, split: str = "test") -> TestCollection:
                        if p.is_file()), None)
     if qrels_path is None:
         raise InputError(f"{folder} has no qrels/{split}.tsv (its splits: {', '.join(available) or 'none'}).")
-    queries = pair_files.read_topics(_find(folder, "queries"))
-    documents, problems = pair_files.read_corpus(_find(folder, "corpus"))
+    return read_beir_files(_find(folder, "corpus"), _find(folder, "queries"), qrels_path,
+                           f"BEIR folder {folder.name} ({split})")
+
+
+def read_beir_files(corpus: str | Path, queries: str | Path, qrels: str | Path, source: str) -> TestCollection:
+    """The collection of a BEIR folder's three files, given one by one (as a page's uploads give them)."""
+    texts = pair_files.read_topics(queries)
+    documents, problems = pair_files.read_corpus(corpus)
     if not documents:
-        raise InputError(f"{folder / 'corpus.jsonl'} holds no readable document ({'; '.join(problems[:3])}).")
+        raise InputError(f"{Path(corpus).name} holds no readable document ({'; '.join(problems[:3])}).")
     notes = [f"{len(problems):,} corpus entries could not be used, e.g. {problems[0]}"] if problems else []
-    qrels, dropped = drop_unknown(read_qrels_tsv(qrels_path), queries, documents)
-    qrels, graded = grade(qrels)
-    judged = {q: queries[q] for q in queries if q in qrels}
-    if len(judged) < len(queries):
-        notes.append(f"{len(queries) - len(judged):,} queries of queries.jsonl are not judged in the {split} split")
-    return TestCollection(f"BEIR folder {folder.name} ({split})", judged, documents, qrels,
-                          notes=tuple(notes + dropped + graded))
+    judgements, dropped = drop_unknown(read_qrels_tsv(Path(qrels)), texts, documents)
+    judgements, graded = grade(judgements)
+    judged = {q: texts[q] for q in texts if q in judgements}
+    if len(judged) < len(texts):
+        notes.append(f"{len(texts) - len(judged):,} queries are not judged in {Path(qrels).name}")
+    return TestCollection(source, judged, documents, judgements, notes=tuple(notes + dropped + graded))
