@@ -39,7 +39,9 @@ def test_bakeoff_tab_three_rerankers_and_no_rerank(tiny_model, tmp_path):
         assert grid.get_attribute("aria-rowcount") == "5"  # the header, three rerankers and no rerank
         text = grid.inner_text()
         assert "no rerank" in text and "bert-ce" in text and "stub (endpoint)" in text and "baseline" in text
-        assert page.locator(".js-plotly-plot").count() >= 2
+        page.locator(".rr-bakeoff-chart .js-plotly-plot").wait_for(timeout=30_000)
+        page.locator(".rr-bakeoff-lift .js-plotly-plot").wait_for(timeout=30_000)
+        assert page.get_by_text("[CLS] what do giant pandas eat").count() >= 1  # the BERT model's exact prompt
         assert page.locator("img[src=x]").count() == 0 and page.dialogs == []
         page.locator(".rr-bakeoff-leaderboard").scroll_into_view_if_needed()
         page.screenshot(path=ARTIFACTS / "bakeoff.png", full_page=True)

@@ -128,7 +128,7 @@ class BakeoffTab:
         models are the tab's own list)."""
         k = common.k_value(k)
         try:
-            sample = _number(sample, "The number of queries", whole=True, minimum=1)
+            sample = _number(sample, "The number of queries", whole=True) or None  # 0: every query
             seed = _number(seed, "The seed", whole=True) or 0
             depth = _number(depth, "The depth", whole=True, minimum=1) or DEFAULT_DEPTH
             progress(0, desc="Loading the collection…")
@@ -198,7 +198,7 @@ def build_tab(inspector: Inspector, *, settings: list) -> None:
             topics = gr.File(label="Topics (optional)", type="filepath")
             text_field = gr.Textbox(label="Text field in _source (optional)")
         with gr.Row():
-            sample = gr.Number(None, label="Queries to sample (empty = all)", precision=0, minimum=1)
+            sample = gr.Number(0, label="Queries to sample (0 = all)", precision=0, minimum=0)
             seed = gr.Number(0, label="Seed", precision=0)
             depth = gr.Number(DEFAULT_DEPTH, label="Candidates per query (depth)", precision=0, minimum=1)
         with gr.Row(equal_height=False):
@@ -225,8 +225,8 @@ def build_tab(inspector: Inspector, *, settings: list) -> None:
         board_table = gr.Dataframe(label="Leaderboard", interactive=False, wrap=True,
                                    elem_classes="rr-bakeoff-leaderboard")
         with gr.Row():
-            board_chart = gr.Plot(show_label=False)
-            lift_chart = gr.Plot(show_label=False)
+            board_chart = gr.Plot(show_label=False, elem_classes="rr-bakeoff-chart")
+            lift_chart = gr.Plot(show_label=False, elem_classes="rr-bakeoff-lift")
         with gr.Row():
             csv_download = gr.DownloadButton("Download the leaderboard (CSV)", value=None, size="sm")
             html_download = gr.DownloadButton("Download the report (HTML)", value=None, size="sm")
