@@ -186,3 +186,43 @@ def test_cli_bakeoff_errors_are_one_line(tmp_path, capsys):
     assert "No reranker to compare" in capsys.readouterr().err
     assert main(["bakeoff", "--cross-encoder", "x"]) == 2
     assert "exactly one data source" in capsys.readouterr().err
+
+
+def test_search_engine_hits_are_the_no_rerank_row_as_trec_eval_measures_them(tmp_path):
+    """OpenSearch hits with tied scores: the no-rerank row equals trec_eval (ir-measures) on the hits as a run
+    with the full qrels, and the reranker ranks exactly the hits."""
+    import json
+
+    import ir_measures
+
+    from reranker.files.search_responses import read_search_responses
+    from tests.test_collections import QRELS, _hit
+
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("".join(f"{q} 0 {d} {s}\n" for q, d, s in QRELS))
+    hits = {"q1": [("d2", 4.0, "Pandas is a Python library."), ("d1", 2.0, "The giant panda eats bamboo."),
+                   ("d4", 2.0, "Bamboo is the panda's food."), ("d3", 1.0, "Bears are mammals.")],
+            "q2": [("d1", 5.0, "The giant panda."), ("d2", 5.0, "Python data frame library.")],
+            "q3": [("d1", 1.0, "Pandas eat bamboo.")]}
+    queries = {"q1": "what do giant pandas eat", "q2": "python data frame library", "q3": "koala food"}
+    path = tmp_path / "responses.jsonl"
+    path.write_text("".join(json.dumps({"query_id": q, "query": queries[q], "response": {"hits": {"hits": [
+        _hit(d, s, t) for d, s, t in docs]}}}) + "\n" for q, docs in hits.items()))
+    collection = read_search_responses(path, qrels)
+    with RerankStub() as stub:
+        result = run_bakeoff(collection, [EndpointContender("api", stub.url, "m")], depth=3)
+    assert result.first_stage == "OpenSearch top 3"
+    assert [d for d, _ in result.sweep.judged.queries[0].documents] == ["d2", "d4", "d1"]  # tie: ids descending
+    board = bakeoff_board.build(result, k=3)
+    run = [ir_measures.ScoredDoc(q, d, s) for q, docs in hits.items() for d, s, _ in docs]
+    top3 = [r for q in hits for r in sorted((r for r in run if r.query_id == q),
+                                            key=lambda r: (-r.score, [-ord(c) for c in r.doc_id]))[:3]]
+    judged = [ir_measures.Qrel(q, d, v) for q, labels in collection.qrels.items() for d, v in labels.items()]
+    measures = {"nDCG@3": ir_measures.nDCG @ 3, "MAP": ir_measures.AP(rel=1), "P@3": ir_measures.P(rel=1) @ 3}
+    values = {m: {} for m in measures}
+    names = {v: k for k, v in measures.items()}
+    for metric in ir_measures.iter_calc(list(measures.values()), judged, top3):
+        values[names[metric.measure]][metric.query_id] = metric.value
+    for name in measures:
+        expected = [values[name].get(q, 0.0) for q in board.board.query_ids]
+        assert board.board.per_query[NO_RERANK][name] == pytest.approx(expected, abs=1e-9), name

@@ -156,19 +156,14 @@ def test_randomisation_p_values_match_an_exact_test():
     assert "exact: all 2^11 sign flips" in board.test_description
 
 
-def test_randomisation_p_values_are_reproducible_from_the_seed():
-    judged, runs, _ = _fixture()
-    result = SweepResult(judged, runs, 1.0)
-    # exact_max_queries is a module setting: 0 forces the Monte Carlo path on these 11 queries
+def test_randomisation_p_values_are_reproducible_from_the_seed(monkeypatch):
     from reranker.tuning import significance
 
-    original = significance.EXACT_MAX_QUERIES
-    significance.EXACT_MAX_QUERIES = 0
-    try:
-        boards = [leaderboard.build(result, k=K, stat_test="fisher", n_permutations=500, seed=seed)
-                  for seed in (3, 3, 4)]
-    finally:
-        significance.EXACT_MAX_QUERIES = original
+    judged, runs, _ = _fixture()
+    result = SweepResult(judged, runs, 1.0)
+    monkeypatch.setattr(significance, "EXACT_MAX_QUERIES", 0)  # the Monte Carlo path on these 11 queries
+    boards = [leaderboard.build(result, k=K, stat_test="fisher", n_permutations=500, seed=seed)
+              for seed in (3, 3, 4)]
     first, again, other = ([b.row(n).p_values[m] for n in ("noisy", "bad") for m in b.metrics] for b in boards)
     assert first == again
     assert first != other

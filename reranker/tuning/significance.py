@@ -68,8 +68,11 @@ def _exact_hits(diff: np.ndarray, threshold: float) -> int:
 
 
 def randomisation_test(a, b, *, n_permutations: int = N_PERMUTATIONS, seed: int = 0,
-                       exact_max_queries: int = EXACT_MAX_QUERIES) -> PairedTest:
-    """Two-sided paired sign-flip test of ``a`` against ``b`` (per-query values, aligned)."""
+                       exact_max_queries: int | None = None) -> PairedTest:
+    """Two-sided paired sign-flip test of ``a`` against ``b`` (per-query values, aligned); exact up to
+    ``exact_max_queries`` queries (default ``EXACT_MAX_QUERIES``)."""
+    if exact_max_queries is None:
+        exact_max_queries = EXACT_MAX_QUERIES
     diff = _differences(a, b)
     if not isinstance(n_permutations, int) or n_permutations < 1:
         raise InputError(f"The number of permutations must be a positive whole number, got {n_permutations!r}.")
