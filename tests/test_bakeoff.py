@@ -226,3 +226,16 @@ def test_search_engine_hits_are_the_no_rerank_row_as_trec_eval_measures_them(tmp
     for name in measures:
         expected = [values[name].get(q, 0.0) for q in board.board.query_ids]
         assert board.board.per_query[NO_RERANK][name] == pytest.approx(expected, abs=1e-9), name
+
+
+def test_a_prompt_known_as_text_marks_the_document_and_a_cut():
+    from reranker.view.prompt_view import render_text
+
+    whole = render_text("<Query>: q\n<Document>: the <b>doc</b> text<|im_end|>", "the <b>doc</b> text",
+                        prompt_tokens=12, name="d1")
+    assert '<span class="rr-prompt-doc">the &lt;b&gt;doc&lt;/b&gt; text</span>' in whole
+    assert "<b>12</b> prompt tokens" in whole and "the whole document was read" in whole
+    cut = render_text("[CLS] q [SEP] the first words [SEP]", "the first words of a long document")
+    assert '<span class="rr-prompt-doc">the first words</span>' in cut and "✂ cut here" in cut
+    assert "read the first 15 of 34 characters" in cut
+    assert "does not appear" in render_text("[CLS] other [SEP]", "zzz")

@@ -45,7 +45,7 @@ def _inputs(tiny_model, bert, beir, stub, **changes):
 def test_bakeoff_through_the_api(app):
     client, tiny_model, bert, beir, stub = app
     outputs = client.predict(*_inputs(tiny_model, bert, beir, stub), api_name="/bakeoff")
-    summary, board, _, _, winners, prompts, loaded, csv_file, html_file = outputs
+    runs, query_choice, summary, board, _, _, winners, prompts, loaded, csv_file, html_file = outputs
     board = pd.DataFrame(board["data"], columns=board["headers"])
     assert set(board["run"]) == {f"Qwen3 {tiny_model}", "bert-ce", "stub-rerank (endpoint)", "no rerank"}
     assert "no rerank" in summary and "exact: all 2^3 sign flips" in summary
@@ -70,6 +70,14 @@ def test_bakeoff_through_the_api(app):
     loaded = pd.DataFrame(loaded["data"], columns=loaded["headers"])
     assert "queries with a relevant judgement" in set(loaded["what"])
     assert len(pd.DataFrame(winners["data"], columns=winners["headers"])) == 3
+    # the exact prompt of any pair, for each kind of reranker (the session keeps the bake-off)
+    qwen = client.predict(f"Qwen3 {tiny_model}", "q1", 2, api_name="/bakeoff_prompt")
+    assert 'class="rr-prompt-doc"' in qwen and "&lt;|im_start|&gt;" in qwen and "prompt tokens of max_length" in qwen
+    bert_html = client.predict("bert-ce", "q1", 1, api_name="/bakeoff_prompt")
+    assert "[CLS] what do giant pandas eat [SEP]" in bert_html and "prompt tokens" in bert_html
+    assert "not shown" in client.predict("stub-rerank (endpoint)", "q1", 1, api_name="/bakeoff_prompt")
+    with pytest.raises(AppError, match="has 3 candidates"):
+        client.predict("bert-ce", "q1", 9, api_name="/bakeoff_prompt")
 
 
 def test_bakeoff_input_errors_are_messages(app):

@@ -72,7 +72,8 @@ class CrossEncoderContender(CachedContender):
         return np.asarray(self.encoder.predict([(query, d) for d in documents], batch_size=self.batch_size,
                                                show_progress_bar=False, convert_to_numpy=True), dtype=float)
 
-    def prompt(self, query: str, document: str) -> str:
+    def prompt_ids(self, query: str, document: str) -> list[int]:
+        """The token ids the model reads for one pair (padding removed), as Sentence Transformers builds them."""
         if not isinstance(query, str) or not isinstance(document, str):
             raise InputError("The prompt needs a query and a document.")
         features = self.encoder.preprocess([(query, document)])
@@ -80,7 +81,10 @@ class CrossEncoderContender(CachedContender):
         mask = features.get("attention_mask")
         if mask is not None:
             ids = ids[mask[0].bool()]
-        return self.encoder.tokenizer.decode(ids.tolist(), skip_special_tokens=False)
+        return ids.tolist()
+
+    def prompt(self, query: str, document: str) -> str:
+        return self.encoder.tokenizer.decode(self.prompt_ids(query, document), skip_special_tokens=False)
 
     def licence(self) -> str | None:
         return card_licence(self.model, self.revision)

@@ -27,6 +27,7 @@ from reranker.tuning import leaderboard
 from reranker.tuning.report import leaderboard_figure
 from reranker.ui import common
 from reranker.ui.inspector import Inspector
+from reranker.view import prompt_view
 
 SOURCES = [("BEIR files (corpus, queries, qrels)", "beir"), ("ir_datasets id", "ir_datasets"),
            ("Hugging Face dataset (MTEB layout)", "hf"), ("OpenSearch / Elasticsearch responses + qrels", "search")]
@@ -156,9 +157,44 @@ class BakeoffTab:
         stem = self.exports / f"bakeoff-{uuid.uuid4().hex[:8]}"
         csv_path = report.leaderboard_csv(board, f"{stem}.csv")
         html_path = report.write_html(f"{stem}.html", board, contenders=contenders)
-        return (self.summary(board), board.display(), leaderboard_figure(board.board), report.lift_figure(board),
+        state = {"contenders": {c.name: c for c in contenders}, "judged": result.sweep.judged}
+        names = list(state["contenders"])
+        query_ids = [q.query_id for q in result.sweep.judged.queries if q.documents]
+        return (state, gr.update(choices=names, value=names[0]),
+                gr.update(choices=query_ids, value=query_ids[0] if query_ids else None),
+                self.summary(board), board.display(), leaderboard_figure(board.board), report.lift_figure(board),
                 board.winners(), report.example_prompts(board, contenders), collection.summary(), str(csv_path),
                 str(html_path))
+
+    @staticmethod
+    def prompt(state, name, query_id, candidate) -> str:
+        """The exact prompt ``name`` reads for one query's candidate (1 = the first stage's first)."""
+        if not state:
+            return '<div class="rr-empty">Run a bake-off first.</div>'
+        contender = state["contenders"].get(name)
+        query = next((q for q in state["judged"].queries if q.query_id == query_id), None)
+        if contender is None or query is None or not query.documents:
+            raise gr.Error("Choose a reranker and a query of this bake-off.")
+        try:
+            position = int(candidate or 1)
+        except (TypeError, ValueError):
+            raise gr.Error(common.message(f"The candidate must be a whole number, got {candidate!r}."))
+        if not 1 <= position <= len(query.documents):
+            raise gr.Error(f"Query {common.message(query_id)} has {len(query.documents)} candidates: choose 1 to "
+                           f"{len(query.documents)}.")
+        doc_id, text = query.documents[position - 1]
+        try:
+            if isinstance(contender, QwenContender):
+                view = contender.reranker.prompt(query.query, text, instruction=contender.instruction)
+                return prompt_view.render(view, document_id=doc_id)
+            prompt = contender.prompt(query.query, text)
+            if prompt is None:
+                return f'<div class="rr-empty">{html.escape(contender.describe())}: a remote endpoint builds its own ' \
+                       'prompt; it is not shown.</div>'
+            return prompt_view.render_text(prompt, text, prompt_tokens=len(contender.prompt_ids(query.query, text)),
+                                           name=doc_id)
+        except RerankerError as exc:
+            raise common.error(exc)
 
     @staticmethod
     def summary(board: bakeoff_board.BakeoffBoard) -> str:
@@ -180,6 +216,7 @@ def build_tab(inspector: Inspector, *, settings: list) -> None:
     """The "Bake-off" tab. ``settings``: the page's model, backend and max length components."""
     tab = BakeoffTab(inspector)
     with gr.Tab("Bake-off"):
+        state = gr.State(None)
         gr.Markdown("Which reranker wins on **your** data, and does reranking help at all? Load a judged "
                     "collection, pick rerankers, and compare them with the first stage's own order (no rerank). "
                     "Walk-through: docs/bakeoff.md.")
@@ -233,6 +270,13 @@ def build_tab(inspector: Inspector, *, settings: list) -> None:
         winners = gr.Dataframe(label="Per-query winners", interactive=False, wrap=True, max_height=360)
         prompts = gr.Dataframe(label="Exact prompts (the first query's first candidate)", interactive=False,
                                wrap=True, max_height=360)
+        gr.Markdown("#### The exact prompt of one pair, for any reranker (the document is marked)")
+        with gr.Row(equal_height=True):
+            prompt_run = gr.Dropdown([], label="Reranker", allow_custom_value=True)
+            prompt_query = gr.Dropdown([], label="Query", allow_custom_value=True)
+            prompt_candidate = gr.Number(1, label="Candidate (first-stage rank)", precision=0, minimum=1)
+            prompt_button = gr.Button("Show the prompt", size="sm")
+        prompt_html = gr.HTML(elem_classes="rr-bakeoff-prompt")
         loaded = gr.Dataframe(label="What was loaded", interactive=False, wrap=True)
 
     kind.change(lambda v: (gr.update(visible=v == "beir"), gr.update(visible=v in ("ir_datasets", "hf")),
@@ -242,7 +286,10 @@ def build_tab(inspector: Inspector, *, settings: list) -> None:
         tab.run, [kind, corpus, queries, qrels, dataset_id, split, responses, response_qrels, topics, text_field,
                   sample, seed, depth, qwen_models, instructions, cross_encoders, endpoint_url, endpoint_model,
                   api_key, endpoint_price, hourly, k, relevant_from, stat_test, *settings],
-        [summary, board_table, board_chart, lift_chart, winners, prompts, loaded, csv_download, html_download],
+        [state, prompt_run, prompt_query, summary, board_table, board_chart, lift_chart, winners, prompts, loaded,
+         csv_download, html_download],
         api_name="bakeoff", concurrency_id="model", show_progress_on=[board_table])
+    prompt_button.click(tab.prompt, [state, prompt_run, prompt_query, prompt_candidate], prompt_html,
+                        api_name="bakeoff_prompt", concurrency_id="model")
 
 
