@@ -45,7 +45,7 @@ def render_text(text: str, document: str, *, prompt_tokens: int | None = None, n
                 low = middle
             else:
                 high = middle - 1
-        kept = low
+        kept = len(document[:low].rstrip())
         start = text.rfind(document[:kept]) if kept else -1
     if start < 0 or not kept:
         body, status = html.escape(text), "the document does not appear in the prompt as it was given"
