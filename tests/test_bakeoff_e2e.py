@@ -87,3 +87,17 @@ def test_bakeoff_input_errors_are_messages(app):
     with pytest.raises(AppError, match="at least one reranker"):
         client.predict(*_inputs(tiny_model, bert, beir, stub, qwen_models="", cross_encoders="", endpoint_url=""),
                        api_name="/bakeoff")
+
+
+def test_the_public_demo_runs_only_its_own_model_on_uploaded_data(tiny_model, tmp_path):
+    beir = write_beir(tmp_path / "beir")
+    with serve(tiny_model, "transformers", tmp_path / "data", public=True, runs_per_minute=1000) as url, \
+            RerankStub() as stub:
+        client = Client(url, verbose=False)
+        with pytest.raises(AppError, match="does not download collections"):
+            client.predict(*_inputs(tiny_model, "", beir, stub, kind="ir_datasets", dataset_id="beir/scifact/test"),
+                           api_name="/bakeoff")
+        with pytest.raises(AppError, match="runs only its own Qwen3-Reranker"):
+            client.predict(*_inputs(tiny_model, "x", beir, stub), api_name="/bakeoff")
+        outputs = client.predict(*_inputs(tiny_model, "", beir, stub, endpoint_url=""), api_name="/bakeoff")
+        assert "no rerank" in outputs[2] and not stub.requests

@@ -124,10 +124,20 @@ class BakeoffTab:
     def run(self, kind, corpus, queries, qrels, dataset_id, split, responses, response_qrels, topics, text_field,
             sample, seed, depth, qwen_models, instructions, cross_encoders, endpoint_url, endpoint_model, api_key,
             endpoint_price, hourly, k, relevant_from, stat_test, model, backend, max_length,
-            progress=gr.Progress()):
+            progress=gr.Progress(), request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Load, rank and measure; the outputs of the tab (``model``: the settings panel's, unused here: the Qwen
-        models are the tab's own list)."""
+        models are the tab's own list). One run at a time per visitor, within the visitor's limit."""
         k = common.k_value(k)
+        visitors = self.inspector.visitors
+        with visitors.run(visitors.owner(request, profile)):
+            return self._run(kind, corpus, queries, qrels, dataset_id, split, responses, response_qrels, topics,
+                             text_field, sample, seed, depth, qwen_models, instructions, cross_encoders, endpoint_url,
+                             endpoint_model, api_key, endpoint_price, hourly, k, relevant_from, stat_test, backend,
+                             max_length, progress)
+
+    def _run(self, kind, corpus, queries, qrels, dataset_id, split, responses, response_qrels, topics, text_field,
+             sample, seed, depth, qwen_models, instructions, cross_encoders, endpoint_url, endpoint_model, api_key,
+             endpoint_price, hourly, k, relevant_from, stat_test, backend, max_length, progress):
         try:
             sample = _number(sample, "The number of queries", whole=True) or None  # 0: every query
             seed = _number(seed, "The seed", whole=True) or 0
