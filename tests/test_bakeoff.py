@@ -239,3 +239,38 @@ def test_a_prompt_known_as_text_marks_the_document_and_a_cut():
     assert '<span class="rr-prompt-doc">the first words</span>' in cut and "✂ cut here" in cut
     assert "read the first 15 of 34 characters" in cut
     assert "does not appear" in render_text("[CLS] other [SEP]", "zzz")
+
+
+def test_candidate_lists_and_scoreddocs_become_the_first_stage(tmp_path, monkeypatch):
+    """MTEB reranking layout: BM25 orders each query's own candidates; ir_datasets scoreddocs: the run is the
+    first stage, cut at the depth."""
+    import pandas as pd
+
+    from reranker.files import hf_datasets, ir_datasets_source
+    from tests.test_collections import _register_ir_dataset
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    folder = tmp_path / "reranking"
+    folder.mkdir()
+    pd.DataFrame({"query": ["giant panda food"],
+                  "positive": [["Bamboo is the main food of the giant panda."]],
+                  "negative": [["Pandas is a Python library.", "Koalas eat eucalyptus."]]}
+                 ).to_parquet(folder / "test.parquet")
+    collection = hf_datasets.load(str(folder))
+    with RerankStub() as stub:
+        result = run_bakeoff(collection, [EndpointContender("api", stub.url, "m")], depth=1)
+    assert result.first_stage == "BM25 (bm25s) over the given candidates"
+    (query,) = result.sweep.judged.queries
+    assert len(query.documents) == 3  # every candidate, whatever the depth
+    assert query.documents[0][1] == "Bamboo is the main food of the giant panda."  # "giant", "panda", "food"
+
+    monkeypatch.setenv("IR_DATASETS_HOME", str(tmp_path / "home"))
+    _register_ir_dataset(tmp_path, "reranker-test/bakeoff")
+    collection = ir_datasets_source.load("reranker-test/bakeoff")
+    with RerankStub() as stub:
+        result = run_bakeoff(collection, [EndpointContender("api", stub.url, "m")], depth=1)
+    assert result.first_stage == "scoreddocs top 1"
+    assert {q.query_id: [d for d, _ in q.documents] for q in result.sweep.judged.queries} == {
+        "q1": ["d1"], "q2": ["d2"], "q3": []}
+    assert any("no candidate" in note for note in result.notes)
