@@ -1,0 +1,128 @@
+"""Ray: scoring a Ray Dataset with one engine per actor, and running a batch job's shards as Ray tasks.
+
+``pip install ".[ray]"``. Two ways in (docs/scale-out.md):
+
+- :class:`ScoreBatches`, a callable class for ``Dataset.map_batches``: each actor loads one engine; a batch of
+  rows with ``query_id``, ``query``, ``doc_id``, ``document`` (and optionally ``instruction``, ``row``) comes back
+  as ids plus ``score``, ``confidence``, ``logodds``, ``truncated``, ``n_tokens``, ``cached`` and ``reject`` (the
+  reason a row could not be scored, else None). It scores through the batch job's own chunk scorer, so the
+  prompts, cache keys and log-odds are the batch job's. Ray Data restarts a dead actor and runs its batches again.
+  :func:`score_dataset` wires it up.
+- :func:`run_shards_on_ray`, behind ``python -m reranker score ... --ray ADDRESS``: shard i of N of the job runs
+  as a Ray task (the same code as ``--shard i/N``: its own job file, output and manifest); a task whose worker or
+  node dies runs again and resumes from its job file where that survived. The command then merges the shards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Callable
+
+from reranker.errors import RerankerError
+from reranker.files.pair_files import Columns, make_row
+from reranker.jobs.chunk_scoring import score_chunk
+from reranker.jobs.job import RESULT_COLUMNS
+from reranker.jobs.shards import Shard
+from reranker.scoring.engine import DEFAULT_MAX_LENGTH
+
+log = logging.getLogger(__name__)
+SCORE_COLUMNS = [c for c in RESULT_COLUMNS if c not in ("row", "query_id", "doc_id", "label")]
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError as exc:
+        raise RerankerError('Ray is not installed: pip install ".[ray]"') from exc
+    return ray
+
+
+class ScoreBatches:
+    """A ``Dataset.map_batches`` callable (``batch_format="pandas"``): one Reranker per actor.
+
+    ``model``, ``backend``, ``max_length``, ``cache`` and ``engine_options`` are the Reranker's; ``instruction`` is
+    the batch job's ``--instruction`` (a row's own ``instruction`` wins); ``columns`` renames the input columns.
+    """
+
+    def __init__(self, model: str, *, backend: str = "auto", max_length: int = DEFAULT_MAX_LENGTH,
+                 instruction: str | None = None, cache: bool = False, columns: Columns | None = None,
+                 **engine_options):
+        from reranker.scoring.engine import Reranker
+
+        self.reranker = Reranker(model, backend=backend, max_length=max_length, cache=cache, **engine_options)
+        self.instruction = instruction
+        self.columns = columns or Columns()
+
+    def __call__(self, batch):
+        import pandas as pd
+
+        records = batch.to_dict("records")
+        numbered = "row" in batch.columns
+        rows = [make_row(record, int(record["row"]) if numbered else i, self.columns,
+                         lambda r=record: json.dumps(r, default=repr, ensure_ascii=False))
+                for i, record in enumerate(records, start=1)]
+        if len({r.row for r in rows}) != len(rows):
+            raise RerankerError("The batch's row column holds a number twice: rows must be unique.")
+        results, rejects, _ = score_chunk(self.reranker, rows, self.instruction)
+        reasons = {r.row: r.reason for r in rejects}
+        out = {"row": []} if numbered else {}
+        out.update({name: [] for name in ("query_id", "doc_id", *SCORE_COLUMNS, "reject")})
+        for record, row in zip(records, rows):
+            result = dict(zip(RESULT_COLUMNS, results[row.row])) if row.row in results else {}
+            if numbered:
+                out["row"].append(row.row)
+            out["query_id"].append(str(record.get(self.columns.query_id)))
+            out["doc_id"].append(str(record.get(self.columns.doc_id)))
+            for name in SCORE_COLUMNS:  # a reject's are None (NaN in the float columns)
+                value = result.get(name)
+                out[name].append(bool(value) if name in ("truncated", "cached") and value is not None else value)
+            out["reject"].append(reasons.get(row.row))
+        return pd.DataFrame(out)
+
+
+def score_dataset(dataset, model: str, *, actors: int = 1, gpus_per_actor: float = 0, cpus_per_actor: float = 1,
+                  batch_size: int = 512, **options):
+    """``dataset`` with the scores of its pairs: ``actors`` engines, each on ``gpus_per_actor`` GPUs.
+
+    ``options`` go to :class:`ScoreBatches` (``backend``, ``max_length``, ``instruction``, engine options).
+    Batches of a query's documents keep the shared prompt head together when the dataset is sorted by query.
+    """
+    return dataset.map_batches(ScoreBatches, fn_constructor_args=(model,), fn_constructor_kwargs=options,
+                               batch_format="pandas", batch_size=batch_size, compute=None, concurrency=actors,
+                               num_gpus=gpus_per_actor, num_cpus=cpus_per_actor)
+
+
+def _run_shard(run_shard: Callable[[Shard], list[str]], index: int, count: int) -> list[str]:
+    return run_shard(Shard(index, count))
+
+
+def run_shards_on_ray(run_shard: Callable[[Shard], list[str]], count: int, *, address: str | None = "auto",
+                      gpus: float | None = None, cpus: float = 1, retries: int = 3) -> list[list[str]]:
+    """Run ``run_shard(Shard(i, count))`` for every i as a Ray task; each shard's report, in shard order.
+
+    Joins the running Ray instance if there is one, else connects to ``address``. ``gpus`` per task defaults
+    to 1 on a cluster with GPUs, else 0. A task whose worker dies is run again (``retries`` times); an error of
+    the job itself (bad input, another model) is not retried and is raised here as it was raised there.
+    """
+    ray = _ray()
+    if count < 1:
+        raise RerankerError(f"--ray-shards must be at least 1, got {count}.")
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, log_to_driver=False)
+    try:
+        if gpus is None:
+            gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=retries, retry_exceptions=False)(_run_shard)
+        pending = [task.remote(run_shard, index, count) for index in range(1, count + 1)]
+        try:
+            return ray.get(pending)
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, RerankerError):
+                raise cause from None
+            raise
+    finally:
+        if started_here:
+            ray.shutdown()
