@@ -86,10 +86,11 @@ def open_for_reading(location: Location) -> BinaryIO:
 
 def list_matching(location: Location, pattern: str) -> list[Location]:
     """Locations in ``location``'s folder whose names match the glob ``pattern``, sorted."""
-    folder = sibling(location, "")
     if isinstance(location, Path):
-        return sorted(Path(folder).glob(pattern))
+        return sorted(location.parent.glob(pattern))
+    folder = sibling(location, "")
     fs, path = filesystem(folder)
+    fs.invalidate_cache()  # other processes (other shards) wrote there since this one last listed it
     protocol = folder.split("://", 1)[0]
     return sorted(f"{protocol}://{p}" for p in fs.glob(path.rstrip("/") + "/" + pattern))
 
