@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from reranker.cli import main
-from reranker.integrations.ray import ScoreBatches
+from reranker.integrations.frames import ScoreBatches
 from reranker.jobs import BatchJob, run_batch
 from reranker.files.pair_files import PairTable
 

@@ -2,12 +2,9 @@
 
 ``pip install ".[ray]"``. Two ways in (docs/scale-out.md):
 
-- :class:`ScoreBatches`, a callable class for ``Dataset.map_batches``: each actor loads one engine; a batch of
-  rows with ``query_id``, ``query``, ``doc_id``, ``document`` (and optionally ``instruction``, ``row``) comes back
-  as ids plus ``score``, ``confidence``, ``logodds``, ``truncated``, ``n_tokens``, ``cached`` and ``reject`` (the
-  reason a row could not be scored, else None). It scores through the batch job's own chunk scorer, so the
-  prompts, cache keys and log-odds are the batch job's. Ray Data restarts a dead actor and runs its batches again.
-  :func:`score_dataset` wires it up.
+- :class:`~reranker.integrations.frames.ScoreBatches` as the callable class of ``Dataset.map_batches``: each
+  actor loads one engine. Ray Data restarts a dead actor and runs its batches again. :func:`score_dataset` wires
+  it up.
 - :func:`run_shards_on_ray`, behind ``python -m reranker score ... --ray ADDRESS``: shard i of N of the job runs
   as a Ray task (the same code as ``--shard i/N``: its own job file, output and manifest); a task whose worker or
   node dies runs again and resumes from its job file where that survived. The command then merges the shards.
@@ -15,19 +12,13 @@
 
 from __future__ import annotations
 
-import json
-import logging
 from typing import Callable
 
 from reranker.errors import RerankerError
-from reranker.files.pair_files import Columns, make_row
-from reranker.jobs.chunk_scoring import score_chunk
-from reranker.jobs.job import RESULT_COLUMNS
+from reranker.integrations.frames import ScoreBatches
 from reranker.jobs.shards import Shard
-from reranker.scoring.engine import DEFAULT_MAX_LENGTH
 
-log = logging.getLogger(__name__)
-SCORE_COLUMNS = [c for c in RESULT_COLUMNS if c not in ("row", "query_id", "doc_id", "label")]
+__all__ = ["ScoreBatches", "run_shards_on_ray", "score_dataset"]
 
 
 def _ray():
@@ -36,49 +27,6 @@ def _ray():
     except ImportError as exc:
         raise RerankerError('Ray is not installed: pip install ".[ray]"') from exc
     return ray
-
-
-class ScoreBatches:
-    """A ``Dataset.map_batches`` callable (``batch_format="pandas"``): one Reranker per actor.
-
-    ``model``, ``backend``, ``max_length``, ``cache`` and ``engine_options`` are the Reranker's; ``instruction`` is
-    the batch job's ``--instruction`` (a row's own ``instruction`` wins); ``columns`` renames the input columns.
-    """
-
-    def __init__(self, model: str, *, backend: str = "auto", max_length: int = DEFAULT_MAX_LENGTH,
-                 instruction: str | None = None, cache: bool = False, columns: Columns | None = None,
-                 **engine_options):
-        from reranker.scoring.engine import Reranker
-
-        self.reranker = Reranker(model, backend=backend, max_length=max_length, cache=cache, **engine_options)
-        self.instruction = instruction
-        self.columns = columns or Columns()
-
-    def __call__(self, batch):
-        import pandas as pd
-
-        records = batch.to_dict("records")
-        numbered = "row" in batch.columns
-        rows = [make_row(record, int(record["row"]) if numbered else i, self.columns,
-                         lambda r=record: json.dumps(r, default=repr, ensure_ascii=False))
-                for i, record in enumerate(records, start=1)]
-        if len({r.row for r in rows}) != len(rows):
-            raise RerankerError("The batch's row column holds a number twice: rows must be unique.")
-        results, rejects, _ = score_chunk(self.reranker, rows, self.instruction)
-        reasons = {r.row: r.reason for r in rejects}
-        out = {"row": []} if numbered else {}
-        out.update({name: [] for name in ("query_id", "doc_id", *SCORE_COLUMNS, "reject")})
-        for record, row in zip(records, rows):
-            result = dict(zip(RESULT_COLUMNS, results[row.row])) if row.row in results else {}
-            if numbered:
-                out["row"].append(row.row)
-            out["query_id"].append(str(record.get(self.columns.query_id)))
-            out["doc_id"].append(str(record.get(self.columns.doc_id)))
-            for name in SCORE_COLUMNS:  # a reject's are None (NaN in the float columns)
-                value = result.get(name)
-                out[name].append(bool(value) if name in ("truncated", "cached") and value is not None else value)
-            out["reject"].append(reasons.get(row.row))
-        return pd.DataFrame(out)
 
 
 def score_dataset(dataset, model: str, *, actors: int = 1, gpus_per_actor: float = 0, cpus_per_actor: float = 1,
