@@ -15,6 +15,7 @@ import pytest
 
 from reranker.cli import main
 from reranker.integrations.frames import ScoreBatches
+from reranker.integrations.ray import score_dataset
 from reranker.jobs import BatchJob, run_batch
 from reranker.files.pair_files import PairTable
 
@@ -94,6 +95,12 @@ def test_ray_data_actors_score_every_pair_once_through_a_killed_actor(ray_cluste
     assert list(ok["logodds"]) == pytest.approx(list(want["logodds"]), abs=1e-5)
     assert list(ok["score"]) == pytest.approx(list(want["score"]), abs=1e-6)
     assert list(ok["n_tokens"]) == list(want["n_tokens"])
+
+    again = score_dataset(ray.data.from_pandas(pairs), tiny_model, actors=1, batch_size=60, backend="transformers",
+                          max_length=512).to_pandas().sort_values("row").reset_index(drop=True)
+    assert list(again["row"]) == list(scored["row"]) and list(again["reject"].fillna("")) == list(
+        scored["reject"].fillna(""))
+    assert list(again["logodds"].dropna()) == pytest.approx(list(ok["logodds"]), abs=1e-5)
 
 
 def _holder_of(path: Path) -> int | None:

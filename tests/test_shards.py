@@ -1,4 +1,5 @@
-"""Shards of a batch job on object storage: scored apart, one killed and resumed, verified, merged (docs/scale-out.md)."""
+"""Shards of a batch job on object storage: scored apart, one killed and resumed, verified, merged
+(docs/scale-out.md)."""
 
 from __future__ import annotations
 

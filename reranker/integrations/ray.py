@@ -37,7 +37,7 @@ def score_dataset(dataset, model: str, *, actors: int = 1, gpus_per_actor: float
     Batches of a query's documents keep the shared prompt head together when the dataset is sorted by query.
     """
     return dataset.map_batches(ScoreBatches, fn_constructor_args=(model,), fn_constructor_kwargs=options,
-                               batch_format="pandas", batch_size=batch_size, compute=None, concurrency=actors,
+                               batch_format="pandas", batch_size=batch_size, concurrency=actors,
                                num_gpus=gpus_per_actor, num_cpus=cpus_per_actor)
 
 

@@ -114,12 +114,12 @@ def manifest_pattern(merged: Location) -> str:
     return f"{stem}.shard-*-of-*.manifest.json"
 
 
-def check_shards(merged: Location, check_files: bool = True) -> ShardSet:
+def check_shards(merged: Location) -> ShardSet:
     """The shards of ``merged`` (``STEM.shard-i-of-N.manifest.json`` beside it), checked to be one job.
 
     Refuses: a missing or doubled shard, shards of different counts, of another input or job options, scored
     with other weights, another prompt template or another precision; counts that do not add up to the input's
-    rows; an output or rejects file whose content is not the one its manifest describes (``check_files``).
+    rows; an output or rejects file whose content is not the one its manifest describes.
     """
     found = list_matching(merged, manifest_pattern(merged))
     if not found:
@@ -142,6 +142,8 @@ def check_shards(merged: Location, check_files: bool = True) -> ShardSet:
                          " remove the stale ones.")
     count = counts.pop()
     missing = sorted(set(range(1, count + 1)) - set(manifests))
+    if set(manifests) - set(range(1, count + 1)):
+        raise InputError(f"A manifest names a shard outside 1..{count}: {sorted(set(manifests))}.")
     if missing:
         raise InputError(f"Shard(s) {', '.join(map(str, missing))} of {count} are not finished (no manifest); "
                          f"run them with --shard i/{count}.")
@@ -161,7 +163,8 @@ def check_shards(merged: Location, check_files: bool = True) -> ShardSet:
                                  "are not comparable. Score it again like the others (--restart).")
         for key in ("backend", "device"):
             if manifest["scorer"].get(key) != first["scorer"].get(key):
-                notes.append(f"shard {index}: {key} {manifest['scorer'].get(key)} (shard 1: {first['scorer'].get(key)})")
+                notes.append(f"shard {index}: {key} {manifest['scorer'].get(key)} "
+                             f"(shard 1: {first['scorer'].get(key)})")
         for library, version in manifest["libraries"].items():
             if first["libraries"].get(library) != version:
                 notes.append(f"shard {index}: {library} {version} (shard 1: {first['libraries'].get(library)})")
@@ -171,11 +174,17 @@ def check_shards(merged: Location, check_files: bool = True) -> ShardSet:
     if shards.pairs + shards.reject_count != first["input_rows"]:
         raise InputError(f"The shards hold {shards.pairs} pairs and {shards.reject_count} rejects, not the input's "
                          f"{first['input_rows']} rows.")
-    if check_files:
-        for index in range(1, count + 1):
-            for location, record in ((shards.output(index), manifests[index]["output"]),
-                                     (shards.rejects(index), manifests[index]["rejects_file"])):
-                if location is not None and file_sha256(location) != record["sha256"]:
-                    raise InputError(f"{name_of(location)} is not the file shard {index}'s manifest describes "
-                                     "(its sha256 differs): re-run that shard.")
+    for index in range(1, count + 1):
+        for location, record in ((shards.output(index), manifests[index]["output"]),
+                                 (shards.rejects(index), manifests[index]["rejects_file"])):
+            if location is None:
+                continue
+            try:
+                digest = file_sha256(location)
+            except FileNotFoundError:
+                raise InputError(f"{location} is missing: shard {index}'s manifest names it. Re-run that shard "
+                                 "(it re-exports from its job file without scoring).") from None
+            if digest != record["sha256"]:
+                raise InputError(f"{name_of(location)} is not the file shard {index}'s manifest describes "
+                                 "(its sha256 differs): re-run that shard.")
     return shards
