@@ -17,6 +17,10 @@ from reranker.jobs.job import RESULT_COLUMNS
 from reranker.scoring.engine import DEFAULT_MAX_LENGTH
 
 SCORE_COLUMNS = [c for c in RESULT_COLUMNS if c not in ("row", "query_id", "doc_id", "label")]
+# pandas' nullable types: a reject's score columns are empty (NA), not NaN or a made-up number
+OUTPUT_TYPES = {"row": "Int64", "query_id": "string", "doc_id": "string", "score": "Float64", "confidence": "Float64",
+                "logodds": "Float64", "truncated": "boolean", "n_tokens": "Int64", "cached": "boolean",
+                "reject": "string"}
 
 
 class ScoreBatches:
@@ -56,8 +60,7 @@ class ScoreBatches:
                 out["row"].append(row.row)
             out["query_id"].append(str(record.get(self.columns.query_id)))
             out["doc_id"].append(str(record.get(self.columns.doc_id)))
-            for name in SCORE_COLUMNS:  # a reject's are None (NaN in the float columns)
-                value = result.get(name)
-                out[name].append(bool(value) if name in ("truncated", "cached") and value is not None else value)
+            for name in SCORE_COLUMNS:  # a reject's are empty
+                out[name].append(result.get(name))
             out["reject"].append(reasons.get(row.row))
-        return pd.DataFrame(out)
+        return pd.DataFrame({name: pd.array(values, dtype=OUTPUT_TYPES.get(name)) for name, values in out.items()})
