@@ -103,19 +103,18 @@ def test_ray_data_actors_score_every_pair_once_through_a_killed_actor(ray_cluste
     assert list(again["logodds"].dropna()) == pytest.approx(list(ok["logodds"]), abs=1e-5)
 
 
-def _holder_of(path: Path) -> int | None:
-    """The pid of a process that has ``path`` open (Linux /proc)."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(path) for fd in os.listdir(f"/proc/{pid}/fd")):
-                return int(pid)
-        except OSError:
-            continue
+def _lock_holder(path: Path) -> int | None:
+    """The pid holding the job file's ``flock`` (Linux ``/proc/locks``: pid and device:inode of each lock)."""
+    inode = path.stat().st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
+            return int(fields[4])
     return None
 
 
 def _kill_a_shard_task_midway(jobs: Path, killed: list[int], stop: threading.Event) -> None:
-    """SIGKILL the Ray worker scoring the first shard that has committed two chunks."""
+    """SIGKILL the Ray worker scoring the first shard that has committed two chunks and is not done."""
     while not stop.is_set() and not killed:
         for job_file in jobs.glob("*.job.sqlite3"):
             try:
@@ -124,12 +123,12 @@ def _kill_a_shard_task_midway(jobs: Path, killed: list[int], stop: threading.Eve
                     done = conn.execute("SELECT value FROM meta WHERE key = 'status'").fetchone()
             except sqlite3.OperationalError:
                 continue
-            pid = _holder_of(job_file.resolve()) if committed >= 2 and done != ('"done"',) else None
+            pid = _lock_holder(job_file) if committed >= 2 and done != ('"done"',) else None
             if pid and pid != os.getpid():
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 return
-        time.sleep(0.01)
+        time.sleep(0.005)
 
 
 def test_score_command_on_ray_with_s3_survives_a_killed_worker(ray_cluster, tiny_model, single_process_scores,
@@ -146,7 +145,7 @@ def test_score_command_on_ray_with_s3_survives_a_killed_worker(ray_cluster, tiny
     killer.start()
     try:
         code = main(["score", f"{s3_bucket}/ray/pairs.csv", "-o", merged, "--ray", "auto", "--ray-shards", "3",
-                     "--job-dir", str(jobs), "--chunk-size", "3", "--model", tiny_model, "--backend",
+                     "--job-dir", str(jobs), "--chunk-size", "1", "--model", tiny_model, "--backend",
                      "transformers", "--no-cache", "--max-length", "512", "--no-progress"])
     finally:
         stop.set()
