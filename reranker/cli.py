@@ -212,7 +212,7 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for the job file when -o is a URL, and for local copies of URL inputs "
                              "(default: the current folder, or a local output's folder)")
     scale = parser.add_argument_group("shards and clusters (docs/scale-out.md)")
-    scale.add_argument("--shard", type=Shard.parse, metavar="i/N",
+    scale.add_argument("--shard", type=_shard_argument, metavar="i/N",
                        help="score only shard i of N (rows split by a hash of the query id) into "
                             "OUTPUT-stem.shard-i-of-N.*, with a manifest; `merge OUTPUT` joins the shards")
     scale.add_argument("--ray", metavar="ADDRESS",
@@ -237,6 +237,13 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
     trec = parser.add_argument_group("TREC input (INPUT is a run file: qid Q0 docid rank score tag)")
     trec.add_argument("--topics", metavar="FILE", help="queries: qid<TAB>text lines, or JSONL (_id, text)")
     trec.add_argument("--corpus", metavar="FILE", help="documents: JSONL (_id, title, text) or docid<TAB>text lines")
+
+
+def _shard_argument(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except InputError as exc:  # argparse shows an ArgumentTypeError's own words
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def job_from_args(args: argparse.Namespace, shard: Shard | None = None) -> BatchJob:

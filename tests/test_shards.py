@@ -60,6 +60,18 @@ def test_a_query_lands_in_one_shard_and_every_row_in_exactly_one():
         Shard.parse("5/4")
 
 
+def test_shard_options_are_checked_with_plain_messages(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["score", "pairs.csv", "-o", "out.parquet", "--shard", "5/4"])
+    assert "argument --shard: A shard is i/N with 1 <= i <= N, got 5/4." in capsys.readouterr().err
+    assert main(["score", "pairs.csv", "-o", "out.parquet", "--ray", "auto", "--shard", "1/2"]) == 2
+    assert "give --ray-shards N, not --shard" in capsys.readouterr().err
+    assert main(["merge", str(tmp_path / "out.parquet")]) == 2
+    assert "No shard manifests next to" in capsys.readouterr().err
+    assert Shard(2, 10).output(tmp_path / "s.parquet") == tmp_path / "s.shard-02-of-10.parquet"
+    assert Shard(1, 3).output("s3://b/o/s.jsonl") == "s3://b/o/s.shard-1-of-3.jsonl"
+
+
 def test_four_shards_on_s3_one_killed_and_resumed_merge_to_the_unsharded_scores(tiny_model, s3_bucket, tmp_path,
                                                                                  capsys):
     import fsspec
