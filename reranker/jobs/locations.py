@@ -67,6 +67,16 @@ def exists(location: Location) -> bool:
     return fs.exists(path)
 
 
+def remove(location: Location) -> None:
+    """Delete a file or object if it is there."""
+    if isinstance(location, Path):
+        location.unlink(missing_ok=True)
+        return
+    fs, path = filesystem(location)
+    if fs.exists(path):
+        fs.rm_file(path)
+
+
 def read_bytes(location: Location) -> bytes:
     if isinstance(location, Path):
         return location.read_bytes()

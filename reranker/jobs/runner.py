@@ -21,7 +21,7 @@ from reranker.files.pair_files import RejectRow, Row
 from reranker.jobs.chunk_scoring import score_chunk
 from reranker.jobs.job import BatchJob, BatchSummary, describe_mismatch
 from reranker.jobs.job_file import JobFile
-from reranker.jobs.locations import exists
+from reranker.jobs.locations import exists, remove
 from reranker.jobs.manifest import describe_scorer, write_manifest
 from reranker.jobs.outputs import export
 from reranker.jobs.shards import ShardRows
@@ -53,6 +53,8 @@ def run_batch(job: BatchJob, load_reranker: Callable[[], object]) -> BatchSummar
         summary = BatchSummary(output=job.output)
         summary.already_done = jobfile.get("status") == "done"
         if not summary.already_done:
+            if job.shard:  # a manifest left by an earlier run of this shard no longer vouches for its outputs
+                remove(job.manifest_path)
             _score_all(job, jobfile, load_reranker, summary)
             jobfile.set("status", "done")
         summary.pairs, summary.rejects = jobfile.counts()
