@@ -274,3 +274,23 @@ def test_candidate_lists_and_scoreddocs_become_the_first_stage(tmp_path, monkeyp
     assert {q.query_id: [d for d, _ in q.documents] for q in result.sweep.judged.queries} == {
         "q1": ["d1"], "q2": ["d2"], "q3": []}
     assert any("no candidate" in note for note in result.notes)
+
+
+def test_cli_bakeoff_from_a_variants_file(tmp_path, logit_folder, capsys):
+    import json
+
+    from reranker.cli import main
+    from reranker.files.tables import read_csv
+
+    variants = tmp_path / "variants.json"
+    variants.write_text(json.dumps([{"kind": "cross-encoder", "name": "llm", "model": logit_folder,
+                                     "price_per_hour": 1.0}]))
+    code = main(["bakeoff", "--beir", str(write_beir(tmp_path / "beir")), "--no-qwen", "--variants", str(variants),
+                 "--sample", "2", "--seed", "3", "--depth", "2", "--csv", str(tmp_path / "l.csv")])
+    assert code == 0, capsys.readouterr().err
+    settings, table = read_csv(tmp_path / "l.csv")
+    assert sorted(table["run"]) == ["llm", "no rerank"] and settings["queries"] == 2
+    assert table.loc[table["run"] == "llm", "licence"].item() == "apache-2.0"
+    variants.write_text(json.dumps([{"kind": "cross-encoder", "model": logit_folder, "colour": "red"}]))
+    assert main(["bakeoff", "--beir", str(tmp_path / "beir"), "--no-qwen", "--variants", str(variants)]) == 2
+    assert "unknown setting(s) colour" in capsys.readouterr().err
