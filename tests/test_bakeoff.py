@@ -3,7 +3,6 @@ their cache keys, and a whole bake-off over a BEIR folder with the no-rerank row
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from reranker.bakeoff import board as bakeoff_board
