@@ -14,7 +14,7 @@ from reranker.scoring.model_holder import ModelHolder
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.storage.presets import PresetStore
-from reranker.ui import (common, compare_tab, explain_panel, judged_tab, judging_tab, multi_query_tab,
+from reranker.ui import (bakeoff_tab, common, compare_tab, explain_panel, judged_tab, judging_tab, multi_query_tab,
                          sweep_tab)
 from reranker.ui.common import DocumentInputs, Fields, ModelInputs, ViewInputs, bind
 from reranker.ui.inspector import Inspector
@@ -259,6 +259,7 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                 ab_sides = compare_tab.build_tab(ui, query=query, instruction=instruction, docs=docs,
                                                  settings=settings, batch_size=batch_size)
                 multi_query_tab.build_tab(ui, settings=settings, batch_size=batch_size)
+                bakeoff_tab.build_tab(ui, settings=settings.components)  # rerankers against each other
             sweep_tab.build_tab(ui, settings=settings.components, batch_size=batch_size, threshold=judging.threshold,
                                 ab=sweep_tab.ABTargets(query, pasted, split_mode, upload, ab_sides))
             with gr.Tab("Judged data", id="judged") as judged_workspace:
