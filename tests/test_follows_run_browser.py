@@ -24,7 +24,8 @@ def url(tiny_model, tmp_path_factory):
 def rank(page, docs, expected: str):
     page.get_by_label("Documents", exact=True).fill("\n".join(docs))
     page.get_by_role("button", name="Rank documents").click()
-    page.locator("#rr-run-header .rr-runhead:not(.rr-runhead-empty):not(.rr-stale)").wait_for(timeout=60_000)
+    page.locator("#rr-run-header .rr-runhead:not(.rr-runhead-empty):not(.rr-stale):not(.rr-runhead-running)").wait_for(
+        timeout=60_000)
     page.get_by_text(expected).first.wait_for(timeout=30_000)
 
 
