@@ -44,7 +44,8 @@ def test_prompt_and_explanations_follow_the_current_run(url):
         third_doc = page.locator('.rr-table tr[data-rank="3"] .rr-doc').inner_text()
         page.wait_for_function("(doc) => document.querySelector('.rr-prompt').innerText.includes(doc)",
                                arg=third_doc, timeout=15_000)
-        assert page.locator("#rr-explain input[type=number]").first.input_value() == "3"
+        page.wait_for_function("document.querySelector('#rr-explain input[type=number]').value === '3'",
+                               timeout=15_000)
         page.locator('.rr-table tr[data-rank="1"]').focus()
         page.wait_for_function("(doc) => document.querySelector('.rr-prompt').innerText.includes(doc)",
                                arg=first_doc, timeout=15_000)
