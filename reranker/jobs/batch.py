@@ -428,14 +428,13 @@ def _score_all(job: BatchJob, jobfile: JobFile, load_reranker: Callable[[], obje
 
 
 def _check_model(jobfile: JobFile, model_key: str | None) -> None:
-    """The weights and their precision must be the ones the job started with (a local folder's files may have
-    changed; ``--quantization fp8`` scores are not bf16 ones)."""
+    """The weights must be the ones the job started with (a local folder's files may have changed)."""
     stored = jobfile.get("model_key")
     if stored is None:
         jobfile.set("model_key", model_key)
     elif stored != model_key:
         raise InputError(f"The model is not the one this job started with ({stored} then, {model_key} now): "
-                         "its files or its precision (--quantization) changed. Run it as it started, or "
+                         "its files changed. Run it as it started, or "
                          "re-run with --restart to start over.")
 
 

@@ -47,11 +47,6 @@ _max_engines: int | None = None  # None: no bound (library use); the app sets on
 # the settings is an engine option the caller chose, and must be one the backend knows.
 ENGINE_SETTINGS = frozenset({"model", "revision", "dtype", "max_model_len", "yes_id", "no_id"})
 
-# Engine options that change the scores: a backend ``auto`` tries must honour them. (Sizing options such as
-# ``memory_fraction`` are left out for a backend that does not take them.)
-SCORE_CHANGING = ("quantization",)
-
-
 def _backend_class(name: str) -> type[Backend]:
     """The backend's class; importing its module is cheap (the heavy libraries load in its constructor)."""
     if name == "vllm":
@@ -59,7 +54,7 @@ def _backend_class(name: str) -> type[Backend]:
 
         return VLLMBackend
     if name == "fast":
-        from reranker.scoring.backends.packed_backend import PackedBackend
+        from reranker.scoring.backends.packed.backend import PackedBackend
 
         return PackedBackend
     if name == "transformers":
@@ -102,9 +97,6 @@ def check_options(name: str, settings: dict[str, Any]) -> None:
 def _construct(name: str, settings: dict[str, Any]) -> Backend:
     cls = _backend_class(name)
     params = _parameters(name)
-    unhonoured = sorted(set(settings) & set(SCORE_CHANGING) - set(params))
-    if unhonoured:  # ``auto`` moves on to a backend that honours them rather than score otherwise
-        raise BackendUnavailable(f"the {name} backend does not take {', '.join(unhonoured)}")
     options = {k: v for k, v in settings.items() if k in params}
     if name == "remote":
         options.setdefault("servers", None)  # RemoteBackend says what to give
@@ -148,7 +140,7 @@ def _key(name: str, settings: dict[str, Any]) -> tuple:
 
 def _fits(slot: _Slot, settings: dict[str, Any]) -> bool:
     """Whether the loaded engine can take prompts as long as ``settings`` asks for."""
-    capacity = getattr(slot.engine, "started_context", None)  # None: the engine takes any length it can
+    capacity = slot.engine.started_context  # None: the engine takes any length it can
     return capacity is None or settings.get("max_model_len") is None or capacity >= settings["max_model_len"]
 
 
@@ -159,9 +151,7 @@ def _retire(slot: _Slot) -> None:
 
 
 def _close(engine: Backend) -> None:
-    close = getattr(engine, "close", None)
-    if close:
-        close()
+    engine.close()
     log.info("released a %s engine", engine.name)
     gc.collect()
     _trim_heap()
