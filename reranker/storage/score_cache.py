@@ -58,7 +58,8 @@ class ScoreCache:
     def put_many(self, model_key: str, precision: str, entries: Iterable[tuple[str, CachedScore]]) -> None:
         """Store entries computed in ``precision`` in one transaction."""
         now = time.time()
-        rows = [(k, precision, model_key, e.logodds, e.doc_tokens, e.doc_tokens_kept, e.prompt_tokens, now) for k, e in entries]
+        rows = [(k, precision, model_key, e.logodds, e.doc_tokens, e.doc_tokens_kept, e.prompt_tokens, now)
+                for k, e in entries]
         if not rows:
             return
         conn = self.db.conn
