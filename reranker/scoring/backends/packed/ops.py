@@ -225,10 +225,10 @@ def check_inputs(op: str, shape: Shape, rope: Rope, tokens: int, device, dtype, 
 
 
 def _split(tokens: int, gen) -> list[int]:
-    """``tokens`` split into sequences of 1 to 512 tokens."""
-    lengths = []
+    """``tokens`` split into sequences of random lengths (about a third of them at most: several sequences)."""
+    lengths, longest = [], max(1, tokens // 3)
     while tokens > 0:
-        n = min(tokens, int(torch.randint(1, 513, (1,), generator=gen)))
+        n = min(tokens, int(torch.randint(1, longest + 1, (1,), generator=gen)))
         lengths.append(n)
         tokens -= n
     return lengths
