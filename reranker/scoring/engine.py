@@ -30,7 +30,6 @@ MODELS = {
 }
 DEFAULT_MODEL = MODELS["0.6B"]
 DEFAULT_MAX_LENGTH = 8192
-PIPELINE_PAIRS = 200  # pairs tokenized per chunk while the device scores the previous chunk (fast backend)
 
 
 @dataclass(frozen=True)
@@ -132,11 +131,11 @@ class Reranker:
         """Load (or reuse) the model.
 
         ``model``: a hub id, one of ``MODELS``' keys ("0.6B", "4B", "8B"), or a local folder.
-        ``backend``: "auto" (fast on an NVIDIA GPU, else vLLM if it works here, else transformers), "fast", "vllm",
+        ``backend``: "auto" (fast on an NVIDIA GPU; else vLLM or transformers, :func:`auto_order`), "fast", "vllm",
         "transformers" or "remote" (pass ``servers=[urls]``). ``cache``: True for the user cache folder, a folder path,
-        or False. ``engine_options`` go to the backend (e.g. ``tensor_parallel_size``,
-        ``memory_fraction``, ``max_num_batched_tokens``, ``servers``; ``quantization="fp8"`` for the fast backend's
-        FP8 matrix products, whose scores are cached apart).
+        or False. ``dtype``: the precision to compute in (default bfloat16 on an NVIDIA GPU, float32 elsewhere);
+        scores are cached per precision. ``engine_options`` go to the backend (e.g. ``tensor_parallel_size``,
+        ``memory_fraction``, ``max_num_batched_tokens``, ``servers``, the fast backend's ``kernels``).
         """
         self.model = MODELS.get(model, model)
         self.revision = revision
@@ -147,8 +146,6 @@ class Reranker:
         self.builder = PromptBuilder(self.tokenizer, max_length)
         self._tokenizer_lock = threading.Lock()
         self.model_key = _model_key(self.model, revision, config)
-        if engine_options.get("quantization"):  # its scores differ by more than bf16 noise: cached apart
-            self.model_key += f"+{engine_options['quantization']}"
         if dtype is None:
             dtype = "bfloat16" if cuda_available() else "float32"
         self._settings = dict(
@@ -195,14 +192,13 @@ class Reranker:
         return self.backend.name
 
     @property
-    def precision(self) -> str:
-        """The weights' and activations' number format: the dtype, plus ``+fp8`` for FP8 matrix products."""
-        quantization = self._settings.get("quantization")
-        return self._settings["dtype"] + (f"+{quantization}" if quantization else "")
-
-    @property
     def device(self) -> str:
         return self.backend.device
+
+    @property
+    def precision(self) -> str:
+        """The numbers the scores are computed in (float32, bfloat16, or "served" by remote servers)."""
+        return self.backend.precision
 
     def rank(
         self,
@@ -249,11 +245,11 @@ class Reranker:
         for start in range(0, len(pairs), batch_size):
             batch_keys = keys[start:start + batch_size]
             new = {k: pair for k, pair in zip(batch_keys, pairs[start:start + batch_size]) if k not in known}
-            hits = self.cache.get_many(list(new)) if self.cache and new else {}
+            hits = self.cache.get_many(list(new), self.precision) if self.cache and new else {}
             missing = {k: pair for k, pair in new.items() if k not in hits}
             fresh = self._compute(instruction, missing)
             if self.cache:
-                self.cache.put_many(self.model_key, fresh.items())
+                self.cache.put_many(self.model_key, self.precision, fresh.items())
             known.update(hits)
             known.update(fresh)
             from_cache.update(hits)
@@ -281,21 +277,15 @@ class Reranker:
             if self.backend is self._engine:  # (a caller may have put a wrapper around it: kept as it is)
                 self.backend = engine
             self._engine = engine
-            submit = getattr(self.backend, "submit", None)
-            if submit is None:
+            # A backend that queues device work (fast) scores one chunk while the next is tokenized; the others
+            # get the whole call at once (vLLM schedules its own batches).
+            prompts, pending = [], []
+            for chunk in _chunks(groups, self.backend.pipeline_pairs or len(keys)):
                 with self._tokenizer_lock:
-                    built = self.builder.build_groups(instruction, groups)
-                prompts = [p for group in built for p in group]
-                logodds = self.backend.score_logodds([p.token_ids for p in prompts]) if prompts else np.zeros(0)
-            else:
-                # A backend that queues device work (fast) scores one chunk while the next is tokenized.
-                prompts, pending = [], []
-                for chunk in _chunks(groups, PIPELINE_PAIRS):
-                    with self._tokenizer_lock:
-                        built = [p for group in self.builder.build_groups(instruction, chunk) for p in group]
-                    prompts.extend(built)
-                    pending.append(submit([p.token_ids for p in built]))
-                logodds = np.concatenate([wait() for wait in pending]) if pending else np.zeros(0)
+                    built = [p for group in self.builder.build_groups(instruction, chunk) for p in group]
+                prompts.extend(built)
+                pending.append(self.backend.submit([p.token_ids for p in built]))
+            logodds = np.concatenate([wait() for wait in pending]) if pending else np.zeros(0)
         if not np.all(np.isfinite(logodds)):
             raise ModelError("The model returned a non-finite score (NaN or infinity): the weights are broken.")
         return {
@@ -346,7 +336,7 @@ class Reranker:
         if not self.cache:
             return 0
         keys = self._cache_keys(resolve_instruction(instruction), validate_pairs(pairs))
-        return len(self.cache.get_many(list(dict.fromkeys(keys))))
+        return len(self.cache.get_many(list(dict.fromkeys(keys)), self.precision))
 
     def read_parts(self, documents: Sequence[str], max_tokens: int) -> list[tuple[str, int]]:
         """Each document's part within its first ``max_tokens`` tokens and its length in tokens (what an
@@ -361,6 +351,8 @@ class Reranker:
             "model_key": self.model_key,
             "backend": self.backend.name,
             "device": self.backend.device,
+            "precision": self.backend.precision,
+            "kernels": self.backend.kernels(),
             "max_length": self.max_length,
             "cache": str(self.cache.db.path) if self.cache else None,
             "pairs": self.stats.pairs,

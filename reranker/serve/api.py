@@ -172,6 +172,10 @@ class Health(BaseModel):
     model: str
     backend: str | None
     device: str | None
+    precision: str | None = Field(description="what the scores are computed in: float32, bfloat16, or served "
+                                              "(by remote servers, whose dtype the client cannot see).")
+    kernels: dict[str, str] | None = Field(description="which implementation runs each operation (fast backend: "
+                                                       "a fused GPU kernel or torch).")
     max_length: int
     in_flight: int
     queued: int
@@ -479,6 +483,8 @@ class RerankAPI:
             "model": settings.model_id,
             "backend": info.get("backend", settings.backend),
             "device": info.get("device"),
+            "precision": info.get("precision"),
+            "kernels": info.get("kernels"),
             "max_length": settings.max_length,
             "in_flight": self.in_flight,
             "engines_loaded": len(loaded_engines()),

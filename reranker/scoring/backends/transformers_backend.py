@@ -34,6 +34,7 @@ class TransformersBackend(Backend):
                 "Install them with `pip install -r requirements.txt`."
             ) from exc
         self.torch = torch
+        self.precision = dtype
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = f"cuda ({torch.cuda.get_device_name(0)})" if device == "cuda" else "cpu"
         try:
