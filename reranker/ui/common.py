@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
+from gradio import utils as gradio_utils
 
 from reranker.errors import InputError, RerankerError
 from reranker.files import documents
@@ -48,10 +49,26 @@ def prune(folder: Path, max_age_s: float = 3600) -> None:
 
 
 def upload_path(upload) -> str | None:
-    """The file path of a Gradio upload value (path string, file object or dict), or None."""
+    """The file path of a Gradio upload value (path string, file object or dict), or None; an ``InputError`` when
+    the path is not a file uploaded to this server (a client may name any path where an upload is expected)."""
     if upload is None:
         return None
-    return upload if isinstance(upload, str) else getattr(upload, "name", None) or upload.get("path")
+    path = upload if isinstance(upload, str) else getattr(upload, "name", None) or upload.get("path")
+    if not path:
+        return None
+    if not uploaded(path):
+        raise InputError("That file was not uploaded to this page: upload it with the file input (a path on the "
+                         "server is not accepted).")
+    return path
+
+
+def uploaded(path: str | Path) -> bool:
+    """Whether ``path`` (resolved, links followed) lies in Gradio's upload folder for this server."""
+    try:
+        resolved = Path(path).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    return resolved.is_file() and resolved.is_relative_to(Path(gradio_utils.get_upload_folder()).resolve())
 
 
 def id_column_choice(choice: str | None) -> str | None:
