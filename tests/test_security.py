@@ -319,6 +319,6 @@ def test_a_refused_run_logs_one_line_not_a_traceback(tiny_model, tmp_path, capfd
         with caplog.at_level(logging.INFO, logger="reranker.ui.visitors"):
             with pytest.raises(AppError, match="Busy"):
                 rank(client, tiny_model)
-    assert "Traceback" not in capfd.readouterr().err
+        assert "Traceback" not in capfd.readouterr().err
     refused = [r for r in caplog.records if r.name == "reranker.ui.visitors" and "refused" in r.getMessage()]
     assert len(refused) == 1 and "\n" not in refused[0].getMessage()

@@ -21,6 +21,7 @@ from reranker.files.pair_files import RejectRow
 from reranker.ranking import multi_query
 from reranker.ranking.metrics import DEFAULT_K, metric_names
 from reranker.scoring.engine import MODELS
+from reranker.scoring.model_holder import ModelSettings
 from reranker.tuning import calibration, leaderboard, report, sweep
 from reranker.ui import common
 from reranker.ui.inspector import Inspector
@@ -132,16 +133,21 @@ class SweepTab:
         pairs = multi_query.read_table(file, multi_query.guess_columns(multi_query.table_columns(file)))
         return sweep.from_pairs(pairs, "the uploaded pair table"), pairs.rejects
 
-    def variants(self, chosen, pasted, models, max_lengths, backend, default_model, default_max_length,
-                 progress, owner: str = "") -> list[sweep.Variant]:
-        """Every (model, max length) x instruction to sweep, with ``owner``'s presets; every model is checked
-        against the server's offer before any loads."""
+    def plan(self, chosen, pasted, models, max_lengths, backend, default_model, default_max_length,
+             owner: str = "") -> tuple[list[tuple[str, str]], list[ModelSettings]]:
+        """The instructions (with ``owner``'s presets) and model settings to sweep, each model checked against the
+        server's offer: a sweep is refused before anything is read or loaded."""
         instructions = instruction_choices(self.inspector.presets.all(owner=owner), chosen, pasted)
         model_list = list(dict.fromkeys(_split(models))) or [default_model]
         settings = [common.ModelInputs(model, backend, length).settings()
                     for model in model_list for length in _max_lengths(max_lengths, int(default_max_length))]
         for s in settings:
             self.inspector.holder.allow(s)
+        return instructions, settings
+
+    def variants(self, instructions: list[tuple[str, str]], settings: list[ModelSettings],
+                 progress) -> list[sweep.Variant]:
+        """Every (model, max length) x instruction of a ``plan``, its models loaded."""
         rerankers = {s: self.inspector.reranker(s, progress, f"Loading {s.model_id} (first use only)…")
                      for s in settings}
         several_models = len({s.model_id for s in settings}) > 1
@@ -171,14 +177,14 @@ class SweepTab:
     def _run(self, source, table, topics, qrels, corpus, chosen, pasted, models, max_lengths, baseline_file,
              baseline_name, k, relevant_from, stat_test, model, backend, max_length, batch_size, progress, owner):
         try:
+            planned = self.plan(chosen, pasted, models, max_lengths, backend, model, max_length, owner)
             progress(0, desc="Reading the judged set…")
             judged, rejects = self.judged_set(source, table, topics, qrels, corpus, owner)
             baselines = {}
             if common.upload_path(baseline_file):
                 name = " ".join((baseline_name or "").split()) or "imported run"
                 baselines[name] = sweep.read_baseline(common.upload_path(baseline_file))
-            variants = self.variants(chosen, pasted, models, max_lengths, backend, model, max_length, progress,
-                                     owner)
+            variants = self.variants(*planned, progress)
 
             def report_progress(done, total, eta, variant):
                 left = f" · about {eta:.0f} s left" if eta is not None else ""
