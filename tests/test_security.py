@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -189,14 +191,19 @@ def test_explain_and_sweep_count_against_the_visitors_limit(tiny_model, tmp_path
             sweep(sweeper, tiny_model)
 
 
-def test_rest_requests_are_limited_per_client_and_refused_beyond_the_bound_in_flight(tiny_model, tmp_path):
+def test_rest_requests_are_limited_per_client_in_public_mode(tiny_model, tmp_path):
     body = {"query": QUERY, "documents": ["auroras", "bread"]}
-    with serve(tiny_model, "transformers", tmp_path, public=True, runs_per_minute=3, max_in_flight=1) as url:
+    with serve(tiny_model, "transformers", tmp_path, public=True, runs_per_minute=3) as url:
         answers = [httpx.post(url + "v2/rerank", json=body, timeout=60) for _ in range(4)]
         assert [a.status_code for a in answers] == [200, 200, 200, 429]
         assert int(answers[-1].headers["Retry-After"]) >= 1 and "a minute" in answers[-1].json()["message"]
+        assert httpx.post(url + "v1/explain", json=body).status_code == 429  # explain counts too
         assert httpx.post(url + "v2/rerank", json=body, headers={"X-Forwarded-For": "11.0.0.5"}).status_code == 200
 
+
+def test_rest_requests_beyond_the_bound_in_flight_are_refused_not_queued(tiny_model, tmp_path):
+    body = {"query": QUERY, "documents": ["auroras", "bread"]}
+    with serve(tiny_model, "transformers", tmp_path, max_in_flight=1) as url:
         # one request holds the only place in flight while its body arrives; the next is refused, not queued
         release, results = threading.Event(), []
 
@@ -322,3 +329,71 @@ def test_a_refused_run_logs_one_line_not_a_traceback(tiny_model, tmp_path, capfd
         assert "Traceback" not in capfd.readouterr().err
     refused = [r for r in caplog.records if r.name == "reranker.ui.visitors" and "refused" in r.getMessage()]
     assert len(refused) == 1 and "\n" not in refused[0].getMessage()
+
+
+# --- 2. visitor state holds settings, not engines ----------------------------------------------------------------
+
+def test_visitor_sessions_sweeping_more_models_than_max_engines_keep_memory_bounded(tiny_model, tmp_path):
+    import psutil
+
+    from reranker.testing.synthetic import build_model
+
+    others = [str(build_model(tmp_path / f"m{i}", "tiny", seed=i + 1, max_position_embeddings=8192)) for i in range(2)]
+    models = ",".join([tiny_model, *others])
+    table = tmp_path / "judged.csv"
+    table.write_text("query,document,label\n" + "".join(
+        f"{q},{d},{label}\n" for q in ("northern lights", "banana bread") for d, label in
+        (("auroras and solar wind", 2), ("a recipe", 0), ("magnetic storms", 1))), encoding="utf-8")
+    port = _free_port()
+    env = {**os.environ, "RERANKER_CACHE_DIR": str(tmp_path / "data")}
+    log = open(tmp_path / "app.log", "w")  # a file, not a pipe: a full pipe would stall the server
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--model", tiny_model, "--backend", "transformers", "--port", str(port),
+         "--max-length", "512", "--models", models, "--max-engines", "2", "--public", "--runs-per-minute", "1000"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_ready(process, url)
+
+        def one_visitor_sweeps():
+            client = Client(url, verbose=False)  # a new visitor session, with its own state
+            summary = sweep(client, tiny_model, source="table", table=handle_file(str(table)), chosen=[],
+                            pasted="Given a query, find relevant passages", models=models)[0]
+            assert "3 variant(s)" in summary
+            assert httpx.get(url + "health").json()["engines_loaded"] <= 2
+
+        for _ in range(2):  # warm-up: every model loaded (and released) twice, the allocator settled
+            one_visitor_sweeps()
+        warm = psutil.Process(process.pid).memory_info().rss
+        for _ in range(5):
+            one_visitor_sweeps()
+        grown = (psutil.Process(process.pid).memory_info().rss - warm) / 2**20
+        # a session that kept its sweep's engines held ~150 MB each (issue 23): 5 of them would be ~700 MB
+        assert grown < 150, f"the server grew by {grown:.0f} MB over 5 visitor sessions"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        print((tmp_path / "app.log").read_text()[-4000:])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_ready(process, url: str, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while True:
+        try:
+            if httpx.get(url + "health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None and time.time() < deadline, "app.py did not start"
+        time.sleep(0.5)
