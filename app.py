@@ -26,6 +26,7 @@ from fastapi import FastAPI
 
 from reranker.serve.api import API_KEY_ENV, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES, install_api
 from reranker.serve.limits import LoginThrottle, RunLimiter
+from reranker.serve.uploads import UploadGuard
 from reranker.files.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
 from reranker.errors import InputError
 from reranker.scoring.backends import set_max_engines, shutdown_all
@@ -75,13 +76,14 @@ def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MA
     # the REST API's routes come before Gradio is mounted at "/" (Gradio's catch-all routes must come last)
     install_api(server, holder, api_key=api_key, max_documents=max_documents, max_request_bytes=max_request_bytes,
                 max_in_flight=max_in_flight, runs_per_minute=runs_per_minute if public else None, limiter=limiter)
+    server.add_middleware(UploadGuard)  # a file input names a file uploaded here, nothing else
     if auth:
         server.add_middleware(LoginThrottle, max_failures=LOGIN_FAILURES_PER_MINUTE)
     app = gr.mount_gradio_app(server, demo, path="/", theme=THEME, css_paths=[CSS_PATH],
                               max_file_size=MAX_UPLOAD_BYTES, footer_links=["api"], auth=auth,
                               auth_message=_auth_message(users, api_key) if auth else None)
     # Gradio checks that a file input's path lies in its upload folder only once the app "has launched", which
-    # mounting never records: without this a client could name any server file as an upload.
+    # mounting never records: recorded here, a second guard behind UploadGuard.
     demo.has_launched = True
     return app
 

@@ -72,6 +72,8 @@ def _spellings(path: Path) -> list[str]:
 def _call(url: str, name: str, data: list) -> str:
     """The raw event stream of one call of ``name`` (what a client that writes its own requests sees)."""
     posted = httpx.post(f"{url}gradio_api/call/{name.lstrip('/')}", json={"data": data}, timeout=30)
+    if posted.status_code == 400:  # refused before Gradio read the request
+        return "event: error\n" + posted.text
     posted.raise_for_status()
     event = posted.json()["event_id"]
     return httpx.get(f"{url}gradio_api/call/{name.lstrip('/')}/{event}", timeout=60).text
@@ -89,6 +91,7 @@ def test_no_file_input_of_any_event_reads_a_server_file(tiny_model, tmp_path):
         with_files = {name: slots for name, slots in with_files.items() if slots}
         # every event the page has that takes a file is here, so a new one is probed too
         assert {"/rank", "/inspect_upload", "/compare", "/import_judgements", "/multi_query", "/sweep"} <= set(with_files)
+        attempts.append((f"{url}gradio_api/info", ".json"))  # a URL: the server would fetch it
         for name, slots in with_files.items():
             base = []
             for p in api[name]["parameters"]:
@@ -126,6 +129,25 @@ def test_an_upload_path_must_lie_in_gradios_upload_folder(tmp_path):
     finally:
         inside.unlink(missing_ok=True)
         link.unlink(missing_ok=True)
+
+
+def test_gradios_own_upload_check_runs_for_the_mounted_app(tiny_model, tmp_path):
+    from gradio import processing_utils
+    from gradio.context import LocalContext
+    from gradio.exceptions import InvalidPathError
+
+    holder = ModelHolder(ModelSettings(tiny_model, "transformers", 512), cache=str(tmp_path))  # nothing loaded
+    server = create_server(holder, data_dir=tmp_path, public=True)
+    blocks = next(route.app.get_blocks() for route in server.routes if hasattr(getattr(route, "app", None),
+                                                                                "get_blocks"))
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET)
+    token = LocalContext.blocks.set(blocks)
+    try:
+        with pytest.raises(InvalidPathError, match="not uploaded by a user"):
+            processing_utils._check_allowed(str(secret), check_in_upload_folder=True)
+    finally:
+        LocalContext.blocks.reset(token)
 
 
 # --- 3. the sweep tab: each visitor's own store, presets and winners ---------------------------------------------

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
-from gradio import utils as gradio_utils
 
 from reranker.errors import InputError, RerankerError
 from reranker.files import documents
 from reranker.ranking import inspection
 from reranker.scoring.model_holder import ModelSettings
 from reranker.scoring.prompt import INSTRUCTION_PRESETS
+from reranker.serve.uploads import NOT_UPLOADED, uploaded
 from reranker.storage.judgements import DEFAULT_THRESHOLD
 from reranker.storage.labels import RELEVANT_FROM
 
@@ -57,18 +57,8 @@ def upload_path(upload) -> str | None:
     if not path:
         return None
     if not uploaded(path):
-        raise InputError("That file was not uploaded to this page: upload it with the file input (a path on the "
-                         "server is not accepted).")
+        raise InputError(NOT_UPLOADED)
     return path
-
-
-def uploaded(path: str | Path) -> bool:
-    """Whether ``path`` (resolved, links followed) lies in Gradio's upload folder for this server."""
-    try:
-        resolved = Path(path).resolve(strict=True)
-    except (OSError, RuntimeError):
-        return False
-    return resolved.is_file() and resolved.is_relative_to(Path(gradio_utils.get_upload_folder()).resolve())
 
 
 def id_column_choice(choice: str | None) -> str | None:

@@ -90,6 +90,8 @@ class Explainer:
         if not state:
             return "Rank documents first; then explain a row (its **Explain** button) or the top k."
         result = self._result(state)
+        if self.holder.state(state.settings)[0] != "ready":  # an estimate never loads a model (nor skips the limit)
+            return "The cost is shown while the model of this ranking is loaded; explaining loads it again."
         try:
             ranks = list(range(1, min(_k(k), len(result.rows)) + 1))
             result, rows, reranker, planned = self._plan(state, ranks, analyses)
