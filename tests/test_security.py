@@ -345,12 +345,14 @@ def test_a_refused_run_logs_one_line_not_a_traceback(tiny_model, tmp_path, capfd
         client = Client(url, verbose=False, headers={"X-Forwarded-For": "11.0.0.9"})
         rank(client, tiny_model)
         capfd.readouterr()
-        with caplog.at_level(logging.INFO, logger="reranker.ui.visitors"):
+        with caplog.at_level(logging.INFO, logger="reranker.ui"):
             with pytest.raises(AppError, match="Busy"):
                 rank(client, tiny_model)
+            with pytest.raises(AppError, match="not offered on this server"):
+                rank(Client(url, verbose=False, headers={"X-Forwarded-For": "11.0.0.10"}), "8B")
         assert "Traceback" not in capfd.readouterr().err
-    refused = [r for r in caplog.records if r.name == "reranker.ui.visitors" and "refused" in r.getMessage()]
-    assert len(refused) == 1 and "\n" not in refused[0].getMessage()
+    refused = [r.getMessage() for r in caplog.records if r.name.startswith("reranker.ui") and "refused" in r.getMessage()]
+    assert len(refused) == 2 and not any("\n" in line for line in refused), refused
 
 
 # --- 2. visitor state holds settings, not engines ----------------------------------------------------------------
