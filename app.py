@@ -25,7 +25,7 @@ import gradio as gr
 from fastapi import FastAPI
 
 from reranker.serve.api import API_KEY_ENV, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES, install_api
-from reranker.serve.limits import LoginThrottle, RunLimiter
+from reranker.serve.limits import SPACE_ENV, LoginThrottle, RunLimiter
 from reranker.serve.uploads import UploadGuard
 from reranker.files.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
 from reranker.errors import InputError
@@ -41,7 +41,6 @@ from reranker.ui.visitors import Visitors
 
 log = logging.getLogger("app")
 THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
-SPACE_ENV = "SPACE_ID"  # set by Hugging Face on a Space
 DEFAULT_RUNS_PER_MINUTE = 20  # per visitor, in public mode
 DEFAULT_QUEUE_SIZE = 64
 LOGIN_FAILURES_PER_MINUTE = 5  # per client address; further attempts are answered 429

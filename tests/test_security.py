@@ -252,11 +252,15 @@ def test_rest_requests_beyond_the_bound_in_flight_are_refused_not_queued(tiny_mo
         assert results[0].status_code == 200
 
 
-def test_the_client_address_believes_only_what_the_proxies_appended():
+def test_the_client_address_believes_only_what_the_proxies_appended(monkeypatch):
+    monkeypatch.delenv("SPACE_ID", raising=False)
     assert client_address({}, "203.0.113.9") == "203.0.113.9"
-    # a direct client (public peer) cannot claim another address
+    # a direct client (public or on a private network) cannot claim another address
     assert client_address({"x-forwarded-for": "11.0.0.1"}, "8.8.8.8") == "8.8.8.8"
-    # behind a proxy: the last public hop, whatever the client wrote before it
+    assert client_address({"x-forwarded-for": "11.0.0.1"}, "192.168.1.7") == "192.168.1.7"
+    # behind a proxy (on a Space: its private proxies; anywhere: one on this machine): the last public hop,
+    # whatever the client wrote before it
+    monkeypatch.setenv("SPACE_ID", "someone/demo")
     assert client_address({"x-forwarded-for": "11.0.0.1, 12.0.0.2"}, "10.0.0.1") == "12.0.0.2"
     assert client_address({"x-forwarded-for": "12.0.0.2, 10.1.1.1"}, "127.0.0.1") == "12.0.0.2"
     assert client_address({"x-forwarded-for": "garbage"}, "127.0.0.1") == "127.0.0.1"

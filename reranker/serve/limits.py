@@ -7,6 +7,7 @@ Used by the REST API (429 with Retry-After) and by the page's model-running even
 from __future__ import annotations
 
 import ipaddress
+import os
 import threading
 import time
 from collections import OrderedDict, deque
@@ -17,6 +18,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 
 WINDOW_S = 60.0
+SPACE_ENV = "SPACE_ID"  # set by Hugging Face on a Space
 MAX_KEYS = 100_000  # keys remembered at once; the least recently used are forgotten beyond it
 
 
@@ -73,15 +75,11 @@ class RunLimiter:
 
 
 def client_address(headers: Mapping[str, str], peer: str | None) -> str:
-    """The client's address: the connection's peer, or, when that peer is a proxy on a private network or this
-    machine (as on a Space), the last public address the proxies appended to ``X-Forwarded-For`` (earlier entries
-    are the client's to write, so they are not believed)."""
+    """The client's address: the connection's peer, or, when that peer is a proxy we trust (``trusted_proxy``),
+    the last public address the proxies appended to ``X-Forwarded-For`` (earlier entries are the client's to
+    write, so they are not believed)."""
     peer = peer or "unknown"
-    try:
-        proxied = ipaddress.ip_address(peer).is_private
-    except ValueError:
-        proxied = False
-    forwarded = headers.get("x-forwarded-for") if proxied else None
+    forwarded = headers.get("x-forwarded-for") if trusted_proxy(peer) else None
     if not forwarded:
         return peer
     hops = []
@@ -92,6 +90,17 @@ def client_address(headers: Mapping[str, str], peer: str | None) -> str:
             continue
     public = [hop for hop in hops if hop.is_global]
     return str(public[-1] if public else hops[-1]) if hops else peer
+
+
+def trusted_proxy(peer: str) -> bool:
+    """Whether ``peer`` is a proxy whose ``X-Forwarded-For`` is believed: this machine (a local reverse proxy), or
+    on a Hugging Face Space (``$SPACE_ID``) any private address (the Space's own proxies). A client on a private
+    network elsewhere connects directly, and could write any address there."""
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return address.is_loopback or (address.is_private and bool(os.environ.get(SPACE_ENV)))
 
 
 class LoginThrottle:

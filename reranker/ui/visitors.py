@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Iterator
@@ -50,6 +51,7 @@ class Visitors:
         self.limiter = limiter or RunLimiter()
         self._secret = secret or secrets.token_bytes(32)
         self._browsers: OrderedDict[str, str] = OrderedDict()  # session hash -> the browser's verified id
+        self._lock = threading.Lock()
 
     # --- the signed browser id --------------------------------------------------------------------------
     def _sign(self, visitor_id: str) -> str:
@@ -84,10 +86,11 @@ class Visitors:
             visitor_id = self.verify(token)
         session = getattr(request, "session_hash", None)
         if session:
-            self._browsers.pop(session, None)
-            self._browsers[session] = visitor_id
-            while len(self._browsers) > MAX_SESSIONS:
-                self._browsers.popitem(last=False)
+            with self._lock:
+                self._browsers.pop(session, None)
+                self._browsers[session] = visitor_id
+                while len(self._browsers) > MAX_SESSIONS:
+                    self._browsers.popitem(last=False)
         return token
 
     # --- identity -----------------------------------------------------------------------------------------
