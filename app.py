@@ -24,7 +24,8 @@ from typing import Callable
 import gradio as gr
 from fastapi import FastAPI
 
-from reranker.serve.api import API_KEY_ENV, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES, install_api
+from reranker.serve.api import (API_KEY_ENV, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES,
+                                DEFAULT_PUBLIC_MAX_IN_FLIGHT, install_api)
 from reranker.serve.limits import SPACE_ENV, LoginThrottle, RunLimiter
 from reranker.serve.uploads import UploadGuard
 from reranker.files.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
@@ -50,14 +51,14 @@ def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MA
                   max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, public: bool = False,
                   users: list[tuple[str, str]] | None = None, sign_in: bool | None = None,
                   runs_per_minute: int | None = None, queue_size: int = DEFAULT_QUEUE_SIZE,
-                  max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> FastAPI:
+                  max_in_flight: int | None = None) -> FastAPI:
     """The whole server: a FastAPI app (REST API + Gradio page at "/"), sharing one ModelHolder.
 
     ``public``: a public demo (each visitor's data apart, runs limited per visitor, the operator's models only);
     ``users``: (name, password) pairs of a team server, through Gradio's login; ``api_key``: guards the REST
     API, and on a private server without ``users`` also the page and the Gradio API (log in with the key as the
     password); ``sign_in``: offer "Sign in with Hugging Face" (default: in public mode on a Space);
-    ``max_in_flight``: REST requests admitted at once (more are answered 503). Failed logins are limited per client
+    ``max_in_flight``: REST requests admitted at once, more are answered 503 (default: 16 public, else 64). Failed logins are limited per client
     address (``LOGIN_FAILURES_PER_MINUTE``).
     """
     folder = Path(data_dir or default_data_dir())
@@ -74,7 +75,8 @@ def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MA
     server = FastAPI(title="Qwen3 Reranker")
     # the REST API's routes come before Gradio is mounted at "/" (Gradio's catch-all routes must come last)
     install_api(server, holder, api_key=api_key, max_documents=max_documents, max_request_bytes=max_request_bytes,
-                max_in_flight=max_in_flight, runs_per_minute=runs_per_minute if public else None, limiter=limiter)
+                max_in_flight=max_in_flight or (DEFAULT_PUBLIC_MAX_IN_FLIGHT if public else DEFAULT_MAX_IN_FLIGHT),
+                runs_per_minute=runs_per_minute if public else None, limiter=limiter)
     server.add_middleware(UploadGuard)  # a file input names a file uploaded here, nothing else
     if auth:
         server.add_middleware(LoginThrottle, max_failures=LOGIN_FAILURES_PER_MINUTE)
@@ -160,9 +162,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--runs-per-minute", type=int, default=None,
                         help=f"model runs per visitor and minute (default: {DEFAULT_RUNS_PER_MINUTE} in public "
                              "mode, no limit otherwise)")
-    parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT,
+    parser.add_argument("--max-in-flight", type=int, default=None,
                         help=f"REST requests answered at once; more are refused with 503 (default: "
-                             f"{DEFAULT_MAX_IN_FLIGHT})")
+                             f"{DEFAULT_PUBLIC_MAX_IN_FLIGHT} in public mode, else {DEFAULT_MAX_IN_FLIGHT})")
     parser.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE,
                         help=f"runs that may wait in the page's queue (default: {DEFAULT_QUEUE_SIZE})")
     parser.add_argument("--auth", action="append", metavar="NAME:PASSWORD",

@@ -361,6 +361,7 @@ def test_a_refused_run_logs_one_line_not_a_traceback(tiny_model, tmp_path, capfd
 
 # --- 2. visitor state holds settings, not engines ----------------------------------------------------------------
 
+@pytest.mark.slow  # an app.py process, 21 model loads
 def test_visitor_sessions_sweeping_more_models_than_max_engines_keep_memory_bounded(tiny_model, tmp_path):
     import psutil
 

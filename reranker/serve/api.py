@@ -44,7 +44,10 @@ API_KEY_ENV = "RERANKER_API_KEY"
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 RETRY_AFTER_S = 10  # what a client is told to wait while the model loads
 SCORING_THREADS = 4  # API requests scored at once; the rest wait (the engine serialises model calls anyway)
-DEFAULT_MAX_IN_FLIGHT = 16  # requests admitted at once (reading, waiting or scoring); beyond it: 503, not a queue
+# scoring requests admitted at once (reading, waiting or scoring); beyond it: 503, not a queue. A public demo's bound
+# is lower: each request may hold up to --max-request-bytes while it waits.
+DEFAULT_MAX_IN_FLIGHT = 64
+DEFAULT_PUBLIC_MAX_IN_FLIGHT = 16
 BUSY_RETRY_AFTER_S = 5  # what a client refused for too many requests in flight is told to wait
 SEARCH_UNIT_DOCUMENTS = 100  # Cohere bills one search unit per query and up to 100 documents
 ERROR_STATUSES = {  # what each status means, as the schema documents it

@@ -23,11 +23,11 @@ MAX_KEYS = 100_000  # keys remembered at once; the least recently used are forgo
 
 
 class LimitExceeded(Exception):
-    """A run refused: ``busy`` (one still going) or over a per-minute limit (``retry_after`` seconds to wait)."""
+    """A run refused (one still going, or over a per-minute limit): a message, and seconds to wait."""
 
-    def __init__(self, message: str, retry_after: int, busy: bool = False):
+    def __init__(self, message: str, retry_after: int):
         super().__init__(message)
-        self.message, self.retry_after, self.busy = message, retry_after, busy
+        self.message, self.retry_after = message, retry_after
 
 
 class RunLimiter:
@@ -46,7 +46,7 @@ class RunLimiter:
         now = time.monotonic()
         with self._lock:
             if exclusive is not None and exclusive in self._running:
-                raise LimitExceeded("Busy: your previous run is still going; try again in a few seconds.", 5, True)
+                raise LimitExceeded("Busy: your previous run is still going; try again in a few seconds.", 5)
             for key, per_minute in limits:
                 recent = self._recent(key, now)
                 if len(recent) >= per_minute:
