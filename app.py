@@ -58,9 +58,8 @@ def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MA
     ``users``: (name, password) pairs of a team server, through Gradio's login; ``api_key``: guards the REST
     API, and on a private server without ``users`` also the page and the Gradio API (log in with the key as the
     password); ``sign_in``: offer "Sign in with Hugging Face" (default: in public mode on a Space);
-    ``max_in_flight``: REST requests admitted at once, more are answered 503 (default: 16 public, else 64). Failed logins are limited per client
-    address (``LOGIN_FAILURES_PER_MINUTE``).
-    """
+    ``max_in_flight``: REST requests admitted at once, more are answered 503 (default: 16 public, else 64).
+    Failed logins are limited per client address (``LOGIN_FAILURES_PER_MINUTE``)."""
     folder = Path(data_dir or default_data_dir())
     presets = PresetStore(Database(folder / "reranker.sqlite3"), INSTRUCTION_PRESETS)
     auth = gradio_auth(users, api_key, public)

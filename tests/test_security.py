@@ -53,7 +53,8 @@ def _planted(folder: Path) -> dict[str, Path]:
     """A secret file of each readable kind, outside Gradio's upload folder."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = {".txt": f"{SECRET} one\n{SECRET} two\n", ".md": f"{SECRET} one\n\n{SECRET} two\n",
-            ".csv": f"query,document,label\n{QUERY},{SECRET},1\n", ".tsv": f"query\tdocument\tlabel\n{QUERY}\t{SECRET}\t1\n",
+            ".csv": f"query,document,label\n{QUERY},{SECRET},1\n",
+            ".tsv": f"query\tdocument\tlabel\n{QUERY}\t{SECRET}\t1\n",
             ".json": json.dumps([{"text": SECRET, "query": QUERY, "document": SECRET, "label": 1}]),
             ".jsonl": json.dumps({"text": SECRET, "query": QUERY, "document": SECRET, "label": 1}) + "\n"}
     files = {}
@@ -90,7 +91,8 @@ def test_no_file_input_of_any_event_reads_a_server_file(tiny_model, tmp_path):
                       for name, spec in api.items()}
         with_files = {name: slots for name, slots in with_files.items() if slots}
         # every event the page has that takes a file is here, so a new one is probed too
-        assert {"/rank", "/inspect_upload", "/compare", "/import_judgements", "/multi_query", "/sweep"} <= set(with_files)
+        expected = {"/rank", "/inspect_upload", "/compare", "/import_judgements", "/multi_query", "/sweep"}
+        assert expected <= set(with_files)
         attempts.append((f"{url}gradio_api/info", ".json"))  # a URL: the server would fetch it
         for name, slots in with_files.items():
             base = []
@@ -355,7 +357,8 @@ def test_a_refused_run_logs_one_line_not_a_traceback(tiny_model, tmp_path, capfd
             with pytest.raises(AppError, match="not offered on this server"):
                 rank(Client(url, verbose=False, headers={"X-Forwarded-For": "11.0.0.10"}), "8B")
         assert "Traceback" not in capfd.readouterr().err
-    refused = [r.getMessage() for r in caplog.records if r.name.startswith("reranker.ui") and "refused" in r.getMessage()]
+    refused = [r.getMessage() for r in caplog.records
+               if r.name.startswith("reranker.ui") and "refused" in r.getMessage()]
     assert len(refused) == 2 and not any("\n" in line for line in refused), refused
 
 
