@@ -364,6 +364,41 @@ def test_a_refused_run_logs_one_line_not_a_traceback(tiny_model, tmp_path, capfd
 
 # --- 2. visitor state holds settings, not engines ----------------------------------------------------------------
 
+def test_no_visitor_state_holds_an_engine_after_a_sweep(tiny_model, tmp_path):
+    import gc
+    import types
+
+    from reranker.scoring.engine import Reranker
+
+    holder = ModelHolder(ModelSettings(tiny_model, "transformers", 512), cache=str(tmp_path))
+    holder.get()
+    server = create_server(holder, data_dir=tmp_path, public=True, runs_per_minute=100)
+    blocks = next(route.app.get_blocks() for route in server.routes if hasattr(getattr(route, "app", None),
+                                                                                "get_blocks"))
+    with run(server) as url:
+        client = Client(url, verbose=False)
+        table = tmp_path / "judged.csv"
+        table.write_text(f"query,document,label\n{QUERY},auroras,2\n{QUERY},bread,0\n", encoding="utf-8")
+        summary = sweep(client, tiny_model, source="table", table=handle_file(str(table)),
+                        pasted="Find passages about the sky")[0]
+        assert "2 variant(s)" in summary
+        states = [value for session in list(blocks.state_holder.session_data.values())
+                  for value in session.state_data.values()]
+    assert any(isinstance(v, dict) and "board" in v for v in states)  # the sweep's state is among them
+    skip = (type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
+    seen, queue, found = set(), list(states), []
+    while queue and len(seen) < 500_000:
+        item = queue.pop()
+        if id(item) in seen or isinstance(item, skip):
+            continue
+        seen.add(id(item))
+        if isinstance(item, Reranker) or type(item).__module__.startswith("reranker.scoring.backends"):
+            found.append(type(item).__name__)
+            continue
+        queue.extend(gc.get_referents(item))
+    assert not found, f"visitor state holds {found}"
+
+
 @pytest.mark.slow  # an app.py process, 21 model loads
 def test_visitor_sessions_sweeping_more_models_than_max_engines_keep_memory_bounded(tiny_model, tmp_path):
     import psutil
