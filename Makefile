@@ -9,12 +9,12 @@ PYTEST_ARGS ?=
 # folder) pip moves on at once instead of backing off for every package.
 PIP_FLAGS ?= --retries 1
 
-.PHONY: run test install install-dev browser
+.PHONY: run test install install-dev browser java
 
 run: $(VENV)/.installed
 	$(PY) app.py $(ARGS)
 
-test: $(VENV)/.installed-dev browser
+test: $(VENV)/.installed-dev browser java
 	@# pytest exits with 5 when it collects no tests: say so rather than fail.
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
@@ -39,3 +39,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 # Browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+# The Spark recipe's test runs a local Spark, which needs a Java runtime (17 or newer).
+java:
+	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null; }
