@@ -435,6 +435,7 @@ def test_visitor_sessions_sweeping_more_models_than_max_engines_keep_memory_boun
         for _ in range(5):
             one_visitor_sweeps()
         grown = (psutil.Process(process.pid).memory_info().rss - warm) / 2**20
+        print(f"RSS warm {warm / 2**20:.0f} MB, grown {grown:.0f} MB over 5 visitor sessions")
         # a session that kept its sweep's engines held ~150 MB each (issue 23): 5 of them would be ~700 MB
         assert grown < 150, f"the server grew by {grown:.0f} MB over 5 visitor sessions"
     finally:
