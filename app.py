@@ -24,13 +24,17 @@ from typing import Callable
 import gradio as gr
 from fastapi import FastAPI
 
-from reranker.serve.api import API_KEY_ENV, DEFAULT_MAX_REQUEST_BYTES, install_api
+from reranker.serve.api import (API_KEY_ENV, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES,
+                                DEFAULT_PUBLIC_MAX_IN_FLIGHT, install_api)
+from reranker.serve.limits import SPACE_ENV, LoginThrottle, RunLimiter
+from reranker.serve.uploads import UploadGuard
 from reranker.files.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
 from reranker.errors import InputError
 from reranker.scoring.backends import set_max_engines, shutdown_all
 from reranker.scoring.model_flags import add_model_arguments, backend_and_options
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from reranker.scoring.prompt import INSTRUCTION_PRESETS
+from reranker.storage import server_secret
 from reranker.storage.presets import PresetStore
 from reranker.storage.database import SPACE_STORAGE, Database, default_data_dir
 from reranker.ui.page import CSS_PATH, build_app
@@ -38,38 +42,50 @@ from reranker.ui.visitors import Visitors
 
 log = logging.getLogger("app")
 THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
-SPACE_ENV = "SPACE_ID"  # set by Hugging Face on a Space
 DEFAULT_RUNS_PER_MINUTE = 20  # per visitor, in public mode
 DEFAULT_QUEUE_SIZE = 64
+LOGIN_FAILURES_PER_MINUTE = 5  # per client address; further attempts are answered 429
 
 
 def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MAX_DOCUMENTS, api_key: str | None = None,
                   max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, public: bool = False,
                   users: list[tuple[str, str]] | None = None, sign_in: bool | None = None,
-                  runs_per_minute: int | None = None, queue_size: int = DEFAULT_QUEUE_SIZE) -> FastAPI:
+                  runs_per_minute: int | None = None, queue_size: int = DEFAULT_QUEUE_SIZE,
+                  max_in_flight: int | None = None) -> FastAPI:
     """The whole server: a FastAPI app (REST API + Gradio page at "/"), sharing one ModelHolder.
 
     ``public``: a public demo (each visitor's data apart, runs limited per visitor, the operator's models only);
     ``users``: (name, password) pairs of a team server, through Gradio's login; ``api_key``: guards the REST
     API, and on a private server without ``users`` also the page and the Gradio API (log in with the key as the
-    password); ``sign_in``: offer "Sign in with Hugging Face" (default: in public mode on a Space).
-    """
+    password); ``sign_in``: offer "Sign in with Hugging Face" (default: in public mode on a Space);
+    ``max_in_flight``: REST requests admitted at once, more are answered 503 (default: 16 public, else 64).
+    Failed logins are limited per client address (``LOGIN_FAILURES_PER_MINUTE``)."""
     folder = Path(data_dir or default_data_dir())
     presets = PresetStore(Database(folder / "reranker.sqlite3"), INSTRUCTION_PRESETS)
     auth = gradio_auth(users, api_key, public)
-    visitors = Visitors(public=public, team=bool(auth),
-                        runs_per_minute=(runs_per_minute or DEFAULT_RUNS_PER_MINUTE) if public else runs_per_minute)
+    runs_per_minute = (runs_per_minute or DEFAULT_RUNS_PER_MINUTE) if public else runs_per_minute
+    limiter = RunLimiter()
+    visitors = Visitors(public=public, team=bool(auth), runs_per_minute=runs_per_minute, limiter=limiter,
+                        secret=server_secret.load_or_create(folder) if public else None)
     if sign_in is None:
         sign_in = public and bool(os.environ.get(SPACE_ENV))
     demo = build_app(holder, presets, max_documents=max_documents, visitors=visitors, sign_in=sign_in,
                      data_note=data_note(folder), queue_size=queue_size)
     server = FastAPI(title="Qwen3 Reranker")
     # the REST API's routes come before Gradio is mounted at "/" (Gradio's catch-all routes must come last)
-    install_api(server, holder, api_key=api_key, max_documents=max_documents, max_request_bytes=max_request_bytes)
-
-    return gr.mount_gradio_app(server, demo, path="/", theme=THEME, css_paths=[CSS_PATH],
-                               max_file_size=MAX_UPLOAD_BYTES, footer_links=["api"], auth=auth,
-                               auth_message=_auth_message(users, api_key) if auth else None)
+    install_api(server, holder, api_key=api_key, max_documents=max_documents, max_request_bytes=max_request_bytes,
+                max_in_flight=max_in_flight or (DEFAULT_PUBLIC_MAX_IN_FLIGHT if public else DEFAULT_MAX_IN_FLIGHT),
+                runs_per_minute=runs_per_minute if public else None, limiter=limiter)
+    server.add_middleware(UploadGuard)  # a file input names a file uploaded here, nothing else
+    if auth:
+        server.add_middleware(LoginThrottle, max_failures=LOGIN_FAILURES_PER_MINUTE)
+    app = gr.mount_gradio_app(server, demo, path="/", theme=THEME, css_paths=[CSS_PATH],
+                              max_file_size=MAX_UPLOAD_BYTES, footer_links=["api"], auth=auth,
+                              auth_message=_auth_message(users, api_key) if auth else None)
+    # Gradio checks that a file input's path lies in its upload folder only once the app "has launched", which
+    # mounting never records: recorded here, a second guard behind UploadGuard.
+    demo.has_launched = True
+    return app
 
 
 def gradio_auth(users: list[tuple[str, str]] | None, api_key: str | None,
@@ -145,6 +161,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--runs-per-minute", type=int, default=None,
                         help=f"model runs per visitor and minute (default: {DEFAULT_RUNS_PER_MINUTE} in public "
                              "mode, no limit otherwise)")
+    parser.add_argument("--max-in-flight", type=int, default=None,
+                        help=f"REST requests answered at once; more are refused with 503 (default: "
+                             f"{DEFAULT_PUBLIC_MAX_IN_FLIGHT} in public mode, else {DEFAULT_MAX_IN_FLIGHT})")
     parser.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE,
                         help=f"runs that may wait in the page's queue (default: {DEFAULT_QUEUE_SIZE})")
     parser.add_argument("--auth", action="append", metavar="NAME:PASSWORD",
@@ -173,7 +192,8 @@ def main(argv=None) -> None:
     holder.start()  # load in the background; the page shows "Loading…" until it is ready
     app = create_server(holder, max_documents=args.max_documents, api_key=args.api_key,
                         max_request_bytes=args.max_request_bytes, public=args.public, users=users,
-                        runs_per_minute=args.runs_per_minute, queue_size=args.queue_size)
+                        runs_per_minute=args.runs_per_minute, queue_size=args.queue_size,
+                        max_in_flight=args.max_in_flight)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
     if args.share:
         threading.Thread(target=_share, args=(server, args.host, args.port), daemon=True).start()

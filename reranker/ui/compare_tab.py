@@ -157,7 +157,7 @@ class CompareTab:
         """Rank the page's query and documents under both sides: summary, metrics, slope chart, moved documents,
         both tables and the CSV of both rankings (the visitor's own judgements count)."""
         owner = self.inspector.visitors.owner(request, profile)
-        with self.inspector.visitors.run(owner):
+        with self.inspector.visitors.run(request, profile):
             return self._run(query, docs, backend, batch_size, side_a, side_b, k, relevant_from, threshold, progress,
                              owner)
 
@@ -168,6 +168,8 @@ class CompareTab:
         k = common.k_value(k)
         try:
             found = self.inspector.to_rank(query, docs)
+            for settings in sides:  # both sides refused before either loads
+                self.inspector.holder.allow(settings)
             rerankers = [self.inspector.reranker(settings, progress, f"Loading {settings.model_id} for side {name}…")
                          for name, settings in zip(SIDES, sides)]
             a, b = (Side(reranker, side.instruction) for reranker, side in zip(rerankers, inputs))

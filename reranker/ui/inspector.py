@@ -51,10 +51,10 @@ class Inspector:
     def inspect_upload(self, upload):
         """Column pickers and a preview for a table upload; hidden for text files."""
         hidden = gr.update(visible=False, value=None, choices=[])
-        path = common.upload_path(upload)
-        if not path or Path(path).suffix.lower() not in documents.TABLE_SUFFIXES:
-            return hidden, hidden, gr.update(visible=False, value=None)
         try:
+            path = common.upload_path(upload)
+            if not path or Path(path).suffix.lower() not in documents.TABLE_SUFFIXES:
+                return hidden, hidden, gr.update(visible=False, value=None)
             frame, _ = documents.read_table(path)
         except RerankerError as exc:
             gr.Warning(common.message(str(exc)))
@@ -144,8 +144,7 @@ class Inspector:
         """Rank the documents: the session's new ``Ranking``, its views (with ``person``'s judgements), the files
         of the ranking as shown (the API's downloads), the summary and the status. One run at a time per visitor,
         within the visitor's limit."""
-        owner = self.visitors.owner(request, profile)
-        with self.visitors.run(owner):
+        with self.visitors.run(request, profile):
             return self._run(query, instruction, docs, model, batch_size, view,
                              self.annotator._shown(person, request, profile), progress)
 
@@ -223,7 +222,11 @@ class Inspector:
         if ranking is None or rank is None:
             return '<div class="rr-empty">Run a query, then pick a row to see the exact prompt the model read.</div>'
         result = ranking.result
-        row = next((r for r in result.rows if r.rank == int(rank)), None)
+        try:
+            rank = int(rank)
+        except (TypeError, ValueError):
+            raise gr.Error(common.message(f"The row must be a rank (a whole number), got {rank!r}."))
+        row = next((r for r in result.rows if r.rank == rank), None)
         if row is None:
             raise gr.Error(f"There is no row ranked {rank} in the last run.")
         try:

@@ -84,10 +84,10 @@ class MultiQueryTab:
     def inspect_table(self, upload):
         """Column pickers for an uploaded pair table, filled with the likeliest columns."""
         hidden = [gr.update(visible=False, choices=[], value=None)] * len(ROLES)
-        path = common.upload_path(upload)
-        if not path:
-            return hidden
         try:
+            path = common.upload_path(upload)
+            if not path:
+                return hidden
             columns = multi_query.table_columns(path)
         except RerankerError as exc:
             gr.Warning(common.message(str(exc)))
@@ -107,7 +107,7 @@ class MultiQueryTab:
     def run(self, source: PairInputs, instruction, model: ModelInputs, batch_size, k, relevant_from, output_format,
             progress=gr.Progress(), request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Score every pair: summary, metrics per query, rejected rows, the scored file and the rejects file."""
-        with self.inspector.visitors.run(self.inspector.visitors.owner(request, profile)):
+        with self.inspector.visitors.run(request, profile):
             return self._run(source, instruction, model, batch_size, k, relevant_from, output_format, progress)
 
     def _run(self, source: PairInputs, instruction, model: ModelInputs, batch_size, k, relevant_from, output_format,

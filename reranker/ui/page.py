@@ -17,7 +17,7 @@ from reranker.storage.presets import PresetStore
 from reranker.ui import bakeoff_tab, common, compare_tab, explain_panel, judging_tab, multi_query_tab, sweep_tab
 from reranker.ui.common import DocumentInputs, Fields, ModelInputs, ViewInputs, bind
 from reranker.ui.inspector import Inspector
-from reranker.ui.visitors import Visitors
+from reranker.ui.visitors import BROWSER_STORAGE_KEY, Visitors
 
 CSS_PATH = Path(__file__).parents[1] / "view" / "inspector.css"
 EXAMPLES = [
@@ -147,7 +147,7 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
             json_button = gr.Button("Download JSON", size="sm")
             csv_download = gr.DownloadButton("CSV file", value=None, visible="hidden", elem_id="rr-download-csv")
             json_download = gr.DownloadButton("JSON file", value=None, visible="hidden", elem_id="rr-download-json")
-        explainer = explain_panel.Explainer(holder, ui.export_dir)
+        explainer = explain_panel.Explainer(holder, ui.export_dir, visitors)
         explaining = explain_panel.build(explainer)
         judgement_panel = judging_tab.build_panel()
         with gr.Accordion("Prompt inspector: the exact prompt the model read for one row", open=False):
@@ -204,8 +204,12 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         judging_tab.wire(ui.annotator, judging, judgement_panel, demo=demo, table=table, result_state=result_state,
                          view=view)
         explain_panel.wire(explainer, explaining, table=table, result_state=result_state, batch_size=batch_size)
+        if visitors.public:  # the browser's signed id first: it says whose data this session reads
+            browser_id = gr.BrowserState(None, storage_key=BROWSER_STORAGE_KEY, secret=visitors.storage_secret())
+            arrival = demo.load(visitors.arrive, browser_id, browser_id, api_name=False, queue=False)
         if visitors.public or visitors.team:  # each visitor's own presets, once the page knows who they are
-            demo.load(ui.preset_choices, None, preset, api_name=False, queue=False)
+            (arrival.then if visitors.public else demo.load)(ui.preset_choices, None, preset, api_name=False,
+                                                             queue=False)
             preset.focus(ui.preset_choices, None, preset, api_name=False, queue=False)
 
         preset.input(ui.choose_preset, preset, instruction, queue=False)
@@ -224,4 +228,5 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
 
 
 _PUBLIC_NOTE = ("**Public demo.** Your judgements, notes and presets are yours alone: other visitors cannot see, "
-                "export or change them. Without signing in they belong to this browser tab.")
+                "export or change them. Without signing in they belong to this browser: kept when you reload, "
+                "not seen from another browser or a private window, lost if you clear this site's data.")
