@@ -280,7 +280,13 @@ class Reranker:
                 with self._tokenizer_lock:
                     built = self.builder.build_groups(instruction, groups)
                 prompts = [p for group in built for p in group]
-                logodds = self.backend.score_logodds([p.token_ids for p in prompts]) if prompts else np.zeros(0)
+                with_heads = getattr(self.backend, "score_with_heads", None)  # computes each query's head once
+                if not prompts:
+                    logodds = np.zeros(0)
+                elif with_heads is not None:
+                    logodds = with_heads([p.token_ids for p in prompts], [p.doc_start for p in prompts])
+                else:
+                    logodds = self.backend.score_logodds([p.token_ids for p in prompts])
             else:
                 # A backend that queues device work (fast) scores one chunk while the next is tokenized.
                 prompts, pending = [], []
