@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # folder) pip moves on at once instead of backing off for every package.
 PIP_FLAGS ?= --retries 1
 
-.PHONY: run test install install-dev browser
+.PHONY: run test install install-dev browser space
 
 run: $(VENV)/.installed
 	$(PY) app.py $(ARGS)
@@ -39,3 +39,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 # Browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+# The Hugging Face Space's folder: the repository's tracked files, with requirements-space.txt as its
+# requirements.txt (ZeroGPU needs PyPI's CUDA torch and no vLLM). Upload it with
+#   hf upload USER/SPACE $(SPACE_DIR) . --repo-type space
+SPACE_DIR ?= build/space
+space:
+	rm -rf $(SPACE_DIR) && mkdir -p $(SPACE_DIR)
+	git ls-files -z | xargs -0 cp --parents -t $(SPACE_DIR)
+	cp requirements-space.txt $(SPACE_DIR)/requirements.txt

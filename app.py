@@ -11,9 +11,13 @@ On a Hugging Face Space, this file is the ``app_file`` and ``--public`` is on (d
 
 from __future__ import annotations
 
+import os
+
+if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"):  # a ZeroGPU Space: `spaces` patches torch,
+    import spaces  # noqa: F401  and must be imported before anything initializes CUDA
+
 import argparse
 import logging
-import os
 import secrets
 import signal
 import sys
@@ -28,6 +32,7 @@ from reranker.serve.api import API_KEY_ENV, DEFAULT_MAX_REQUEST_BYTES, install_a
 from reranker.files.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
 from reranker.errors import InputError
 from reranker.scoring.backends import set_max_engines, shutdown_all
+from reranker.scoring.backends.zerogpu_backend import on_zerogpu
 from reranker.scoring.model_flags import add_model_arguments, backend_and_options
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from reranker.scoring.prompt import INSTRUCTION_PRESETS
@@ -169,8 +174,12 @@ def main(argv=None) -> None:
     holder = ModelHolder(ModelSettings(args.model, backend, args.max_length), engine_options=engine_options,
                          models=models, max_models=args.max_engines,
                          backends=[backend] if args.public else None,
-                         max_length_limit=args.max_length if args.public else None)
-    holder.start()  # load in the background; the page shows "Loading…" until it is ready
+                         max_length_limit=args.max_length if args.public else None,
+                         check_at_load=not on_zerogpu())  # on ZeroGPU a check would need a GPU call at start-up
+    if on_zerogpu():
+        start_on_zerogpu(holder)
+    else:
+        holder.start()  # load in the background; the page shows "Loading…" until it is ready
     app = create_server(holder, max_documents=args.max_documents, api_key=args.api_key,
                         max_request_bytes=args.max_request_bytes, public=args.public, users=users,
                         runs_per_minute=args.runs_per_minute, queue_size=args.queue_size)
@@ -187,6 +196,16 @@ def main(argv=None) -> None:
         server.run()
     finally:
         shutdown_all()  # vLLM's engine processes would otherwise outlive the app, holding their memory
+
+
+def start_on_zerogpu(holder: ModelHolder) -> None:
+    """Load the model before serving, placed on ``cuda`` (emulated until a ``@spaces.GPU`` call lends the GPU), then
+    run ZeroGPU's start-up step, which packs the weights for those calls: ZeroGPU runs it inside ``Blocks.launch``,
+    which an app mounted on FastAPI never calls."""
+    import spaces.zero
+
+    holder.get()  # raises if the model cannot load: the Space's log says why
+    spaces.zero.startup()
 
 
 def _share(server, host: str, port: int) -> None:

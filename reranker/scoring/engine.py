@@ -15,6 +15,7 @@ import numpy as np
 
 from reranker.scoring.backends import load_backend, using
 from reranker.scoring.backends.base import cuda_available
+from reranker.scoring.backends.zerogpu_backend import on_zerogpu
 from reranker.storage.score_cache import CachedScore, ScoreCache, cache_key
 from reranker.errors import InputError, ModelError
 from reranker.scoring.inputs import check_documents, check_query, query_problem
@@ -149,8 +150,8 @@ class Reranker:
         self.model_key = _model_key(self.model, revision, config)
         if engine_options.get("quantization"):  # its scores differ by more than bf16 noise: cached apart
             self.model_key += f"+{engine_options['quantization']}"
-        if dtype is None:
-            dtype = "bfloat16" if cuda_available() else "float32"
+        if dtype is None:  # (on ZeroGPU CUDA is emulated outside @spaces.GPU, and may not be patched in yet)
+            dtype = "bfloat16" if cuda_available() or on_zerogpu() else "float32"
         self._settings = dict(
             model=self.model,
             revision=revision,

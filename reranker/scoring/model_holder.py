@@ -50,12 +50,12 @@ class ModelHolder:
     next ``get``. ``models``: the models callers may ask for (aliases, hub ids, folders; default: only the
     served one); ``backends``: the backends they may ask for (default: any); ``max_length_limit``: the
     longest max length they may ask for (default: the model's context); ``max_models``: how many Rerankers
-    stay held (default: no bound).
+    stay held (default: no bound); ``check_at_load``: run the canary check on each freshly loaded model.
     """
 
     def __init__(self, default: ModelSettings, *, cache: bool | str = True, engine_options: dict | None = None,
                  models: Iterable[str] | None = None, backends: Iterable[str] | None = None,
-                 max_length_limit: int | None = None, max_models: int | None = None):
+                 max_length_limit: int | None = None, max_models: int | None = None, check_at_load: bool = True):
         self.default = default
         self.cache = cache
         self.engine_options = engine_options or {}
@@ -64,6 +64,7 @@ class ModelHolder:
         self.backends = list(backends) if backends is not None else None
         self.max_length_limit = max_length_limit
         self.max_models = max_models
+        self.check_at_load = check_at_load
         self._loads: OrderedDict[tuple[str, str], Future] = OrderedDict()  # least recently used first
         self._checks: dict[tuple[str, str], CheckReport | str] = {}
         self._lock = threading.Lock()
@@ -108,7 +109,8 @@ class ModelHolder:
             log.warning("loading %s failed: %s", settings, exc)
             future.set_exception(exc)
             return
-        self._checks[settings.loaded_as] = self._canary(settings, reranker)
+        if self.check_at_load:
+            self._checks[settings.loaded_as] = self._canary(settings, reranker)
         future.set_result(reranker)
 
     @staticmethod
