@@ -33,6 +33,8 @@ from reranker.files.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
 from reranker.errors import InputError
 from reranker.scoring.backends import set_max_engines, shutdown_all
 from reranker.scoring.backends.zerogpu_backend import on_zerogpu
+from reranker.scoring.engine import DEFAULT_MAX_LENGTH
+from reranker.serve.demo_limits import DemoLimits, demo_limits
 from reranker.scoring.model_flags import add_model_arguments, backend_and_options
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from reranker.scoring.prompt import INSTRUCTION_PRESETS
@@ -51,13 +53,15 @@ DEFAULT_QUEUE_SIZE = 64
 def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MAX_DOCUMENTS, api_key: str | None = None,
                   max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, public: bool = False,
                   users: list[tuple[str, str]] | None = None, sign_in: bool | None = None,
-                  runs_per_minute: int | None = None, queue_size: int = DEFAULT_QUEUE_SIZE) -> FastAPI:
+                  runs_per_minute: int | None = None, queue_size: int = DEFAULT_QUEUE_SIZE,
+                  limits_note: str = "") -> FastAPI:
     """The whole server: a FastAPI app (REST API + Gradio page at "/"), sharing one ModelHolder.
 
     ``public``: a public demo (each visitor's data apart, runs limited per visitor, the operator's models only);
     ``users``: (name, password) pairs of a team server, through Gradio's login; ``api_key``: guards the REST
     API, and on a private server without ``users`` also the page and the Gradio API (log in with the key as the
-    password); ``sign_in``: offer "Sign in with Hugging Face" (default: in public mode on a Space).
+    password); ``sign_in``: offer "Sign in with Hugging Face" (default: in public mode on a Space); ``limits_note``:
+    what a run may hold, shown with the public demo's note.
     """
     folder = Path(data_dir or default_data_dir())
     presets = PresetStore(Database(folder / "reranker.sqlite3"), INSTRUCTION_PRESETS)
@@ -67,7 +71,7 @@ def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MA
     if sign_in is None:
         sign_in = public and bool(os.environ.get(SPACE_ENV))
     demo = build_app(holder, presets, max_documents=max_documents, visitors=visitors, sign_in=sign_in,
-                     data_note=data_note(folder), queue_size=queue_size)
+                     data_note=(limits_note + "  \n" if limits_note else "") + data_note(folder), queue_size=queue_size)
     server = FastAPI(title="Qwen3 Reranker")
     # the REST API's routes come before Gradio is mounted at "/" (Gradio's catch-all routes must come last)
     install_api(server, holder, api_key=api_key, max_documents=max_documents, max_request_bytes=max_request_bytes)
@@ -133,7 +137,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                         help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also publish a temporary public gradio.live link")
-    parser.add_argument("--max-documents", type=int, default=MAX_DOCUMENTS, help="documents per run or API request")
+    parser.add_argument("--max-documents", type=int, default=None,
+                        help=f"documents per run or API request (default: {MAX_DOCUMENTS:,}; in public mode what "
+                             "answers in about 10 s on this hardware, see reranker/serve/demo_limits.py)")
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
                         help=f"require 'Authorization: Bearer KEY' on the REST API (default: ${API_KEY_ENV}; none)")
     parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
@@ -156,7 +162,26 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="team server: require this login on the page and the Gradio API (repeatable)")
     parser.add_argument("--auth-file", action="append", metavar="FILE",
                         help="team server: users from FILE, one NAME:PASSWORD a line")
-    return parser.parse_args(argv)
+    parser.set_defaults(max_length=None)  # resolved by resolve_limits: the demo's limit in public mode
+    args = parser.parse_args(argv)
+    args.limits_note = resolve_limits(args)
+    return args
+
+
+def resolve_limits(args: argparse.Namespace) -> str:
+    """Fill in ``--max-documents`` and ``--max-length`` the operator left out: in public mode what answers in about
+    10 s on this hardware (:func:`demo_limits`), else the defaults. Returns the page's note on the demo's limits
+    ("" outside public mode)."""
+    if not args.public:
+        args.max_documents = args.max_documents or MAX_DOCUMENTS
+        args.max_length = args.max_length or DEFAULT_MAX_LENGTH
+        return ""
+    limits = demo_limits(args.model, zerogpu=on_zerogpu())
+    args.max_documents = args.max_documents or limits.documents
+    args.max_length = args.max_length or limits.max_length
+    hold = DemoLimits(args.max_documents, args.max_length, limits.hardware)
+    return hold.note() if hold == limits else (f"On this server a run may hold up to **{hold.documents:,} "
+                                               f"documents**, each read up to **{hold.max_length:,} tokens**.")
 
 
 def main(argv=None) -> None:
@@ -175,14 +200,15 @@ def main(argv=None) -> None:
                          models=models, max_models=args.max_engines,
                          backends=[backend] if args.public else None,
                          max_length_limit=args.max_length if args.public else None,
-                         check_at_load=not on_zerogpu())  # on ZeroGPU a check would need a GPU call at start-up
+                         check_at_load=not on_zerogpu(),  # on ZeroGPU a check would need a GPU call at start-up
+                         limit_reason=demo_limits(args.model, zerogpu=on_zerogpu()).reason if args.public else "")
     if on_zerogpu():
         start_on_zerogpu(holder)
     else:
         holder.start()  # load in the background; the page shows "Loading…" until it is ready
     app = create_server(holder, max_documents=args.max_documents, api_key=args.api_key,
                         max_request_bytes=args.max_request_bytes, public=args.public, users=users,
-                        runs_per_minute=args.runs_per_minute, queue_size=args.queue_size)
+                        runs_per_minute=args.runs_per_minute, queue_size=args.queue_size, limits_note=args.limits_note)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
     if args.share:
         threading.Thread(target=_share, args=(server, args.host, args.port), daemon=True).start()

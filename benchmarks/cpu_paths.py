@@ -11,7 +11,9 @@ prompts, in their own venvs (benchmarks/cpu_paths_worker.py), likewise. Every pa
 float32's (whole prompts): bfloat16's difference is the noise a kept path must stay within.
 
 Writes RESULTS.json and RESULTS.md (the table, the machine from ``lscpu``, the load average before and after each
-path; other work on the machine slows every path, so compare within one run).
+path; other work on the machine slows every path, so compare within one run). Each request's CPU time (all the
+process's threads) is recorded too: divided by the cores, it is what the request takes on an otherwise idle
+machine when the path keeps every core busy, and it is far less disturbed by other work than the wall time.
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ from reranker.scoring.prompt import DEFAULT_INSTRUCTION, PromptBuilder  # noqa: 
 
 TORCH_PATHS = {  # label: (dtype, engine options, compile)
     "transformers float32": ("float32", {}, False),
-    "transformers bfloat16": ("bfloat16", {}, False),
-    "transformers float32 + torch.compile": ("float32", {}, True),
     "transformers int8 (torch dynamic quantization)": ("float32", {"quantization": "int8"}, False),
+    "transformers float32 + torch.compile": ("float32", {}, True),
+    "transformers bfloat16": ("bfloat16", {}, False),
 }
-WORKER_PATHS = {"onnxruntime float32": "onnxruntime", "onnxruntime int8 (dynamic)": "onnxruntime-int8",
+WORKER_PATHS = {"onnxruntime int8 (dynamic)": "onnxruntime-int8", "onnxruntime float32": "onnxruntime",
                 "openvino float32": "openvino"}
+ORDER = ["transformers float32", "transformers int8 (torch dynamic quantization)", "onnxruntime int8 (dynamic)",
+         "onnxruntime float32", "openvino float32", "transformers float32 + torch.compile", "transformers bfloat16"]
 
 
 def machine() -> dict:
@@ -89,15 +93,17 @@ def time_torch(model: Path, label: str, query: str, documents: list[str], repeat
         started = time.perf_counter()
         reranker.rank(query, documents[:2])  # warm-up (compiles on the compiled path)
         warm = time.perf_counter() - started
-        times, verdicts = [], []
+        times, cpu, verdicts = [], [], []
         for _ in range(repeats):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             verdicts = reranker.rank(query, documents)
             times.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - cpu_started)
             if times[-1] > limit_s:
                 break
         by_index = sorted(verdicts, key=lambda v: v.index)
         rows.append({"share_heads": share, "warmup_s": warm, "seconds": times, "median_s": statistics.median(times),
+                     "cpu_seconds": cpu, "median_cpu_s": statistics.median(cpu),
                      "logodds": [v.logodds for v in by_index]})
     shutdown_all()
     return {"load_s": loaded, "rows": rows}
@@ -117,16 +123,17 @@ def time_worker(python: str, runtime: str, model: Path, work: Path, spec: dict) 
 def table(results: dict) -> str:
     lines = [f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores "
              f"({', '.join(results['machine']['isa'])}); {results['workload']}.", "",
-             "| path | shared head | one request (median) | runs | max abs. log-odds diff. vs float32 | "
-             "same order as float32 | load avg. before → after |",
-             "|---|---|--:|--:|--:|---|---|"]
+             "| path | shared head | one request, wall (median) | CPU time / cores | runs | max abs. log-odds diff. "
+             "vs float32 | same order as float32 | load avg. before → after |",
+             "|---|---|--:|--:|--:|--:|---|---|"]
     for path in results["paths"]:
         if "error" in path:
-            lines.append(f"| {path['label']} | – | failed: {path['error']} | | | | |")
+            lines.append(f"| {path['label']} | – | failed: {path['error']} | | | | | |")
             continue
         for row in path["rows"]:
             lines.append(f"| {path['label']} | {'once per query' if row['share_heads'] else 'in every prompt'} | "
-                         f"{row['median_s']:.2f} s | {len(row['seconds'])} | {row['max_abs_diff']:.4f} | "
+                         f"{row['median_s']:.2f} s | {row['median_cpu_s'] / results['machine']['cores']:.2f} s | "
+                         f"{len(row['seconds'])} | {row['max_abs_diff']:.4f} | "
                          f"{'yes' if row['same_order'] else 'no'} | {path['load_before']} → {path['load_after']} |")
     return "\n".join(lines) + "\n"
 
@@ -164,7 +171,7 @@ def main(argv=None) -> int:
             "yes_id": builder.yes_id, "no_id": builder.no_id, "repeats": args.repeats, "threads": os.cpu_count(),
             "kv_heads": config["num_key_value_heads"], "head_dim": config["head_dim"]}
     pythons = {"onnxruntime": args.ort_python, "onnxruntime-int8": args.ort_python, "openvino": args.ov_python}
-    for label in [*TORCH_PATHS, *WORKER_PATHS]:
+    for label in ORDER:
         if args.only and args.only not in label:
             continue
         before = load()

@@ -147,13 +147,14 @@ def main(runtime: str, model_dir: str, work_dir: str, prompts_file: str, result_
     rows = []
     for share in (False, True):
         score(session, spec["warmup"], spec["warmup_heads"], share)
-        times, logodds = [], None
+        times, cpu, logodds = [], [], None
         for _ in range(spec["repeats"]):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             logodds = score(session, spec["prompts"], spec["heads"], share)
             times.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - cpu_started)
         rows.append({"share_heads": share, "seconds": times, "median_s": statistics.median(times),
-                     "logodds": logodds.tolist()})
+                     "cpu_seconds": cpu, "median_cpu_s": statistics.median(cpu), "logodds": logodds.tolist()})
     Path(result_file).write_text(json.dumps({"runtime": runtime, "export_s": exported, "load_s": loaded,
                                              "rows": rows}))
 

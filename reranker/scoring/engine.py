@@ -17,7 +17,7 @@ from reranker.scoring.backends import load_backend, using
 from reranker.scoring.backends.base import cuda_available
 from reranker.scoring.backends.zerogpu_backend import on_zerogpu
 from reranker.storage.score_cache import CachedScore, ScoreCache, cache_key
-from reranker.errors import InputError, ModelError
+from reranker.errors import Cancelled, InputError, ModelError
 from reranker.scoring.inputs import check_documents, check_query, query_problem
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION, PromptBuilder
 from reranker.storage.database import Database, default_data_dir
@@ -208,10 +208,13 @@ class Reranker:
         top_k: int | None = None,
         batch_size: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        partial: Callable[[list[Verdict]], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> list[Verdict]:
         """Documents ranked best first by :func:`rank_key` (ties keep input order); ``index`` is the input position.
 
-        ``batch_size`` and ``progress`` are :meth:`score`'s.
+        ``batch_size``, ``progress`` and ``cancelled`` are :meth:`score`'s; ``partial`` gets, after each batch, every
+        verdict so far ranked best first (what a page shows while the run goes on).
         """
         if isinstance(documents, str) or not isinstance(documents, Sequence):
             raise InputError("documents must be a list of texts, one item per document.")
@@ -219,18 +222,28 @@ class Reranker:
         check_query(query)
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise InputError(f"top_k must be a positive whole number, got {top_k!r}.")
+        so_far: list[Verdict] = []
+
+        def batch_done(batch: list[Verdict]) -> None:
+            so_far.extend(batch)
+            partial(ranked(so_far))
+
         verdicts = self.score([(query, d) for d in documents], instruction=instruction, batch_size=batch_size,
-                              progress=progress)
+                              progress=progress, on_batch=batch_done if partial else None, cancelled=cancelled)
         best_first = ranked(verdicts)
         return best_first[:top_k] if top_k else best_first
 
     def score(self, pairs: Iterable[tuple[str, str]], *, instruction: str | None = None,
-              batch_size: int | None = None, progress: Callable[[int, int], None] | None = None) -> list[Verdict]:
+              batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
+              on_batch: Callable[[list[Verdict]], None] | None = None,
+              cancelled: Callable[[], bool] | None = None) -> list[Verdict]:
         """One Verdict per (query, document) pair, in input order.
 
         Pairs go to the cache and the engine ``batch_size`` at a time (default: all at once), and
-        ``progress(done, total)`` is called after each batch. A pair seen earlier in the same call (a duplicate)
-        is not computed again: duplicates always get identical scores, whatever the batch size.
+        ``progress(done, total)`` is called after each batch, ``on_batch(verdicts)`` with that batch's verdicts.
+        ``cancelled()`` is asked before each batch: when it says so, :class:`Cancelled` is raised (the batches
+        already scored are in the cache). A pair seen earlier in the same call (a duplicate) is not computed
+        again: duplicates always get identical scores, whatever the batch size.
         """
         instruction = resolve_instruction(instruction)
         pairs = validate_pairs(pairs)
@@ -242,6 +255,8 @@ class Reranker:
         known: dict[str, CachedScore] = {}  # every key of this call scored so far
         from_cache: set[str] = set()
         for start in range(0, len(pairs), batch_size):
+            if cancelled is not None and cancelled():
+                raise Cancelled(f"The run was stopped after {start:,} of {len(pairs):,} pairs.")
             batch_keys = keys[start:start + batch_size]
             new = {k: pair for k, pair in zip(batch_keys, pairs[start:start + batch_size]) if k not in known}
             hits = self.cache.get_many(list(new)) if self.cache and new else {}
@@ -253,6 +268,9 @@ class Reranker:
             known.update(fresh)
             from_cache.update(hits)
             self.stats.add(len(batch_keys), sum(k in from_cache for k in batch_keys), len(fresh))
+            if on_batch:
+                on_batch([self._verdict(index, *pairs[index], known[keys[index]], cached=keys[index] in from_cache)
+                          for index in range(start, start + len(batch_keys))])
             if progress:
                 progress(start + len(batch_keys), len(pairs))
         return [self._verdict(index, query, document, known[key], cached=key in from_cache)
