@@ -15,6 +15,8 @@ import numpy as np
 
 from reranker.scoring.backends import load_backend, using
 from reranker.scoring.backends.base import cuda_available
+from reranker.scoring.backends.transformers_backend import cpu_computes_bf16
+from reranker.scoring.canaries import CANARIES
 from reranker.scoring.backends.zerogpu_backend import on_zerogpu
 from reranker.storage.score_cache import CachedScore, ScoreCache, cache_key
 from reranker.errors import Cancelled, InputError, ModelError
@@ -31,6 +33,10 @@ MODELS = {
 }
 DEFAULT_MODEL = MODELS["0.6B"]
 DEFAULT_MAX_LENGTH = 8192
+# A CPU path in bfloat16 is kept when each canary log-odds is within this of float32's: bf16's own noise measured
+# 0.03-0.04 at most on 400 pairs (docs/benchmarks.md), and grows with the log-odds' size on real weights.
+BF16_TOLERANCE = 0.1
+BF16_RELATIVE = 0.02
 PIPELINE_PAIRS = 200  # pairs tokenized per chunk while the device scores the previous chunk (fast backend)
 
 
@@ -150,8 +156,11 @@ class Reranker:
         self.model_key = _model_key(self.model, revision, config)
         if engine_options.get("quantization"):  # its scores differ by more than bf16 noise: cached apart
             self.model_key += f"+{engine_options['quantization']}"
+        check_bf16 = False
         if dtype is None:  # (on ZeroGPU CUDA is emulated outside @spaces.GPU, and may not be patched in yet)
             dtype = "bfloat16" if cuda_available() or on_zerogpu() else "float32"
+            if dtype == "float32" and _transformers_first(backend) and cpu_computes_bf16():
+                dtype, check_bf16 = "bfloat16", True  # kept only if it agrees with float32 (below)
         self._settings = dict(
             model=self.model,
             revision=revision,
@@ -162,8 +171,36 @@ class Reranker:
             **engine_options,
         )
         self.backend = self._engine = load_backend(backend, self._settings)  # _engine: the registry's
+        self.bf16_check: float | None = None  # on a CPU where bfloat16 was tried: its largest difference from float32
+        if check_bf16 and self.backend.name == "transformers":
+            self._keep_bf16_if_it_agrees(backend)
         self.cache = _open_cache(cache)
         self.stats = Stats()
+
+    def _keep_bf16_if_it_agrees(self, backend: str) -> None:
+        """Score the canary pairs in bfloat16 and in float32 (a reference model loaded for this, then released):
+        keep bfloat16 only when every log-odds is within ``BF16_TOLERANCE`` of float32's, else load float32."""
+        from reranker.scoring.backends.transformers_backend import TransformersBackend
+
+        groups = [(query, [relevant, irrelevant]) for query, relevant, irrelevant in CANARIES]
+        prompts = [p for group in self.builder.build_groups(DEFAULT_INSTRUCTION, groups) for p in group]
+        ids, heads = [p.token_ids for p in prompts], [p.doc_start for p in prompts]
+        got = self.backend.score_with_heads(ids, heads)
+        reference = TransformersBackend(self.model, revision=self.revision, dtype="float32",
+                                        yes_id=self.builder.yes_id, no_id=self.builder.no_id)
+        try:
+            want = reference.score_with_heads(ids, heads)
+        finally:
+            reference.close()
+        self.bf16_check = float(np.abs(got - want).max())
+        if np.all(np.abs(got - want) <= BF16_TOLERANCE + BF16_RELATIVE * np.abs(want)):
+            log.info("bfloat16 on this CPU agrees with float32 on the canary pairs (largest log-odds difference "
+                     "%.4f): kept", self.bf16_check)
+            return
+        log.warning("bfloat16 on this CPU differs from float32 on the canary pairs by up to %.4f log-odds: "
+                    "scoring in float32 instead", self.bf16_check)
+        self._settings["dtype"] = "float32"
+        self.backend = self._engine = load_backend(backend, self._settings)
 
     def _check_max_length(self, max_length) -> None:
         if not isinstance(max_length, int) or max_length < 1:
@@ -386,6 +423,13 @@ class Reranker:
             "cache_hits": self.stats.cache_hits,
             "scored": self.stats.scored,
         }
+
+
+def _transformers_first(backend: str) -> bool:
+    """Whether ``backend`` scores with the transformers backend (itself, or ``auto`` picking it first)."""
+    from reranker.scoring.backends import auto_order
+
+    return backend == "transformers" or (backend == "auto" and auto_order()[0] == "transformers")
 
 
 def _chunks(groups: list[tuple[str, list[str]]], pairs: int) -> Iterable[list[tuple[str, list[str]]]]:

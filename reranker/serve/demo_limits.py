@@ -17,7 +17,7 @@ TARGET_SECONDS = 10
 # 20 documents of ~256 tokens) on the 2-core AMD EPYC box (AVX2, no AVX-512): benchmarks/results/cpu_paths.md.
 CPU_TOKENS_PER_SECOND_PER_CORE_06B = 0.0  # set from the benchmark below
 CPU_MAX_LENGTH = 512  # a ~256-token document and the prompt's head, with room to spare
-ZEROGPU_MAX_LENGTH = 2048
+ZEROGPU_MAX_LENGTH = 1024
 MODEL_BILLIONS = {"0.6B": 0.6, "4B": 4.0, "8B": 8.0}
 
 

@@ -31,6 +31,17 @@ QUANTIZATIONS = ("int8",)
 MIN_SHARED_HEAD = 8  # shorter shared heads are computed with each prompt (a separate pass would not pay)
 
 
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has oneDNN's fast bfloat16 kernels (AVX-512 with BF16, or AMX): where bfloat16 pays on CPUs.
+    On AVX2-only CPUs bfloat16 is converted in software and is no faster than float32."""
+    try:
+        import torch
+
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (ImportError, AttributeError, RuntimeError):
+        return False
+
+
 class TransformersBackend(Backend):
     """A Qwen3 causal LM in torch, batched by length, each query's head computed once."""
 
