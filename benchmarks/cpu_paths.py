@@ -187,6 +187,13 @@ def main(argv=None) -> int:
                 continue
             measured = time_worker(pythons[runtime], runtime, args.model, args.work, spec)
         results["paths"].append({"label": label, "load_before": before, "load_after": load(), **measured})
+        write(results, args.out)  # after every path: a long run's finished paths are kept
+    print(write(results, args.out))
+    return 0
+
+
+def write(results: dict, out: Path) -> str:
+    """Compare every path with float32 and write OUT.json and OUT.md; returns the table."""
     reference = next((np.array(p["rows"][0]["logodds"]) for p in results["paths"]
                       if p["label"] == "transformers float32" and "rows" in p), None)
     for path in results["paths"]:
@@ -197,11 +204,10 @@ def main(argv=None) -> int:
             got = np.array(row["logodds"])
             row["max_abs_diff"] = float(np.abs(got - reference).max())
             row["same_order"] = bool((np.argsort(-got, kind="stable") == np.argsort(-reference, kind="stable")).all())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    args.out.with_suffix(".md").write_text(table(results))
-    print(table(results))
-    return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    out.with_suffix(".md").write_text(table(results))
+    return table(results)
 
 
 if __name__ == "__main__":

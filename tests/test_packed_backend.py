@@ -168,8 +168,11 @@ def test_auto_never_drops_an_engine_option_its_backend_does_not_take(tiny_model)
     from reranker.errors import BackendUnavailable
     from reranker.scoring.backends import _construct
 
-    with pytest.raises(BackendUnavailable, match="transformers backend does not take quantization"):
-        _construct("transformers", {"model": tiny_model, "quantization": "fp8"})
+    with pytest.raises(BackendUnavailable, match="transformers backend offers quantization int8, not 'fp8'"):
+        _construct("transformers", {"model": tiny_model, "revision": None, "dtype": "float32", "yes_id": 9693,
+                                    "no_id": 2152, "quantization": "fp8"})
+    with pytest.raises(BackendUnavailable, match="vllm backend does not take quantization"):
+        _construct("vllm", {"model": tiny_model, "quantization": "fp8"})
 
 
 def test_fp8_scores_get_their_own_cache_keys(tiny_model, monkeypatch):

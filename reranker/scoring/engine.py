@@ -143,7 +143,9 @@ class Reranker:
         "transformers" or "remote" (pass ``servers=[urls]``). ``cache``: True for the user cache folder, a folder path,
         or False. ``engine_options`` go to the backend (e.g. ``tensor_parallel_size``,
         ``memory_fraction``, ``max_num_batched_tokens``, ``servers``; ``quantization="fp8"`` for the fast backend's
-        FP8 matrix products, whose scores are cached apart).
+        FP8 matrix products, ``"int8"`` for the transformers backend's int8 linear layers on CPUs; their scores are
+        cached apart). ``dtype``: default bfloat16 on GPUs, else float32, except bfloat16 where the transformers
+        backend runs on a CPU with fast bf16 kernels and agrees with float32 on the canary pairs at load.
         """
         self.model = MODELS.get(model, model)
         self.revision = revision

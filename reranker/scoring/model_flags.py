@@ -28,9 +28,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bearer token the vLLM servers were started with (env RERANKER_SERVERS_API_KEY)")
     parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH,
                         help="prompt token limit; only documents are cut (default %(default)s)")
-    parser.add_argument("--quantization", choices=["none", "fp8"], default=os.environ.get("RERANKER_QUANTIZATION", "none"),
+    parser.add_argument("--quantization", choices=["none", "fp8", "int8"], default=os.environ.get("RERANKER_QUANTIZATION", "none"),
                         help="fp8: the fast backend's FP8 matrix products on Ada/Hopper GPUs, ~15%% faster, scores "
-                             "move by more than bf16 noise and are cached apart (env RERANKER_QUANTIZATION; "
+                             "move by more than bf16 noise and are cached apart; int8: the transformers "
+                             "backend's int8 linear layers on CPUs, likewise cached apart (env RERANKER_QUANTIZATION; "
                              "default %(default)s; docs/benchmarks.md)")
 
 
@@ -56,8 +57,10 @@ def backend_and_options(args: argparse.Namespace) -> tuple[str, dict]:
     """:func:`remote_options` for parsed :func:`add_model_arguments` flags, and the quantization asked for."""
     backend, options = remote_options(args.backend, args.servers, args.servers_api_key)
     if args.quantization != "none":
-        if backend not in ("auto", "fast"):
-            raise InputError(f"--quantization {args.quantization} runs on the fast backend: use --backend fast "
-                             f"(or auto on an NVIDIA GPU), not {backend}.")
+        runs_on = {"fp8": ("fast", "on an NVIDIA GPU"), "int8": ("transformers", "on a CPU of 2 cores or fewer")}
+        wanted, where = runs_on[args.quantization]
+        if backend not in ("auto", wanted):
+            raise InputError(f"--quantization {args.quantization} runs on the {wanted} backend: use --backend "
+                             f"{wanted} (or auto {where}), not {backend}.")
         options["quantization"] = args.quantization
     return backend, options

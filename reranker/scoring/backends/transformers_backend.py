@@ -49,7 +49,7 @@ class TransformersBackend(Backend):
 
     def __init__(self, model: str, *, revision: str | None, dtype: str, yes_id: int, no_id: int,
                  batch_tokens: int = 16384, max_batch_size: int = 64, quantization: str | None = None,
-                 share_heads: bool = True, threads: int | None = None):
+                 share_heads: bool = True):
         if quantization is not None and quantization not in QUANTIZATIONS:
             raise BackendUnavailable(f"the transformers backend offers quantization {', '.join(QUANTIZATIONS)}, "
                                      f"not {quantization!r}")
@@ -63,8 +63,6 @@ class TransformersBackend(Backend):
             ) from exc
         self.torch = torch
         self.cache_class = DynamicCache
-        if threads is not None:
-            torch.set_num_threads(threads)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         if quantization and device != "cpu":
             raise BackendUnavailable("int8 quantization in the transformers backend runs on CPUs only")
