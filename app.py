@@ -196,6 +196,8 @@ def main(argv=None) -> None:
     except InputError as exc:
         raise SystemExit(f"Error: {exc}") from exc
     models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
+    if on_zerogpu():  # every offered model loads at start-up there, and stays loaded
+        models = list(dict.fromkeys([args.model, *models]))[:args.max_engines]
     holder = ModelHolder(ModelSettings(args.model, backend, args.max_length), engine_options=engine_options,
                          models=models, max_models=args.max_engines,
                          backends=[backend] if args.public else None,
@@ -225,12 +227,15 @@ def main(argv=None) -> None:
 
 
 def start_on_zerogpu(holder: ModelHolder) -> None:
-    """Load the model before serving, placed on ``cuda`` (emulated until a ``@spaces.GPU`` call lends the GPU), then
-    run ZeroGPU's start-up step, which packs the weights for those calls: ZeroGPU runs it inside ``Blocks.launch``,
-    which an app mounted on FastAPI never calls."""
+    """Load the offered models before serving, on the main thread (ZeroGPU's emulated CUDA exists only there), placed
+    on ``cuda`` (emulated until a ``@spaces.GPU`` call lends the GPU); then run ZeroGPU's start-up step, which packs
+    their weights for those calls: ZeroGPU runs it inside ``Blocks.launch``, which an app mounted on FastAPI never
+    calls. A model not loaded here could not load later: ``main`` offers at most ``--max-engines`` models there."""
     import spaces.zero
 
-    holder.get()  # raises if the model cannot load: the Space's log says why
+    for model in holder.models:
+        settings = ModelSettings(model, holder.default.backend, holder.default.max_length)
+        holder.start(settings, in_this_thread=True).result()  # raises if it cannot load: the Space's log says why
     spaces.zero.startup()
 
 

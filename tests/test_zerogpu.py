@@ -101,3 +101,28 @@ def test_auto_picks_zerogpu_only_on_zerogpu(monkeypatch):
     assert "zerogpu" not in auto_order()
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     assert zerogpu.on_zerogpu() and auto_order() == ["zerogpu"]
+
+
+def test_on_zerogpu_the_app_loads_its_models_on_the_main_thread_before_zerogpus_start_up(tiny_model, monkeypatch):
+    """ZeroGPU's emulated CUDA exists only in the thread that imported ``spaces``, and its start-up step (which
+    Blocks.launch would run, and a mounted app never calls) packs the weights placed on cuda before it."""
+    import threading
+
+    import spaces.zero
+
+    import app
+    from reranker.scoring.model_holder import ModelHolder, ModelSettings
+
+    events = []
+    monkeypatch.setattr(spaces.zero, "startup", lambda: events.append("startup"), raising=False)
+    holder = ModelHolder(ModelSettings(tiny_model, "transformers", 512), cache=False, check_at_load=False)
+    load = holder._load
+
+    def recorded(settings, future):
+        events.append(("load", threading.current_thread() is threading.main_thread()))
+        load(settings, future)
+
+    monkeypatch.setattr(holder, "_load", recorded)
+    app.start_on_zerogpu(holder)
+    assert events == [("load", True), "startup"] and holder.state()[0] == "ready"
+    assert holder.check() is None  # no canary check: it would need a GPU call at start-up

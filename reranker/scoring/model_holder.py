@@ -86,8 +86,10 @@ class ModelHolder:
                              f"{self.max_length_limit:,} tokens" + (f" ({self.limit_reason})" if self.limit_reason
                                                                     else "") + ": choose a smaller one.")
 
-    def start(self, settings: ModelSettings | None = None) -> Future:
-        """Begin loading ``settings`` (default: the server's model) unless it is loaded or loading."""
+    def start(self, settings: ModelSettings | None = None, *, in_this_thread: bool = False) -> Future:
+        """Begin loading ``settings`` (default: the server's model) unless it is loaded or loading; in a background
+        thread, or with ``in_this_thread`` in the caller's (returning once loaded: on ZeroGPU, whose emulated CUDA
+        exists only in the thread that imported ``spaces``, models must load on the main thread)."""
         settings = settings or self.default
         self.allow(settings)
         key = settings.loaded_as
@@ -101,7 +103,11 @@ class ModelHolder:
             while self.max_models is not None and len(self._loads) > self.max_models:
                 dropped, _ = self._loads.popitem(last=False)  # its engine is released by the backend registry
                 self._checks.pop(dropped, None)
-        threading.Thread(target=self._load, args=(settings, future), name=f"load {settings.model}", daemon=True).start()
+        if in_this_thread:
+            self._load(settings, future)
+        else:
+            threading.Thread(target=self._load, args=(settings, future), name=f"load {settings.model}",
+                             daemon=True).start()
         return future
 
     def _load(self, settings: ModelSettings, future: Future) -> None:
