@@ -148,7 +148,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--limit-s", type=float, default=60, help="no further repeat of a path once one took longer")
-    parser.add_argument("--only", help="run only the paths whose label contains this text")
+    parser.add_argument("--only", type=lambda text: [x.strip() for x in text.split(";")],
+                        help="run only these paths (labels, ';'-separated)")
     parser.add_argument("--ort-python", help="python of a venv with optimum-onnx and onnxruntime")
     parser.add_argument("--ov-python", help="python of a venv with openvino (and onnx)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "cpu-paths", help="exported models")
@@ -172,7 +173,7 @@ def main(argv=None) -> int:
             "kv_heads": config["num_key_value_heads"], "head_dim": config["head_dim"]}
     pythons = {"onnxruntime": args.ort_python, "onnxruntime-int8": args.ort_python, "openvino": args.ov_python}
     for label in ORDER:
-        if args.only and args.only not in label:
+        if args.only and label not in args.only:
             continue
         before = load()
         print(f"{time.strftime('%H:%M:%S')} {label} (load {before})", file=sys.stderr, flush=True)

@@ -76,3 +76,23 @@ def test_float32_where_the_cpu_has_no_bf16_kernels(tiny_model, monkeypatch):
     reranker = Reranker(tiny_model, backend="transformers", cache=False, max_length=MAX_LENGTH)
     assert reranker._settings["dtype"] == "float32" and reranker.bf16_check is None
     assert transformers_backend.cpu_computes_bf16() in (True, False)
+
+
+def test_the_cpu_paths_benchmark_runs_and_compares_with_float32(tiny_model, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "cpu_paths.py"
+    out = tmp_path / "cpu"
+    subprocess.run([sys.executable, str(script), "--model", tiny_model, "--out", str(out), "--docs", "3",
+                    "--doc-tokens", "40", "--only", "transformers float32;transformers int8 (torch dynamic quantization)"],
+                   check=True, capture_output=True, timeout=600)
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert results["machine"]["cpu"] and results["machine"]["cores"] >= 1
+    rows = {(p["label"], r["share_heads"]): r for p in results["paths"] for r in p["rows"]}
+    assert len(rows) == 4 and rows[("transformers float32", False)]["max_abs_diff"] == 0
+    assert rows[("transformers float32", True)]["max_abs_diff"] < 1e-5
+    assert all(r["median_s"] > 0 and r["median_cpu_s"] > 0 for r in rows.values())
+    assert "| transformers float32 | once per query |" in out.with_suffix(".md").read_text()

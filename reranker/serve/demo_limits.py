@@ -13,10 +13,15 @@ import os
 from dataclasses import dataclass
 
 TARGET_SECONDS = 10
-# Tokens a second of the 0.6B model per CPU core, on the path `auto` picks on CPUs, measured end to end (one query,
-# 20 documents of ~256 tokens) on the 2-core AMD EPYC box (AVX2, no AVX-512): benchmarks/results/cpu_paths.md.
-CPU_TOKENS_PER_SECOND_PER_CORE_06B = 0.0  # set from the benchmark below
-CPU_MAX_LENGTH = 512  # a ~256-token document and the prompt's head, with room to spare
+# Prompt tokens a second of the 0.6B model per CPU core on the path `auto` picks on a CPU without fast bf16 kernels
+# (transformers, float32, each query's head computed once), measured end to end on the 2-core AMD EPYC box (AVX2):
+# 5 documents, 1,800 prompt tokens in 39.5 CPU-seconds (benchmarks/results/cpu_paths-docs5.md). The Intel box of
+# 2026-12-05 gave the same order: 20 prompts of 281 tokens in 44-65 s on 2 cores.
+CPU_TOKENS_PER_SECOND_PER_CORE_06B = 45.0
+# Where `auto` scores in bfloat16 (CPUs with AVX-512 BF16 or AMX): 44-65 s in float32 against 16.5-17.7 s in
+# bfloat16 for the same request on the Intel box (../shared/NOTES.md), so 2.5 is on the safe side.
+CPU_BF16_SPEEDUP = 2.5
+CPU_MAX_LENGTH = 256  # the prompt's head (~80 tokens) and a document's first ~170 tokens
 ZEROGPU_MAX_LENGTH = 1024
 MODEL_BILLIONS = {"0.6B": 0.6, "4B": 4.0, "8B": 8.0}
 
@@ -48,8 +53,10 @@ def model_billions(model: str) -> float:
     return 0.6
 
 
-def demo_limits(model: str, *, zerogpu: bool, cores: int | None = None) -> DemoLimits:
-    """The limits for ``model`` on ZeroGPU, or on ``cores`` CPU cores (default: those this process may use)."""
+def demo_limits(model: str, *, zerogpu: bool, cores: int | None = None, bf16: bool | None = None) -> DemoLimits:
+    """The limits for ``model`` on ZeroGPU, or on ``cores`` CPU cores (default: those this process may use), with
+    or without fast bf16 kernels (default: as this CPU has them)."""
+    from reranker.scoring.backends.transformers_backend import cpu_computes_bf16
     from reranker.scoring.backends.zerogpu_backend import CALL_OVERHEAD_SECONDS, TOKENS_PER_SECOND_06B
 
     slower = model_billions(model) / 0.6
@@ -57,6 +64,7 @@ def demo_limits(model: str, *, zerogpu: bool, cores: int | None = None) -> DemoL
         tokens = (TARGET_SECONDS - CALL_OVERHEAD_SECONDS) * TOKENS_PER_SECOND_06B / slower
         return DemoLimits(max(1, math.floor(tokens / ZEROGPU_MAX_LENGTH)), ZEROGPU_MAX_LENGTH, "ZeroGPU")
     cores = cores or len(os.sched_getaffinity(0))
-    tokens = TARGET_SECONDS * CPU_TOKENS_PER_SECOND_PER_CORE_06B * cores / slower
-    return DemoLimits(max(1, math.floor(tokens / CPU_MAX_LENGTH)), CPU_MAX_LENGTH,
-                      f"{cores} CPU core{'s' if cores != 1 else ''}")
+    bf16 = cpu_computes_bf16() if bf16 is None else bf16
+    rate = CPU_TOKENS_PER_SECOND_PER_CORE_06B * cores * (CPU_BF16_SPEEDUP if bf16 else 1) / slower
+    return DemoLimits(max(1, math.floor(TARGET_SECONDS * rate / CPU_MAX_LENGTH)), CPU_MAX_LENGTH,
+                      f"{cores} CPU core{'s' if cores != 1 else ''}" + (" with bf16 units" if bf16 else ""))
