@@ -9,12 +9,12 @@ PYTEST_ARGS ?=
 # folder) pip moves on at once instead of backing off for every package.
 PIP_FLAGS ?= --retries 1
 
-.PHONY: run test install install-dev browser space
+.PHONY: run test install install-dev browser java space
 
 run: $(VENV)/.installed
 	$(PY) app.py $(ARGS)
 
-test: $(VENV)/.installed-dev browser
+test: $(VENV)/.installed-dev browser java
 	@# pytest exits with 5 when it collects no tests: say so rather than fail.
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
@@ -39,6 +39,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 # Browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+# The Spark recipe's test runs a local Spark, which needs a Java runtime (17 or newer).
+java:
+	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null; }
 
 # The Hugging Face Space's folder: the repository's tracked files, with requirements-space.txt as its
 # requirements.txt (ZeroGPU needs PyPI's CUDA torch and no vLLM). Upload it with

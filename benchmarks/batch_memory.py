@@ -77,14 +77,17 @@ def child(argv: list[str], memory_fraction: float) -> int:
     """Run the score command as the CLI does, with vLLM's host-memory share set (the CLI keeps the default)."""
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from reranker.jobs.batch import run_score_command
-    from reranker.cli import build_parser
+    from reranker.cli import build_parser, job_from_args
+    from reranker.jobs.runner import run_batch
     from reranker.scoring.engine import Reranker
 
     args = build_parser().parse_args(argv)
     options = {"memory_fraction": memory_fraction} if args.backend == "vllm" else {}
-    return run_score_command(args, lambda: Reranker(args.model, backend=args.backend, max_length=args.max_length,
-                                                    cache=not args.no_cache, **options))
+    summary = run_batch(job_from_args(args), lambda: Reranker(args.model, backend=args.backend,
+                                                              max_length=args.max_length,
+                                                              cache=not args.no_cache, **options))
+    print("\n".join(summary.lines()))
+    return 0
 
 
 def at_progress(samples: list[dict], rows: int, key: str = "rss_mib") -> float | None:

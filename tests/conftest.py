@@ -44,3 +44,28 @@ def pytest_sessionfinish(session, exitstatus):
     from reranker.scoring.backends import shutdown_all
 
     shutdown_all()
+
+
+@pytest.fixture(scope="session")
+def s3_bucket():
+    """An S3 bucket on a moto server on loopback (a free port); its URL prefix, ``s3://NAME``.
+
+    The AWS variables point boto and s3fs, in this process and the processes it starts, at that server."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    patch = pytest.MonkeyPatch()
+    for name, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        patch.setenv(name, value)
+    boto3.client("s3").create_bucket(Bucket="reranker-tests")
+    yield "s3://reranker-tests"
+    patch.undo()
+    server.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reranker.jobs.batch import BatchJob, run_batch
+from reranker.jobs import BatchJob, run_batch
 from reranker.cli import main
 from reranker.errors import InputError
 from reranker.files.pair_files import (
@@ -399,7 +399,7 @@ def test_client_processes_need_servers_and_a_positive_count(tiny_model, tmp_path
 
 
 def test_a_second_process_on_the_same_job_is_refused(tiny_model, tmp_path):
-    from reranker.jobs.batch import JobFile
+    from reranker.jobs.job_file import JobFile
 
     write_csv(tmp_path / "pairs.csv", make_pairs(10))
     job = BatchJob(PairTable(tmp_path / "pairs.csv"), tmp_path / "out.parquet", model=tiny_model, max_length=512)
@@ -423,14 +423,21 @@ def test_progress_bar_and_the_backends_own_report_lines(hf_reranker, tmp_path, c
     assert "scoring" in err and "pair/s" in err and "12/12" in err
 
 
-def test_a_job_refuses_to_resume_in_another_precision(tmp_path):
-    from reranker.jobs.batch import JobFile, _check_model
+def test_a_job_refuses_to_resume_in_another_precision_or_template(tmp_path):
+    from reranker.jobs.job_file import JobFile
+    from reranker.jobs.runner import check_scorer
 
+    scorer = {"model_key": "Qwen/Qwen3-Reranker-0.6B@abc", "template": "t1", "precision": "bfloat16",
+              "backend": "fast", "device": "cuda"}
     jobfile = JobFile(tmp_path / "job.sqlite3")
     try:
-        _check_model(jobfile, "Qwen/Qwen3-Reranker-0.6B@abc")
-        _check_model(jobfile, "Qwen/Qwen3-Reranker-0.6B@abc")  # the same: goes on
+        check_scorer(jobfile, scorer)
+        check_scorer(jobfile, {**scorer, "backend": "vllm"})  # the same weights, another engine: goes on
         with pytest.raises(InputError, match=r"precision \(--quantization\) changed"):
-            _check_model(jobfile, "Qwen/Qwen3-Reranker-0.6B@abc+fp8")
+            check_scorer(jobfile, {**scorer, "model_key": "Qwen/Qwen3-Reranker-0.6B@abc+fp8"})
+        with pytest.raises(InputError, match=r"precision \(dtype\) is not the one"):
+            check_scorer(jobfile, {**scorer, "precision": "float32"})
+        with pytest.raises(InputError, match="prompt template is not the one"):
+            check_scorer(jobfile, {**scorer, "template": "t2"})
     finally:
         jobfile.close()

@@ -10,8 +10,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reranker"
 # Lowest first. A module may import its own folder and the folders before its own, never one after it.
-LAYERS = ["errors", "storage", "scoring", "files", "ranking", "explain", "tuning", "view", "jobs", "serve", "ui",
-          "testing", "bench", "cli", "__main__", "__init__"]
+LAYERS = ["errors", "storage", "scoring", "files", "ranking", "explain", "tuning", "bakeoff", "view", "jobs",
+          "integrations", "serve", "ui", "testing", "bench", "cli", "__main__", "__init__"]
 
 
 def _module_name(path: Path) -> str:

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from reranker.errors import RerankerError
-from reranker.jobs import batch
+from reranker.jobs import job_file
 from reranker.storage import database
 from reranker.storage.database import Database, migrate
 
@@ -57,18 +57,18 @@ def test_a_file_from_a_newer_release_is_refused_untouched(tmp_path):
 
 
 def test_job_files_use_the_same_scheme(tmp_path):
-    job = batch.JobFile(tmp_path / "out.parquet.job.sqlite3")
+    job = job_file.JobFile(tmp_path / "out.parquet.job.sqlite3")
     job.close()
-    assert _version(tmp_path / "out.parquet.job.sqlite3") == len(batch.MIGRATIONS)
+    assert _version(tmp_path / "out.parquet.job.sqlite3") == len(job_file.MIGRATIONS)
     assert _tables(tmp_path / "out.parquet.job.sqlite3") == {"meta", "chunks", "results", "rejects"}
 
 
 def test_a_job_file_from_before_numbered_migrations_is_adopted_with_its_rows(tmp_path):
     path = tmp_path / "old.job.sqlite3"
     with sqlite3.connect(path) as conn:  # as JobFile wrote it before: the tables, user_version 0
-        conn.executescript(batch.MIGRATIONS[0])
+        conn.executescript(job_file.MIGRATIONS[0])
         conn.execute("INSERT INTO meta VALUES ('identity', '{\"version\": 1}')")
-    job = batch.JobFile(path)
+    job = job_file.JobFile(path)
     try:
         assert job.get("identity") == {"version": 1}
     finally:

@@ -82,6 +82,25 @@ def test_imported_run_counts_unlisted_candidates_as_not_retrieved():
         baseline_run("other", {"x": {"y": 1.0}}, judged)
 
 
+def test_imported_run_with_tied_scores_is_ordered_as_trec_eval_orders_it():
+    """Ties in an imported run: trec_eval sorts by score, then document id descending; the judged set's order
+    (here ascending ids) would give other values, so this test tells the two apart."""
+    judged, runs, raw = _fixture()
+    tied = {q: {d: float(i // 3) for i, d in enumerate(docs)} for q, docs in raw["bad"].items()}  # 2 tied groups
+    imported, _ = baseline_run("tied", tied, judged)
+    board = leaderboard.build(SweepResult(judged, [runs[0], imported], 1.0), k=K)
+    expected = _ir_measures(judged, tied, 1)
+    in_input_order = {q: {d: float(len(docs) - i) for i, d in enumerate(sorted(docs, key=lambda d: -docs[d]))}
+                      for q, docs in tied.items()}
+    naive = _ir_measures(judged, in_input_order, 1)
+    differs = False
+    for metric in board.metrics:
+        theirs = [expected[metric].get(q, 0.0) for q in board.query_ids]
+        assert board.per_query["tied"][metric] == pytest.approx(theirs, abs=1e-9), metric
+        differs |= theirs != pytest.approx([naive[metric].get(q, 0.0) for q in board.query_ids], abs=1e-9)
+    assert differs, "the fixture's ties must change some metric, or the test proves nothing"
+
+
 def test_bootstrap_interval_matches_scipy():
     values = np.random.default_rng(3).beta(2, 3, size=60)
     mine = leaderboard.bootstrap_interval(values, n_resamples=20000, seed=1)
@@ -127,13 +146,28 @@ def test_t_test_p_values_match_scipy_with_holm():
 
 def test_randomisation_p_values_match_an_exact_test():
     judged, runs, raw = _fixture()
-    board = leaderboard.build(SweepResult(judged, runs[:2], 1.0), k=K, stat_test="fisher", n_permutations=4000)
-    metric = board.metrics[0]
-    diff = board.per_query["good"][metric] - board.per_query["noisy"][metric]
-    observed = abs(diff.mean())
-    flips = np.array(list(itertools.product([1, -1], repeat=diff.size)))
-    exact = float(np.mean(np.abs((flips * diff).mean(axis=1)) >= observed - 1e-12))
-    assert board.row("noisy").p_values[metric] == pytest.approx(exact, abs=0.03)
+    board = leaderboard.build(SweepResult(judged, runs[:2], 1.0), k=K, stat_test="fisher")
+    for metric in board.metrics:
+        diff = board.per_query["good"][metric] - board.per_query["noisy"][metric]
+        observed = abs(diff.sum())
+        flips = np.array(list(itertools.product([1, -1], repeat=diff.size)))
+        exact = float(np.mean(np.abs(flips @ diff) >= observed - 1e-9 * np.abs(diff).sum()))
+        assert board.row("noisy").p_values[metric] == pytest.approx(exact, abs=1e-12)
+    assert "exact: all 2^11 sign flips" in board.test_description
+
+
+def test_randomisation_p_values_are_reproducible_from_the_seed(monkeypatch):
+    from reranker.tuning import significance
+
+    judged, runs, _ = _fixture()
+    result = SweepResult(judged, runs, 1.0)
+    monkeypatch.setattr(significance, "EXACT_MAX_QUERIES", 0)  # the Monte Carlo path on these 11 queries
+    boards = [leaderboard.build(result, k=K, stat_test="fisher", n_permutations=500, seed=seed)
+              for seed in (3, 3, 4)]
+    first, again, other = ([b.row(n).p_values[m] for n in ("noisy", "bad") for m in b.metrics] for b in boards)
+    assert first == again
+    assert first != other
+    assert "500 random sign flips, seed 3" in boards[0].test_description
 
 
 def test_leaderboard_input_errors():

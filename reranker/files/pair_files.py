@@ -639,6 +639,19 @@ def _corpus_entries(path: Path) -> Iterator[tuple[int, str | None, str | None, s
         yield number, docid, text, (f"corpus line {number}: " + "; ".join(problems)) if problems else None
 
 
+def read_corpus(path: str | Path) -> tuple[dict[str, str], list[str]]:
+    """Doc id → text of a whole corpus file (JSONL or TSV, as ``TrecPairs`` reads it: a title before the text; the
+    first entry of a repeated id wins), held in memory, and one problem line per entry that cannot be used."""
+    documents: dict[str, str] = {}
+    problems: list[str] = []
+    for number, docid, text, problem in _corpus_entries(Path(path)):
+        if docid is None or problem:
+            problems.append(problem if docid is not None else f"corpus line {number}: {problem}")
+        elif docid not in documents:
+            documents[docid] = text
+    return documents, problems
+
+
 def _trec_chunks(source: TrecPairs, chunk_rows: int) -> Iterator[list[Row]]:
     topics = read_topics(source.topics)
     with tempfile.TemporaryDirectory(prefix="reranker-corpus-", dir=source.workdir) as folder:
@@ -731,6 +744,6 @@ def _run_pairs(db: sqlite3.Connection, source: TrecPairs, topics: dict[str, str]
 
 __all__ = [
     "Columns", "PairRow", "RejectRow", "Row", "PairTable", "TrecPairs", "iter_pair_chunks", "iter_trec_chunks",
-    "read_topics", "read_qrels", "read_run", "detect_format", "sniff_delimiter", "make_row", "open_binary",
-    "count_nonblank_lines", "FORMATS", "DEFAULT_CHUNK_ROWS",
+    "read_topics", "read_qrels", "read_run", "read_corpus", "detect_format", "sniff_delimiter", "make_row",
+    "open_binary", "count_nonblank_lines", "FORMATS", "DEFAULT_CHUNK_ROWS",
 ]

@@ -126,6 +126,13 @@ def mean_values(evaluations: Sequence[Evaluation], k: int = DEFAULT_K) -> tuple[
     return means, covered
 
 
+def trec_eval_order(scores: Mapping[str, float]) -> list[str]:
+    """Document ids of a scored run best first, as trec_eval orders them: score descending, ties by document id
+    descending (``strcmp`` order, which is code-point order for UTF-8)."""
+    by_id = sorted(scores, reverse=True)
+    return sorted(by_id, key=lambda doc: -scores[doc])  # stable: tied scores keep the descending ids
+
+
 def _run_scores(ranking: Sequence[str]) -> dict[str, float]:
     """Strictly decreasing scores that make ranx see exactly this order (no tie-breaking by id).
 

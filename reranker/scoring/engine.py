@@ -235,6 +235,12 @@ class Reranker:
         return self.backend.name
 
     @property
+    def precision(self) -> str:
+        """The weights' and activations' number format: the dtype, plus ``+fp8`` for FP8 matrix products."""
+        quantization = self._settings.get("quantization")
+        return self._settings["dtype"] + (f"+{quantization}" if quantization else "")
+
+    @property
     def device(self) -> str:
         return self.backend.device
 

@@ -8,9 +8,10 @@ on exactly those queries, so the tests are paired.
 
 - **Confidence intervals**: percentile bootstrap of the mean over queries (queries resampled with
   replacement, the same resamples for every run), 95 % by default.
-- **Significance**: ranx's ``compare`` (paired two-sided t-test, or Fisher's randomisation test) between the
-  best run by the first metric and each other run, per metric; p-values are Holm-corrected over those
-  comparisons, per metric.
+- **Significance**: a paired two-sided test (``tuning.significance``: the t-test, or the sign-flip randomisation
+  test, exact with up to 24 queries and seeded Monte Carlo beyond) between the best run by the first metric and
+  each other run, per metric; p-values are Holm-corrected over those comparisons, per metric. The same inputs
+  and seed give the same p-values on the screen, in the CSV and in the report.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ import pandas as pd
 from reranker.errors import InputError
 from reranker.ranking.metrics import DEFAULT_K, metric_names
 from reranker.storage.labels import check_relevant_from
+from reranker.tuning import significance
 from reranker.tuning.sweep import SweepResult, VariantRun
 
 STAT_TESTS = {"student": "paired t-test", "fisher": "randomisation test"}
 ALPHA = 0.05
 N_RESAMPLES = 2000
-N_PERMUTATIONS = 2000
+N_PERMUTATIONS = significance.N_PERMUTATIONS
 CONFIDENCE = 0.95
 _NONE = "\u0001none"  # stands in for an empty ranking, so every run names every query
 
@@ -65,10 +67,22 @@ class Leaderboard:
     relevant_from: int
     stat_test: str
     alpha: float = ALPHA
+    n_permutations: int = N_PERMUTATIONS
+    seed: int = 0
 
     @property
     def metrics(self) -> list[str]:
         return metric_names(self.k)
+
+    @property
+    def test_description(self) -> str:
+        """The test as reports name it, with how its p-values were obtained (exact, or flips drawn and seed)."""
+        if self.stat_test == "student":
+            return STAT_TESTS["student"]
+        n = len(self.query_ids)
+        if n <= significance.EXACT_MAX_QUERIES:
+            return f"{STAT_TESTS['fisher']} (exact: all 2^{n} sign flips)"
+        return f"{STAT_TESTS['fisher']} ({self.n_permutations:,} random sign flips, seed {self.seed})"
 
     @property
     def best(self) -> LeaderRow:
@@ -136,6 +150,13 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
+def paired_p(a, b, stat_test: str, *, n_permutations: int = N_PERMUTATIONS, seed: int = 0) -> float:
+    """The two-sided p-value of the paired test ``stat_test`` ("student" or "fisher") of ``a`` against ``b``."""
+    if stat_test == "student":
+        return significance.t_test(a, b).p_value
+    return significance.randomisation_test(a, b, n_permutations=n_permutations, seed=seed).p_value
+
+
 def _ranx_names(k: int, relevant_from: int) -> dict[str, str]:
     suffix = "" if relevant_from == 1 else f"-l{relevant_from}"
     return dict(zip(metric_names(k), (f"ndcg@{k}", f"mrr{suffix}", f"map{suffix}", f"precision@{k}{suffix}")))
@@ -173,10 +194,9 @@ def build(result: SweepResult, *, k: int = DEFAULT_K, relevant_from: int = 1, st
     ranx_names = _ranx_names(k, relevant_from)
     metrics = list(ranx_names)
     from numba.core.errors import NumbaTypeSafetyWarning
-    from ranx import Qrels, Run, compare, evaluate
+    from ranx import Qrels, Run, evaluate
 
     qrels = Qrels.from_dict({q: qrels_all[q] for q in query_ids})
-    runs = []
     per_query: dict[str, dict[str, np.ndarray]] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
@@ -187,9 +207,6 @@ def build(result: SweepResult, *, k: int = DEFAULT_K, relevant_from: int = 1, st
             position = {q: i for i, q in enumerate(ranx_run.get_query_ids())}
             order = [position[q] for q in query_ids]
             per_query[run.name] = {m: np.asarray(scores[ranx_names[m]], dtype=float)[order] for m in metrics}
-            runs.append(ranx_run)
-        report = compare(qrels, runs, list(ranx_names.values()), stat_test=stat_test, n_permutations=n_permutations,
-                         max_p=alpha, random_seed=seed) if len(runs) > 1 else None
     indices = np.random.default_rng(seed).integers(0, len(query_ids), size=(n_resamples, len(query_ids)))
     rows = [LeaderRow(run.name, run.imported,
                       means={m: float(per_query[run.name][m].mean()) for m in metrics},
@@ -200,10 +217,9 @@ def build(result: SweepResult, *, k: int = DEFAULT_K, relevant_from: int = 1, st
     first = metrics[0]
     rows.sort(key=lambda r: (-r.means[first], -sum(r.means.values())))  # stable: ties keep the sweep's order
     best, others = rows[0], rows[1:]
-    if report is not None:
-        for metric in metrics:
-            raw = [float(report.comparisons[frozenset((best.name, row.name))][ranx_names[metric]]["p_value"])
-                   for row in others]
-            for row, p, adjusted in zip(others, raw, holm(raw)):
-                row.p_values[metric], row.adjusted[metric] = p, adjusted
-    return Leaderboard(rows, query_ids, skipped, per_query, k, relevant_from, stat_test, alpha)
+    for metric in metrics:
+        raw = [paired_p(per_query[best.name][metric], per_query[row.name][metric], stat_test,
+                        n_permutations=n_permutations, seed=seed) for row in others]
+        for row, p, adjusted in zip(others, raw, holm(raw)):
+            row.p_values[metric], row.adjusted[metric] = p, adjusted
+    return Leaderboard(rows, query_ids, skipped, per_query, k, relevant_from, stat_test, alpha, n_permutations, seed)

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from reranker.files.tables import write_csv
 from reranker.tuning.calibration import Calibration, Threshold
-from reranker.tuning.leaderboard import STAT_TESTS, Leaderboard
+from reranker.tuning.leaderboard import Leaderboard
 from reranker.tuning.sweep import SweepResult
 
 COLORS = ["#4f46e5", "#0891b2", "#ca8a04", "#db2777"]
@@ -83,7 +83,7 @@ def leaderboard_csv(board: Leaderboard, result: SweepResult, path: str | Path) -
 def _settings(board: Leaderboard, result: SweepResult) -> dict:
     return {"judged_set": result.judged.source, "queries": len(board.query_ids),
             "queries_without_relevant": len(board.skipped), "k": board.k, "relevant_from": board.relevant_from,
-            "test": STAT_TESTS[board.stat_test], "alpha": board.alpha, "correction": "Holm"}
+            "test": board.test_description, "alpha": board.alpha, "correction": "Holm"}
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -127,7 +127,7 @@ def write_html(path: str | Path, result: SweepResult, board: Leaderboard, *, bas
     parts = [f"<h1>Instruction sweep</h1><p>{esc(time.strftime('%Y-%m-%d %H:%M:%S %Z'))} · judged set: "
              f"{esc(result.judged.source)} · {len(board.query_ids)} queries measured"
              + (f" ({len(board.skipped)} without a relevant document left out)" if board.skipped else "")
-             + f" · k = {board.k} · relevant from label {board.relevant_from} · {esc(STAT_TESTS[board.stat_test])},"
+             + f" · k = {board.k} · relevant from label {board.relevant_from} · {esc(board.test_description)},"
                f" Holm-corrected, α = {board.alpha} · {result.pairs_scored:,} pairs ranked in "
                f"{result.seconds:.1f} s, {result.cache_hits:,} from the cache</p>",
              "<h2>Leaderboard</h2><p>Best first by the first metric. Brackets: bootstrap confidence interval over "

@@ -18,6 +18,7 @@ from typing import Callable, Mapping, Sequence
 
 from reranker.errors import InputError
 from reranker.files import judgement_files, pair_files
+from reranker.ranking.metrics import trec_eval_order
 from reranker.ranking.multi_query import PairSet
 from reranker.scoring.engine import Reranker, resolve_instruction
 from reranker.storage.judgements import AnnotationStore
@@ -117,7 +118,10 @@ class VariantRun:
         return self.instruction is None
 
     def ranking(self, query_id: str) -> list[str]:
-        """Document ids of one query, best first (ties keep the run's order)."""
+        """Document ids of one query, best first. A reranker's ties keep the input order (the project's rule); an
+        imported run is ordered as trec_eval orders it (score descending, then document id descending)."""
+        if self.imported:
+            return trec_eval_order(self.scores.get(query_id, {}))
         values = self.logodds.get(query_id) or self.scores.get(query_id, {})
         return sorted(values, key=lambda doc: -values[doc])
 

@@ -14,7 +14,7 @@ from reranker.scoring.model_holder import ModelHolder
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.storage.presets import PresetStore
-from reranker.ui import common, compare_tab, explain_panel, judging_tab, multi_query_tab, sweep_tab
+from reranker.ui import bakeoff_tab, common, compare_tab, explain_panel, judging_tab, multi_query_tab, sweep_tab
 from reranker.ui.common import DocumentInputs, Fields, ModelInputs, ViewInputs, bind
 from reranker.ui.inspector import Inspector
 from reranker.ui.visitors import Visitors
@@ -218,6 +218,7 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         multi_query_tab.build_tab(ui, settings=settings, batch_size=batch_size)
         sweep_tab.build_tab(ui, settings=settings.components, batch_size=batch_size, threshold=judging.threshold,
                             ab=sweep_tab.ABTargets(query, pasted, split_mode, upload, ab_sides))
+        bakeoff_tab.build_tab(ui, settings=settings.components)
     demo.queue(default_concurrency_limit=1, max_size=queue_size)
     return demo
 

@@ -193,7 +193,7 @@ class SweepTab:
                  f"Best by {board.metrics[0]}: **{html.escape(best.name, quote=False)}** "
                  f"({best.means[board.metrics[0]]:.4f}) · {len(board.query_ids)} queries measured"
                  + (f", {len(board.skipped)} without a document judged relevant left out" if board.skipped else "")
-                 + f" · {leaderboard.STAT_TESTS[board.stat_test]}, Holm-corrected: † = significantly different "
+                 + f" · {board.test_description}, Holm-corrected: † = significantly different "
                    f"from the best at α = {board.alpha}"]
         lines += [f"ℹ {html.escape(note, quote=False)}" for note in result.notes]
         return "  \n".join(lines)

@@ -30,3 +30,33 @@ def render(view: PromptView, *, document_id: str = "") -> str:
         f'<pre class="rr-prompt">{html.escape(before)}<span class="rr-prompt-doc">{html.escape(document)}</span>'
         f'{cut}{html.escape(after)}</pre>'
     )
+
+
+def render_text(text: str, document: str, *, prompt_tokens: int | None = None, name: str = "") -> str:
+    """A prompt known only as text (another reranker's, e.g. a cross-encoder's), with the document marked where
+    it appears: the whole document, else its longest beginning (then the rest was cut to fit)."""
+    document = document.strip()
+    start, kept = text.rfind(document), len(document)
+    if start < 0:  # cut: the longest beginning of the document that the prompt holds
+        low, high = 0, len(document)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if document[:middle] in text:
+                low = middle
+            else:
+                high = middle - 1
+        kept = len(document[:low].rstrip())
+        start = text.rfind(document[:kept]) if kept else -1
+    if start < 0 or not kept:
+        body, status = html.escape(text), "the document does not appear in the prompt as it was given"
+    else:
+        end = start + kept
+        cut = ('<span class="rr-cutmark" title="The rest of the document did not fit">✂ cut here</span>'
+               if kept < len(document) else "")
+        body = (f'{html.escape(text[:start])}<span class="rr-prompt-doc">{html.escape(text[start:end])}</span>'
+                f'{cut}{html.escape(text[end:])}')
+        status = ("the whole document was read" if kept == len(document)
+                  else f"<b>truncated</b>: the model read the first {kept:,} of {len(document):,} characters")
+    label = f"{html.escape(name)}: " if name else ""
+    tokens = f"<b>{prompt_tokens:,}</b> prompt tokens · " if prompt_tokens is not None else ""
+    return f'<div class="rr-prompt-meta">{label}{tokens}{status}</div><pre class="rr-prompt">{body}</pre>'
