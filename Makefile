@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # folder) pip moves on at once instead of backing off for every package.
 PIP_FLAGS ?= --retries 1
 
-.PHONY: run test install install-dev browser java
+.PHONY: run test install install-dev browser java space
 
 run: $(VENV)/.installed
 	$(PY) app.py $(ARGS)
@@ -43,3 +43,12 @@ browser:
 # The Spark recipe's test runs a local Spark, which needs a Java runtime (17 or newer).
 java:
 	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null; }
+
+# The Hugging Face Space's folder: the repository's tracked files, with requirements-space.txt as its
+# requirements.txt (ZeroGPU needs PyPI's CUDA torch and no vLLM). Upload it with
+#   hf upload USER/SPACE $(SPACE_DIR) . --repo-type space
+SPACE_DIR ?= build/space
+space:
+	rm -rf $(SPACE_DIR) && mkdir -p $(SPACE_DIR)
+	git ls-files -z | xargs -0 cp --parents -t $(SPACE_DIR)
+	cp requirements-space.txt $(SPACE_DIR)/requirements.txt

@@ -15,6 +15,9 @@
 #                               # profile in the same call)
 #   bash benchmarks/h200.sh 11  # parity of fast / fast FP8 against float32, profiles of fast FP8 and fast
 #   bash benchmarks/h200.sh 12  # (run 7, after 1-3) profile of fast FP8, then step 10, then parity
+# FP8 (runs 3-10) was removed from the product (docs/benchmarks.md, history): the steps that measured it now
+# measure the bf16 fast backend only.
+#   bash benchmarks/h200.sh 13  # (after 1-3) the GPU test tier (fused ops against torch, the fast backend against float32)
 # (Run 1 of this script, before the fast backend used vLLM's fused kernels, also measured the transformers
 # backend and the fast backend on torch ops alone: docs/bench/h200-run1.)
 set -u
@@ -24,7 +27,7 @@ export PYTHONPATH=/tmp/vllm-site:${PYTHONPATH:-} VLLM_USE_FLASHINFER_SAMPLER=0 H
 MODEL=/tmp/qwen3-reranker-0.6b-random
 WORKLOAD=(--model "$MODEL" --queries 100 --docs-per-query 20 --doc-tokens 256 --seed 0 --sweep-tokens 300000)
 [ "$step" -le 4 ] && bash "${GPU_PARTS:-.gpu}/c$step/receive.sh"
-[ "$step" -eq 7 ] || [ "$step" -eq 10 ] || [ "$step" -eq 12 ] && bash "${GPU_PARTS:-.gpu}/c4/receive.sh"
+[ "$step" -eq 7 ] || [ "$step" -eq 10 ] || [ "$step" -eq 12 ] || [ "$step" -eq 13 ] && bash "${GPU_PARTS:-.gpu}/c4/receive.sh"
 keep() { mkdir -p "$OUT/$2"; cp "$1"/*.json "$OUT/$2/" 2>/dev/null; [ -f "$1/bench.log" ] && tail -c 200000 "$1/bench.log" > "$OUT/$2/bench.log"; }
 case "$step" in
   1)
@@ -49,27 +52,29 @@ tiktoken_file='/tmp/vllm-carry/qwen.tiktoken')" && du -sh "$MODEL" ;;
     timeout 280 python3 -m reranker.bench run "${WORKLOAD[@]}" --out /tmp/r6 --paths '' --sync-lever --doc-sweep '' \
       --time-limit 270; keep /tmp/r6 bench ;;
   7)
-    timeout 580 python3 -m reranker.bench run "${WORKLOAD[@]}" --out /tmp/r7 --paths fast,original --fast-fp8 \
+    timeout 580 python3 -m reranker.bench run "${WORKLOAD[@]}" --out /tmp/r7 --paths fast,original \
       --generate-lever --doc-sweep '' --time-limit 560; keep /tmp/r7 bench ;;
   8)
-    timeout 200 python3 benchmarks/profile_paths.py parity --model "$MODEL" --backends fast,fast-fp8,vllm \
+    timeout 200 python3 benchmarks/profile_paths.py parity --model "$MODEL" --backends fast,vllm \
       --out "$OUT/profile"
-    timeout 100 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast-fp8 --out "$OUT/profile"
+    timeout 100 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast --out "$OUT/profile"
     timeout 100 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast --out "$OUT/profile" ;;
   9)
-    timeout 150 python3 benchmarks/profile_paths.py parity --model "$MODEL" --backends fast,fast-fp8 --out "$OUT/profile"
-    timeout 100 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast-fp8 --out "$OUT/profile" ;;
+    timeout 150 python3 benchmarks/profile_paths.py parity --model "$MODEL" --backends fast --out "$OUT/profile"
+    timeout 100 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast --out "$OUT/profile" ;;
   10)
-    timeout 580 python3 -m reranker.bench run "${WORKLOAD[@]}" --out /tmp/r10 --paths fast,original --fast-fp8 \
+    timeout 580 python3 -m reranker.bench run "${WORKLOAD[@]}" --out /tmp/r10 --paths fast,original \
       --doc-sweep '' --time-limit 560; keep /tmp/r10 bench ;;
   11)
-    timeout 200 python3 benchmarks/profile_paths.py parity --model "$MODEL" --backends fast,fast-fp8 --out "$OUT/profile"
-    timeout 150 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast-fp8 --out "$OUT/profile"
+    timeout 200 python3 benchmarks/profile_paths.py parity --model "$MODEL" --backends fast --out "$OUT/profile"
+    timeout 150 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast --out "$OUT/profile"
     timeout 100 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast --out "$OUT/profile" ;;
   12)
-    timeout 100 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast-fp8 --out "$OUT/profile"
-    timeout 380 python3 -m reranker.bench run "${WORKLOAD[@]}" --out /tmp/r12 --paths fast,original --fast-fp8 \
+    timeout 100 python3 benchmarks/profile_paths.py profile --model "$MODEL" --backend fast --out "$OUT/profile"
+    timeout 380 python3 -m reranker.bench run "${WORKLOAD[@]}" --out /tmp/r12 --paths fast,original \
       --doc-sweep '' --time-limit 370; keep /tmp/r12 bench
-    timeout 100 python3 benchmarks/profile_paths.py parity --model "$MODEL" --backends fast,fast-fp8 --out "$OUT/profile" ;;
+    timeout 100 python3 benchmarks/profile_paths.py parity --model "$MODEL" --backends fast --out "$OUT/profile" ;;
+  13)
+    timeout 580 python3 -m pytest -m gpu tests/test_gpu_tier.py -q -p no:cacheprovider 2>&1 | tail -40 ;;
 esac
 ls -R "$OUT"

@@ -2,7 +2,7 @@
 
     python benchmarks/profile_paths.py profile --model M --backend fast --out DIR
     python benchmarks/profile_paths.py profile --model M --backend vllm --out DIR   # engine in this process
-    python benchmarks/profile_paths.py parity --model M --backends fast,fast-fp8,vllm --out DIR
+    python benchmarks/profile_paths.py parity --model M --backends fast,vllm --out DIR
 
 ``profile`` scores 2,000 pairs (100 queries x 20 documents of ~256 tokens) three ways after a warm-up: timed
 plainly (wall time, NVML GPU busy share); under torch's profiler (GPU kernel time against wall time, the
@@ -10,7 +10,7 @@ top kernels); under cProfile (the host functions that take the time). For vLLM t
 process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) so both profilers see it. ``parity`` scores 400 pairs with each
 backend in bf16 and with a float32 transformers forward pass (the reference) and reports the differences of
 logit(yes) - logit(no), and how often two documents of one query are ordered as the reference orders them.
-``fast-fp8`` is the fast backend with ``quantization="fp8"``. Writes JSON and text files into ``--out``.
+Writes JSON and text files into ``--out``.
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def backend_options(name: str) -> tuple[str, dict]:
-    """A backend name as these commands take it (``fast-fp8``: the fast backend in FP8) and its engine options."""
-    if name == "fast-fp8":
-        return "fast", {"quantization": "fp8"}
+    """A backend name as these commands take it and its engine options."""
     return name, {"memory_fraction": 0.5} if name == "vllm" else {}
 
 

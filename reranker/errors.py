@@ -15,3 +15,7 @@ class ModelError(RerankerError):
 
 class BackendUnavailable(RerankerError):
     """The requested backend cannot run here (not installed, or no suitable device)."""
+
+
+class Cancelled(RerankerError):
+    """The caller stopped a run before it finished (its ``cancelled`` check said so); nothing after it was scored."""

@@ -10,7 +10,7 @@ class CountingBackend(Backend):
 
     def __init__(self, backend, fail: bool = False):
         self.backend, self.fail, self.prompts = backend, fail, 0
-        self.name, self.device = backend.name, backend.device
+        self.name, self.device, self.precision = backend.name, backend.device, backend.precision
 
     def score_logodds(self, prompts):
         if self.fail:

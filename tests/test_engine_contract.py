@@ -8,6 +8,7 @@ import threading
 import time
 
 import httpx
+import numpy as np
 import pytest
 from fastapi import FastAPI
 
@@ -15,9 +16,8 @@ from reranker import InputError, Judgement, Reranker, Verdict
 from reranker.files.documents import collect
 from reranker.ranking import inspection
 from reranker.scoring import prompt
-from reranker.scoring.backends import engine_options
+from reranker.scoring.backends import BACKENDS, _backend_class, engine_options
 from reranker.scoring.backends.base import Backend
-from reranker.scoring.backends.transformers_backend import TransformersBackend
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from reranker.serve.api import install_api
 from reranker.storage.database import Database
@@ -182,9 +182,26 @@ def test_engine_options_come_from_the_backends_constructors():
     assert "dtype" not in engine_options("vllm")  # the Reranker sets it, not the caller
 
 
-def test_close_and_report_are_part_of_the_backend_contract(hf_reranker):
-    assert isinstance(hf_reranker.backend, Backend) and issubclass(TransformersBackend, Backend)
-    assert hf_reranker.backend.report() == []
+def test_the_backend_base_gives_every_default_but_scoring():
+    """What a backend implements is score_logodds; the engine calls submit, report, close, kernels and reads
+    started_context on every backend alike (tests/test_backend_contract.py runs the same checks on each)."""
+    calls = []
+
+    class Echo(Backend):
+        name, device, precision = "echo", "cpu", "float32"
+
+        def score_logodds(self, prompts):
+            calls.append(len(prompts))
+            return np.array([float(len(p)) for p in prompts], dtype=np.float32)
+
+    echo = Echo()
+    wait = echo.submit([[1, 2], [3]])
+    assert calls == [2]  # by default the scores are computed before submit returns
+    assert list(wait()) == [2.0, 1.0]
+    assert (echo.started_context, echo.pipeline_pairs, echo.kernels(), echo.report(), echo.close()) == \
+        (None, None, {}, [], None)
+    for name in BACKENDS[1:]:
+        assert issubclass(_backend_class(name), Backend)
     with pytest.raises(TypeError):  # a backend must implement score_logodds
         type("NoScore", (Backend,), {"name": "x", "device": "cpu"})()
 

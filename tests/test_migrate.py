@@ -74,3 +74,34 @@ def test_a_job_file_from_before_numbered_migrations_is_adopted_with_its_rows(tmp
     finally:
         job.close()
     assert _version(path) == 1
+
+
+def _old_cache(path, rows):
+    """A database as releases before migration 5 wrote it (schema version 4), holding ``rows`` of scores."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, database.MIGRATIONS[:4], path.name)
+    conn.executemany("INSERT INTO scores VALUES (?, ?, ?, 3, 3, 20, 0)", rows)
+    conn.close()
+
+
+@pytest.mark.parametrize("machine", ["float32", "bfloat16"])
+def test_scores_cached_before_the_precision_was_in_the_key_answer_for_the_precision_they_had(
+        tiny_model, tmp_path, monkeypatch, machine):
+    """An old cache keeps answering, for the precision its scores were computed in only: this machine's default
+    then (float32 on a CPU, bfloat16 on a GPU); FP8 scores for no request at all."""
+    from reranker import DEFAULT_INSTRUCTION, Reranker
+
+    pair = [("what is a panda?", "The giant panda is a bear.")]
+    probe = Reranker(tiny_model, backend="transformers", cache=False, max_length=512)
+    (key,) = probe._cache_keys(DEFAULT_INSTRUCTION, pair)
+    _old_cache(tmp_path / "reranker.sqlite3",
+               [(key, probe.model_key, 1.25), ("f" * 64, probe.model_key + "+fp8", 9.0)])
+    monkeypatch.setattr(database, "_precision_of_earlier_scores", lambda: machine)
+    Database(tmp_path / "reranker.sqlite3")  # migrates
+    with sqlite3.connect(tmp_path / "reranker.sqlite3") as conn:
+        assert dict(conn.execute("SELECT key, precision FROM scores")) == {key: machine, "f" * 64: "fp8"}
+    for dtype in ("float32", "bfloat16"):
+        (verdict,) = Reranker(tiny_model, backend="transformers", cache=tmp_path, max_length=512,
+                              dtype=dtype).score(pair)
+        assert verdict.cached == (dtype == machine)
+        assert (verdict.logodds == 1.25) == (dtype == machine)  # the old entry, only for its own precision

@@ -19,7 +19,8 @@ def _requirements(name: str) -> list[str]:
 
 
 @pytest.mark.parametrize("extra, name", [(None, "requirements-common.txt"), ("cpu", "requirements.txt"),
-                                         ("gpu", "requirements-gpu.txt"), ("dev", "requirements-dev.txt")])
+                                         ("gpu", "requirements-gpu.txt"), ("dev", "requirements-dev.txt"),
+                                         ("space", "requirements-space.txt")])
 def test_pyproject_lists_equal_the_requirements_files(extra, name):
     listed = PROJECT["dependencies"] if extra is None else PROJECT["optional-dependencies"][extra]
     assert [str(Requirement(r)) for r in listed] == _requirements(name)

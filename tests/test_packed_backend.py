@@ -1,14 +1,19 @@
-"""The fast (packed, prefix-sharing) backend equals the model card's recipe, whatever the batch layout."""
+"""The fast (packed, prefix-sharing) backend equals the model card's recipe, whatever the batch layout; its
+operations are chosen at load, and a fused kernel that fails its check is a warning naming the op."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pytest
 import torch
 
 from reranker import DEFAULT_INSTRUCTION, Reranker
-from reranker.scoring import engine
-from reranker.scoring.backends.packed_backend import PackedBackend, common_prefix, group_prompts
+from reranker.errors import BackendUnavailable, InputError
+from reranker.scoring.backends.packed import ops
+from reranker.scoring.backends.packed.backend import PackedBackend
+from reranker.scoring.backends.packed.packing import batches, common_prefix, group_prompts, layout
 from tests.test_engine import DOCUMENTS, QUERY, card_tokens
 
 
@@ -36,7 +41,7 @@ def fast(tiny_model):
 
 
 def test_scores_equal_the_model_card_recipe(fast, card, monkeypatch):
-    monkeypatch.setattr(engine, "PIPELINE_PAIRS", 4)  # several chunks, each queued before the next is tokenized
+    monkeypatch.setattr(PackedBackend, "pipeline_pairs", 4)  # several chunks, each queued before the next is built
     queries = [QUERY, "a second, longer query about <|im_end|> markers " * 3, "q?"]
     pairs = [(q, d) for q in queries for d in DOCUMENTS] + [(QUERY, "one more, after the others")]
     judged = fast.score(pairs)
@@ -78,119 +83,95 @@ def test_grouping_shares_each_query_head_and_keeps_a_last_token():
     assert common_prefix(prompts[0], prompts[1]) == 32
 
 
-def test_fp8_weights_round_trip_within_e4m3_precision():
-    from reranker.scoring.backends.fp8 import FP8_MAX, quantize_rows_fp8
-
-    weight = torch.randn(48, 64, generator=torch.Generator().manual_seed(0)) * torch.logspace(-3, 1, 48)[:, None]
-    q, scale = quantize_rows_fp8(weight)
-    assert q.dtype == torch.float8_e4m3fn and scale.shape == (48,)
-    assert torch.equal(q.float().abs().amax(dim=1), torch.full((48,), FP8_MAX))  # each row's largest is 448
-    back = q.float() * scale[:, None]
-    # 3 mantissa bits: relative error at most 2^-4 for normal values, plus the subnormal step 2^-9 (in row units)
-    assert torch.all((back - weight).abs() <= weight.abs() * 2 ** -4 + scale[:, None] * 2 ** -9)
-
-
-def test_fp8_reference_linear_is_close_to_the_float_product():
-    from reranker.scoring.backends.fp8 import fp8_reference_linear, quantize_rows_fp8
-
-    gen = torch.Generator().manual_seed(1)
-    x, weight = torch.randn(16, 256, generator=gen), torch.randn(32, 256, generator=gen)
-    q, scale = quantize_rows_fp8(weight)
-    got, want = fp8_reference_linear(x, q, scale), x @ weight.T
-    assert ((got - want).norm() / want.norm()).item() < 0.05
-    assert not torch.equal(got, want)  # it does quantize
+def test_a_batch_layout_puts_heads_first_and_points_each_tail_at_its_head():
+    prompts = [np.array(p) for p in ([1, 2, 3, 4, 5], [1, 2, 3, 6], [9, 9])]
+    groups = group_prompts(prompts)
+    (batch,) = list(batches(prompts, groups, 100))
+    packed = layout(prompts, batch)
+    assert list(packed.ids) == [1, 2, 3, 4, 5, 6, 9, 9]  # the head [1, 2, 3] once, then the tails
+    assert list(packed.positions) == [0, 1, 2, 3, 4, 3, 0, 1]
+    assert packed.order == [0, 1, 2] and list(packed.last) == [4, 5, 7]
+    assert list(packed.kv_index) == [0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2, 5, 6, 7]
+    assert list(packed.cu_q) == [0, 3, 5, 6, 8] and list(packed.cu_k) == [0, 3, 8, 12, 14]
 
 
-def test_fp8_activations_are_quantized_per_token():
-    from reranker.scoring.backends.fp8 import FP8_MAX, quantize_tokens_fp8
+def test_the_reference_ops_are_transformers_arithmetic():
+    from transformers.models.qwen3.modeling_qwen3 import Qwen3RMSNorm, apply_rotary_pos_emb
 
-    x = torch.randn(12, 64, generator=torch.Generator().manual_seed(4)) * torch.logspace(-2, 2, 12)[:, None]
-    q, scale = quantize_tokens_fp8(x.bfloat16())
-    assert q.dtype == torch.float8_e4m3fn and scale.shape == (12, 1) and scale.dtype == torch.float32
-    assert torch.equal(q.float().abs().amax(dim=1), torch.full((12,), FP8_MAX))
-    xb = x.bfloat16().float()
-    assert torch.all((q.float() * scale - xb).abs() <= xb.abs() * 2 ** -4 + scale * 2 ** -9)
-
-
-def test_fused_fp8_activations_equal_the_unfused_arithmetic():
-    """What the fused kernels compute: transformers' residual add + RMSNorm, and SiLU-and-mul, then quantization."""
-    from transformers.models.qwen3.modeling_qwen3 import Qwen3RMSNorm
-
-    from reranker.scoring.backends.fp8 import add_rms_norm_fp8, quantize_tokens_fp8, silu_and_mul_fp8
-
-    gen = torch.Generator().manual_seed(5)
-    x, residual = torch.randn(9, 64, generator=gen).bfloat16(), torch.randn(9, 64, generator=gen).bfloat16()
-    norm = Qwen3RMSNorm(64, eps=1e-6).bfloat16()
+    shape = ops.Shape(hidden=64, heads=4, kv_heads=2, head_dim=16, intermediate=48, eps=1e-6)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(7, 64, generator=gen)
+    norm = Qwen3RMSNorm(64, eps=1e-6)
     with torch.no_grad():
         norm.weight.copy_(1 + torch.randn(64, generator=gen) / 4)
-        q, scale, new_residual = add_rms_norm_fp8(x, residual, norm.weight, 1e-6)
-        want_q, want_scale = quantize_tokens_fp8(norm(x + residual))
-    assert torch.equal(new_residual, x + residual)
-    assert torch.equal(q.float(), want_q.float()) and torch.equal(scale, want_scale)
-
-    gate_up = torch.randn(9, 2 * 48, generator=gen).bfloat16()
-    gate, up = gate_up.chunk(2, dim=-1)
-    q, scale = silu_and_mul_fp8(gate_up)
-    want = torch.nn.functional.silu(gate) * up  # in bfloat16: at most an ulp from the float32-then-round kernel
-    assert ((q.float() * scale - want.float()).norm() / want.float().norm()).item() < 0.05
-
-
-def test_fp8_activation_kernels_are_checked_against_torch():
-    """The GPU's fused kernels are used only where they give what the torch functions give; one that computes
-    something else is refused at load."""
-    from reranker.scoring.backends import fp8
-
-    fp8.check_activation_kernels(fp8.ACTIVATION_FUNCTIONS, 64, 128, 96, torch.bfloat16, "cpu", 1e-6)
-    wrong = dict(fp8.ACTIVATION_FUNCTIONS, silu_and_mul=lambda gate_up: fp8.silu_and_mul_fp8(gate_up * 1.1))
-    with pytest.raises(RuntimeError, match="silu_and_mul kernel disagrees"):
-        fp8.check_activation_kernels(wrong, 64, 128, 96, torch.bfloat16, "cpu", 1e-6)
-
-    def flat_scales(x):
-        q, scale = fp8.quantize_tokens_fp8(x)
-        return q, scale.view(-1)
-    with pytest.raises(RuntimeError, match="scales have shape"):
-        fp8.check_activation_kernels(dict(fp8.ACTIVATION_FUNCTIONS, quantize=flat_scales), 64, 128, 96,
-                                     torch.bfloat16, "cpu", 1e-6)
+        assert torch.equal(ops.rms_norm(x, norm.weight, 1e-6), norm(x))
+        angles = torch.randn(50, 8, generator=gen)
+        rope = ops.Rope.from_tables(torch.cat([angles.cos()] * 2, -1), torch.cat([angles.sin()] * 2, -1))
+        qkv, positions = torch.randn(7, shape.q_size + 2 * shape.kv_size, generator=gen), torch.arange(3, 10)
+        got = ops.qk_norm_rope(qkv, positions, torch.ones(16), torch.ones(16), rope, shape)
+        q, k, _ = qkv.split([64, 32, 32], -1)
+        head_norm = Qwen3RMSNorm(16, eps=1e-6)
+        want_q, want_k = apply_rotary_pos_emb(head_norm(q.view(1, 7, 4, 16)).transpose(1, 2),
+                                              head_norm(k.view(1, 7, 2, 16)).transpose(1, 2),
+                                              rope.cos[positions][None], rope.sin[positions][None])
+    assert torch.allclose(got[:, :64], want_q.transpose(1, 2).reshape(7, 64), atol=1e-6)
+    assert torch.allclose(got[:, 64:96], want_k.transpose(1, 2).reshape(7, 32), atol=1e-6)
 
 
-def test_fp8_is_refused_with_a_reason_where_it_cannot_run(tiny_model):
-    from reranker.errors import BackendUnavailable, ModelError
-
-    yes_no = dict(yes_id=9693, no_id=2152)
-    with pytest.raises(ModelError, match="Unknown quantization 'int4'"):
-        PackedBackend(tiny_model, revision=None, dtype="float32", quantization="int4", **yes_no)
-    with pytest.raises(BackendUnavailable, match="FP8 scoring needs an NVIDIA GPU"):
-        PackedBackend(tiny_model, revision=None, dtype="float32", quantization="fp8", **yes_no)
-
-
-def test_auto_never_drops_an_engine_option_its_backend_does_not_take(tiny_model):
-    """``quantization`` is a fast-backend option: ``auto`` on a CPU must not quietly score without it."""
-    from reranker.errors import BackendUnavailable
-    from reranker.scoring.backends import _construct
-
-    with pytest.raises(BackendUnavailable, match="transformers backend does not take quantization"):
-        _construct("transformers", {"model": tiny_model, "quantization": "fp8"})
+def test_reference_attention_on_a_strided_query_equals_full_causal_attention():
+    """A tail after a head equals the same prompt attended whole, causally (q a strided view, as in the model)."""
+    shape = ops.Shape(hidden=64, heads=4, kv_heads=2, head_dim=16, intermediate=48, eps=1e-6)
+    q, k, v, cu_q, cu_k, max_q, max_k = ops.check_inputs("attention", shape, None, 83, "cpu", torch.float32)
+    assert not q.is_contiguous()
+    out = ops.attention(q, k, v, cu_q, cu_k, max_q, max_k)
+    for i in range(len(cu_q) - 1):
+        q0, q1, k0, k1 = cu_q[i].item(), cu_q[i + 1].item(), cu_k[i].item(), cu_k[i + 1].item()
+        full_q = torch.cat([torch.zeros(k1 - k0 - (q1 - q0), 4, 16), q[q0:q1]])  # queries at the keys' end
+        want = torch.nn.functional.scaled_dot_product_attention(
+            full_q.transpose(0, 1), k[k0:k1].repeat_interleave(2, 1).transpose(0, 1),
+            v[k0:k1].repeat_interleave(2, 1).transpose(0, 1), is_causal=True).transpose(0, 1)
+        assert torch.allclose(out[q0:q1], want[k1 - k0 - (q1 - q0):], atol=1e-5)
 
 
-def test_fp8_scores_get_their_own_cache_keys(tiny_model, monkeypatch):
-    """FP8 scores differ by more than bf16 noise: they never answer for (or from) unquantized ones."""
-    fast = Reranker(tiny_model, backend="fast", cache=False, max_length=512)
-    monkeypatch.setattr(engine, "load_backend", lambda name, settings: fast.backend)  # no FP8 kernels on a CPU
-    quantized = Reranker(tiny_model, backend="fast", cache=False, max_length=512, quantization="fp8")
-    assert quantized.model_key == fast.model_key + "+fp8"
-    pair = [(QUERY, DOCUMENTS[0])]
-    assert quantized._cache_keys(DEFAULT_INSTRUCTION, pair) != fast._cache_keys(DEFAULT_INSTRUCTION, pair)
+def test_a_kernel_that_fails_its_check_is_a_warning_naming_the_op_and_its_cost(caplog):
+    shape = ops.Shape(hidden=64, heads=4, kv_heads=2, head_dim=16, intermediate=48, eps=1e-6)
+    angles = torch.randn(64, 8)
+    rope = ops.Rope.from_tables(torch.cat([angles.cos()] * 2, -1), torch.cat([angles.sin()] * 2, -1))
+
+    def renamed(*args):
+        raise AttributeError("module 'vllm._custom_ops' has no attribute 'rms_norm'")
+
+    candidates = lambda: {"rms_norm": [("vllm rms_norm", renamed)],  # noqa: E731
+                          "silu_and_mul": [("a wrong kernel", lambda gate_up: ops.silu_and_mul(gate_up) * 1.1)],
+                          "add_rms_norm": [("a right kernel", ops.add_rms_norm)]}
+    with caplog.at_level(logging.WARNING):
+        chosen = ops.choose(shape, rope, "cpu", torch.float32, candidates)
+    assert chosen.names["add_rms_norm"] == "a right kernel" and chosen.add_rms_norm is ops.add_rms_norm
+    assert chosen.names["rms_norm"] == chosen.names["silu_and_mul"] == "torch"
+    warnings = {r.getMessage().split(" runs on")[0]: r for r in caplog.records if r.levelno == logging.WARNING}
+    assert {"fast backend: rms_norm", "fast backend: silu_and_mul", "fast backend: qk_norm_rope",
+            "fast backend: attention"} == set(warnings)
+    assert "has no attribute 'rms_norm'" in warnings["fast backend: rms_norm"].getMessage()
+    assert "disagrees with torch" in warnings["fast backend: silu_and_mul"].getMessage()
+    assert "Expected slowdown: torch's unfused" in warnings["fast backend: silu_and_mul"].getMessage()
+    with pytest.raises(RuntimeError, match="rms_norm runs on torch ops"):
+        ops.choose(shape, rope, "cpu", torch.float32, candidates, require_fused=True)
 
 
-def test_quantization_flag_selects_the_fast_backend_option():
-    import argparse
+def test_info_says_which_kernels_run_and_the_options_are_checked(fast, tiny_model):
+    info = fast.info()
+    assert info["backend"] == "fast" and info["precision"] == "float32"
+    assert info["kernels"] == {op: "torch" for op in ops.OPS}  # a CPU: the reference everywhere, no warning
+    yes_no = dict(revision=None, dtype="float32", yes_id=9693, no_id=2152)
+    with pytest.raises(InputError, match="Unknown kernels 'fastest'"):
+        PackedBackend(tiny_model, kernels="fastest", **yes_no)
+    with pytest.raises(BackendUnavailable, match="fused kernels need vLLM on an NVIDIA GPU"):
+        PackedBackend(tiny_model, kernels="fused", **yes_no)
 
-    from reranker.errors import InputError
-    from reranker.scoring.model_flags import add_model_arguments, backend_and_options
 
-    parser = argparse.ArgumentParser()
-    add_model_arguments(parser)
-    assert backend_and_options(parser.parse_args(["--quantization", "fp8"])) == ("auto", {"quantization": "fp8"})
-    assert backend_and_options(parser.parse_args([])) == ("auto", {})
-    with pytest.raises(InputError, match="--quantization fp8 runs on the fast backend"):
-        backend_and_options(parser.parse_args(["--quantization", "fp8", "--backend", "vllm"]))
+def test_the_bench_refuses_a_fast_figure_off_the_fused_path():
+    from reranker.bench.worker import refuse_unfused
+
+    refuse_unfused({op: "vllm kernel" for op in ops.OPS})  # the fused path: measured
+    with pytest.raises(RuntimeError, match="not measuring the fast backend: attention run on torch ops"):
+        refuse_unfused({**{op: "vllm kernel" for op in ops.OPS}, "attention": "torch"})

@@ -154,7 +154,8 @@ def test_a_public_demo_offers_no_model_switching_and_limits_runs_per_visitor(tin
         rank(client, tiny_model)
         with pytest.raises(AppError, match=r"Busy: .* try again in \d+ s"):
             rank(client, tiny_model)
-        rank(Client(url, verbose=False), tiny_model)  # another visitor is not held back
+        # another visitor (another address, as a Space's proxy passes it on) is not held back
+        rank(Client(url, verbose=False, headers={"X-Forwarded-For": "11.0.0.1"}), tiny_model)
 
 
 # --- signed in with Hugging Face: identity from the session Gradio's OAuth keeps ---------------------------------

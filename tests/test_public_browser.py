@@ -1,5 +1,6 @@
-"""Two visitors of a public demo in two browser contexts (separate cookies and Gradio sessions) of headless
-Chromium: what one judges or saves as a preset, the other never sees."""
+"""Two visitors of a public demo in two browser contexts (separate cookies, storage and Gradio sessions) of
+headless Chromium: what one judges or saves as a preset, the other never sees; a reload keeps a visitor's data
+and their runs of the last minute (the signed id the page keeps in the browser's storage)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,44 @@ def test_two_browser_visitors_never_see_each_others_judgements_or_presets(tiny_m
             alice.get_by_role("button", name="Rank documents").click()  # a new run in Alice's session:
             _label_button(alice, 1, 2, "true").wait_for(timeout=60_000)  # her judgement, untouched by Bob's
             assert _label_button(alice, 1, 0, "true").count() == 0
+            assert alice.dialogs == [] and bob.dialogs == []
+        finally:
+            browser.close()
+
+
+def test_an_anonymous_visitor_keeps_judgements_presets_and_run_count_across_a_reload(tiny_model, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serve(tiny_model, "transformers", tmp_path, public=True, runs_per_minute=3) as url, \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            alice, bob = _visitor(browser), _visitor(browser)
+            _rank(alice, url)  # run 1 of 3
+            _label_button(alice, 1, 2, "false").click()
+            _label_button(alice, 1, 2, "true").wait_for(timeout=15_000)
+            alice.get_by_placeholder("Name to save this instruction as a preset").fill("Alice's wording")
+            alice.get_by_role("button", name="💾 Save").click()
+            alice.get_by_text(re.compile(r"Preset .Alice's wording. saved")).wait_for(timeout=15_000)
+            alice.get_by_text("belong to this browser").wait_for()
+
+            alice.reload()
+            _rank(alice, url)  # a new page and Gradio session, the same browser: run 2 of 3
+            _label_button(alice, 1, 2, "true").wait_for(timeout=15_000)  # her judgement is still hers
+            assert "Alice's wording" in _preset_options(alice)
+            _rank(alice, url)  # run 3 of 3, in yet another page
+            alice.reload()
+            alice.get_by_label("Query").fill(QUERY)
+            alice.get_by_label("Documents", exact=True).fill("\n".join(DOCS))
+            alice.get_by_role("button", name="Rank documents").click()  # the reload reset nothing: refused
+            alice.get_by_text(re.compile(r"Busy: this server runs at most 3 runs a minute per visitor")).wait_for(
+                timeout=30_000)
+
+            _rank(bob, url)  # another browser: his own limit, none of her data
+            assert bob.locator('.rr-table button[aria-pressed="true"]').count() == 0
+            assert "Alice's wording" not in _preset_options(bob)
+            alice.screenshot(path=ARTIFACTS / "public-reload-alice.png", full_page=True)
             assert alice.dialogs == [] and bob.dialogs == []
         finally:
             browser.close()

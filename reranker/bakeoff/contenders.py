@@ -77,6 +77,7 @@ class CachedContender(Contender):
     """A contender whose scores this module caches: subclasses implement :meth:`compute`."""
 
     cache: ScoreCache | None = None
+    precision: str  # what the scores are computed in (the score cache keys entries by it)
 
     @abstractmethod
     def compute(self, query: str, documents: Sequence[str]) -> np.ndarray:
@@ -84,7 +85,7 @@ class CachedContender(Contender):
 
     def score(self, query: str, documents: Sequence[str]) -> Scored:
         keys = [cache_key(self.cache_id, "bakeoff", "", query, d, 0) for d in documents]
-        known = self.cache.get_many(keys) if self.cache else {}
+        known = self.cache.get_many(keys, self.precision) if self.cache else {}
         missing = [i for i, k in enumerate(keys) if k not in known]
         fresh = {}
         if missing:
@@ -94,7 +95,7 @@ class CachedContender(Contender):
                                  "score that is not a finite number.")
             fresh = {keys[i]: CachedScore(float(v), 0, 0, 0) for i, v in zip(missing, values)}
             if self.cache:
-                self.cache.put_many(self.cache_id, fresh.items())
+                self.cache.put_many(self.cache_id, self.precision, fresh.items())
         found = {**known, **fresh}
         return Scored(np.array([found[k].logodds for k in keys]), len(documents) - len(missing))
 

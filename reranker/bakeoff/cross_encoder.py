@@ -37,6 +37,11 @@ def _fingerprint(model: str, revision: str | None) -> str:
 class CrossEncoderContender(CachedContender):
     """A Sentence-Transformers ``CrossEncoder`` (hub id or local folder)."""
 
+    @property
+    def precision(self) -> str:
+        """The dtype the weights were loaded in (float32, bfloat16, ...)."""
+        return str(next(self.encoder.parameters()).dtype).removeprefix("torch.")
+
     def __init__(self, name: str, model: str, *, revision: str | None = None, max_length: int | None = None,
                  batch_size: int = DEFAULT_BATCH, device: str | None = None, cache=None,
                  price_per_1k_pairs: float | None = None, price_per_hour: float | None = None):

@@ -27,6 +27,7 @@ class EndpointContender(CachedContender):
     """Scores from a Cohere-compatible ``/rerank`` endpoint."""
 
     kind = "rerank endpoint"
+    precision = "served"  # the endpoint's own, which a client cannot see
 
     def __init__(self, name: str, url: str, model: str, *, api_key: str | None = None, key_env: str | None = None,
                  max_documents: int = MAX_DOCUMENTS, timeout_s: float = TIMEOUT_S, cache=None,

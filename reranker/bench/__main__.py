@@ -65,8 +65,6 @@ def parser() -> argparse.ArgumentParser:
                          help="also run path (a) with each max_num_batched_tokens (one engine start each)")
     measure.add_argument("--fast-batch-tokens-sweep", type=_ints, default=[],
                          help="also run path (e) with each batch_tokens (one start each)")
-    measure.add_argument("--fast-fp8", action="store_true",
-                         help="also run path (e) with FP8 matrix products (quantization=fp8; Ada/Hopper GPUs)")
     measure.add_argument("--generate-lever", action="store_true",
                          help="also time, on path (b)'s engine, our prompts in one 1-token generate call that asks "
                               "for the yes/no logprobs by id (logprob_token_ids)")

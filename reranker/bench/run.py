@@ -59,9 +59,6 @@ def plan(args) -> list[dict]:
     for tokens in args.fast_batch_tokens_sweep:
         workers.append(dict(common, label=f"fast, batch_tokens={tokens}", path="fast", backend="fast",
                             engine={"batch_tokens": tokens}, measures=["throughput"]))
-    if args.fast_fp8:
-        workers.append(dict(common, label="fast, quantization=fp8", path="fast", backend="fast",
-                            engine={"quantization": "fp8"}, measures=["throughput", "levers", "latency"]))
     if "original" in args.paths:
         workers.append(dict(common, label="original", path="original", engine=engine,
                             measures=["throughput", "latency", *sweeps] + (["generate_ids"] if args.generate_lever else [])))

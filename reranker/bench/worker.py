@@ -100,6 +100,9 @@ def run_ours(spec: dict, rec: Recorder, started: float) -> None:
                         **engine)
     rec.result["versions"] = _versions(spec["backend"])
     rec.result["device"] = reranker.device
+    rec.result["kernels"] = reranker.backend.kernels()
+    if spec["backend"] == "fast":
+        refuse_unfused(rec.result["kernels"])
     data = Workloads(reranker.tokenizer, spec)
     first = data.sized(WARMUP, queries=1, docs_per_query=1)
     reranker.score(first.pairs)
@@ -291,6 +294,15 @@ def _versions(backend: str) -> dict:
     except ImportError:
         pass
     return versions
+
+
+def refuse_unfused(kernels: dict[str, str]) -> None:
+    """The fast backend's figures stand for its fused path: refuse to measure it on any torch fallback (a CPU, a
+    kernel that failed its check at load), which would report a slower engine under its name."""
+    unfused = sorted(op for op, name in kernels.items() if name == "torch")
+    if unfused:
+        raise RuntimeError(f"not measuring the fast backend: {', '.join(unfused)} run on torch ops here, not its "
+                           "fused kernels (they need vLLM on an NVIDIA GPU; the log says why a kernel was refused)")
 
 
 def main(spec_file: str, result_file: str) -> int:

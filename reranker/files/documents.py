@@ -192,17 +192,18 @@ def read_upload(path: str | Path, mode: str, text_column: str | None,
 
 def collect(pasted: str, mode: str, upload: str | Path | None = None, text_column: str | None = None,
             id_column: str | None = None, *, max_documents: int = MAX_DOCUMENTS,
-            max_chars: int = MAX_DOCUMENT_CHARS) -> Collection:
-    """Pasted and uploaded documents together, checked against the limits, duplicates flagged."""
+            max_chars: int = MAX_DOCUMENT_CHARS, limit_reason: str = "") -> Collection:
+    """Pasted and uploaded documents together, checked against the limits, duplicates flagged. ``limit_reason``
+    says why the server holds runs to ``max_documents`` (e.g. a public demo on small hardware)."""
     docs = [Document(id=f"p{i + 1}", text=t, source="pasted") for i, t in enumerate(split_text(pasted, mode))]
     notes: list[str] = []
     if upload:
         more, notes = read_upload(upload, mode, text_column, id_column)
         docs += more
     if len(docs) > max_documents:
-        raise InputError(f"{len(docs):,} documents is more than the {max_documents:,} one run can rank here. "
-                         "Keep the most promising ones, or use batch scoring (python -m reranker score) "
-                         "for large sets.")
+        raise InputError(f"{len(docs):,} documents is more than the {max_documents:,} one run can rank here"
+                         + (f" ({limit_reason})" if limit_reason else "") + ". Keep the most promising ones, or "
+                         "use batch scoring (python -m reranker score) for large sets.")
     too_long = [d for d in docs if len(d.text) > max_chars]
     if too_long:
         first = too_long[0]

@@ -159,7 +159,7 @@ def _score_all(job: BatchJob, jobfile: JobFile, load_reranker: Callable[[], obje
 
 def check_scorer(jobfile: JobFile, scorer: dict) -> None:
     """The weights, their precision and the prompt template must be the ones the job started with (a local
-    folder's files may have changed; ``--quantization fp8`` scores are not bf16 ones). The backend may change: a
+    folder's files may have changed; bfloat16 scores are not float32 ones). The backend may change: a
     job started on a CPU can be finished on a GPU or a fleet of servers. The scorer of the latest run is kept
     for the shard manifest."""
     model_key = scorer["model_key"]
@@ -168,7 +168,7 @@ def check_scorer(jobfile: JobFile, scorer: dict) -> None:
         jobfile.set("model_key", model_key)
     elif stored != model_key:
         raise InputError(f"The model is not the one this job started with ({stored} then, {model_key} now): "
-                         "its files or its precision (--quantization) changed. Run it as it started, or "
+                         "its files changed. Run it as it started, or "
                          "re-run with --restart to start over.")
     earlier = jobfile.get("scorer")
     for key, what in (("precision", "precision (dtype)"), ("template", "prompt template")):

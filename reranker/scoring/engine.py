@@ -15,8 +15,11 @@ import numpy as np
 
 from reranker.scoring.backends import load_backend, using
 from reranker.scoring.backends.base import cuda_available
+from reranker.scoring.backends.transformers_backend import cpu_computes_bf16
+from reranker.scoring.canaries import CANARIES
+from reranker.scoring.backends.zerogpu_backend import on_zerogpu
 from reranker.storage.score_cache import CachedScore, ScoreCache, cache_key
-from reranker.errors import InputError, ModelError
+from reranker.errors import Cancelled, InputError, ModelError
 from reranker.scoring.inputs import check_documents, check_query, query_problem
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION, PromptBuilder
 from reranker.storage.database import Database, default_data_dir
@@ -30,7 +33,10 @@ MODELS = {
 }
 DEFAULT_MODEL = MODELS["0.6B"]
 DEFAULT_MAX_LENGTH = 8192
-PIPELINE_PAIRS = 200  # pairs tokenized per chunk while the device scores the previous chunk (fast backend)
+# A CPU path in bfloat16 is kept when each canary log-odds is within this of float32's: bf16's own noise measured
+# 0.03-0.04 at most on 400 pairs (docs/benchmarks.md), and grows with the log-odds' size on real weights.
+BF16_TOLERANCE = 0.1
+BF16_RELATIVE = 0.02
 
 
 @dataclass(frozen=True)
@@ -132,11 +138,13 @@ class Reranker:
         """Load (or reuse) the model.
 
         ``model``: a hub id, one of ``MODELS``' keys ("0.6B", "4B", "8B"), or a local folder.
-        ``backend``: "auto" (fast on an NVIDIA GPU, else vLLM if it works here, else transformers), "fast", "vllm",
+        ``backend``: "auto" (fast on an NVIDIA GPU; else vLLM or transformers, :func:`auto_order`), "fast", "vllm",
         "transformers" or "remote" (pass ``servers=[urls]``). ``cache``: True for the user cache folder, a folder path,
-        or False. ``engine_options`` go to the backend (e.g. ``tensor_parallel_size``,
-        ``memory_fraction``, ``max_num_batched_tokens``, ``servers``; ``quantization="fp8"`` for the fast backend's
-        FP8 matrix products, whose scores are cached apart).
+        or False. ``dtype``: the precision to compute in (default bfloat16 on an NVIDIA GPU or ZeroGPU, float32
+        elsewhere, except bfloat16 where the transformers backend runs on a CPU with fast bf16 kernels and agrees with
+        float32 on the canary pairs at load); scores are cached per precision. ``engine_options`` go to the backend
+        (e.g. ``tensor_parallel_size``, ``memory_fraction``, ``max_num_batched_tokens``, ``servers``, the fast
+        backend's ``kernels``, the transformers backend's ``share_heads``).
         """
         self.model = MODELS.get(model, model)
         self.revision = revision
@@ -147,10 +155,11 @@ class Reranker:
         self.builder = PromptBuilder(self.tokenizer, max_length)
         self._tokenizer_lock = threading.Lock()
         self.model_key = _model_key(self.model, revision, config)
-        if engine_options.get("quantization"):  # its scores differ by more than bf16 noise: cached apart
-            self.model_key += f"+{engine_options['quantization']}"
-        if dtype is None:
-            dtype = "bfloat16" if cuda_available() else "float32"
+        check_bf16 = False
+        if dtype is None:  # (on ZeroGPU CUDA is emulated outside @spaces.GPU, and may not be patched in yet)
+            dtype = "bfloat16" if cuda_available() or on_zerogpu() else "float32"
+            if dtype == "float32" and _transformers_first(backend) and cpu_computes_bf16():
+                dtype, check_bf16 = "bfloat16", True  # kept only if it agrees with float32 (below)
         self._settings = dict(
             model=self.model,
             revision=revision,
@@ -161,8 +170,36 @@ class Reranker:
             **engine_options,
         )
         self.backend = self._engine = load_backend(backend, self._settings)  # _engine: the registry's
+        self.bf16_check: float | None = None  # on a CPU where bfloat16 was tried: its largest difference from float32
+        if check_bf16 and self.backend.name == "transformers":
+            self._keep_bf16_if_it_agrees(backend)
         self.cache = _open_cache(cache)
         self.stats = Stats()
+
+    def _keep_bf16_if_it_agrees(self, backend: str) -> None:
+        """Score the canary pairs in bfloat16 and in float32 (a reference model loaded for this, then released):
+        keep bfloat16 only when every log-odds is within ``BF16_TOLERANCE`` of float32's, else load float32."""
+        from reranker.scoring.backends.transformers_backend import TransformersBackend
+
+        groups = [(query, [relevant, irrelevant]) for query, relevant, irrelevant in CANARIES]
+        prompts = [p for group in self.builder.build_groups(DEFAULT_INSTRUCTION, groups) for p in group]
+        ids = [p.token_ids for p in prompts]
+        got = self.backend.score_logodds(ids)
+        reference = TransformersBackend(self.model, revision=self.revision, dtype="float32",
+                                        yes_id=self.builder.yes_id, no_id=self.builder.no_id)
+        try:
+            want = reference.score_logodds(ids)
+        finally:
+            reference.close()
+        self.bf16_check = float(np.abs(got - want).max())
+        if np.all(np.abs(got - want) <= BF16_TOLERANCE + BF16_RELATIVE * np.abs(want)):
+            log.info("bfloat16 on this CPU agrees with float32 on the canary pairs (largest log-odds difference "
+                     "%.4f): kept", self.bf16_check)
+            return
+        log.warning("bfloat16 on this CPU differs from float32 on the canary pairs by up to %.4f log-odds: "
+                    "scoring in float32 instead", self.bf16_check)
+        self._settings["dtype"] = "float32"
+        self.backend = self._engine = load_backend(backend, self._settings)
 
     def _check_max_length(self, max_length) -> None:
         if not isinstance(max_length, int) or max_length < 1:
@@ -195,14 +232,13 @@ class Reranker:
         return self.backend.name
 
     @property
-    def precision(self) -> str:
-        """The weights' and activations' number format: the dtype, plus ``+fp8`` for FP8 matrix products."""
-        quantization = self._settings.get("quantization")
-        return self._settings["dtype"] + (f"+{quantization}" if quantization else "")
-
-    @property
     def device(self) -> str:
         return self.backend.device
+
+    @property
+    def precision(self) -> str:
+        """The numbers the scores are computed in (float32, bfloat16, or "served" by remote servers)."""
+        return self.backend.precision
 
     def rank(
         self,
@@ -213,10 +249,13 @@ class Reranker:
         top_k: int | None = None,
         batch_size: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        partial: Callable[[list[Verdict]], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> list[Verdict]:
         """Documents ranked best first by :func:`rank_key` (ties keep input order); ``index`` is the input position.
 
-        ``batch_size`` and ``progress`` are :meth:`score`'s.
+        ``batch_size``, ``progress`` and ``cancelled`` are :meth:`score`'s; ``partial`` gets, after each batch, every
+        verdict so far ranked best first (what a page shows while the run goes on).
         """
         if isinstance(documents, str) or not isinstance(documents, Sequence):
             raise InputError("documents must be a list of texts, one item per document.")
@@ -224,18 +263,28 @@ class Reranker:
         check_query(query)
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise InputError(f"top_k must be a positive whole number, got {top_k!r}.")
+        so_far: list[Verdict] = []
+
+        def batch_done(batch: list[Verdict]) -> None:
+            so_far.extend(batch)
+            partial(ranked(so_far))
+
         verdicts = self.score([(query, d) for d in documents], instruction=instruction, batch_size=batch_size,
-                              progress=progress)
+                              progress=progress, on_batch=batch_done if partial else None, cancelled=cancelled)
         best_first = ranked(verdicts)
         return best_first[:top_k] if top_k else best_first
 
     def score(self, pairs: Iterable[tuple[str, str]], *, instruction: str | None = None,
-              batch_size: int | None = None, progress: Callable[[int, int], None] | None = None) -> list[Verdict]:
+              batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
+              on_batch: Callable[[list[Verdict]], None] | None = None,
+              cancelled: Callable[[], bool] | None = None) -> list[Verdict]:
         """One Verdict per (query, document) pair, in input order.
 
         Pairs go to the cache and the engine ``batch_size`` at a time (default: all at once), and
-        ``progress(done, total)`` is called after each batch. A pair seen earlier in the same call (a duplicate)
-        is not computed again: duplicates always get identical scores, whatever the batch size.
+        ``progress(done, total)`` is called after each batch, ``on_batch(verdicts)`` with that batch's verdicts.
+        ``cancelled()`` is asked before each batch: when it says so, :class:`Cancelled` is raised (the batches
+        already scored are in the cache). A pair seen earlier in the same call (a duplicate) is not computed
+        again: duplicates always get identical scores, whatever the batch size.
         """
         instruction = resolve_instruction(instruction)
         pairs = validate_pairs(pairs)
@@ -247,17 +296,22 @@ class Reranker:
         known: dict[str, CachedScore] = {}  # every key of this call scored so far
         from_cache: set[str] = set()
         for start in range(0, len(pairs), batch_size):
+            if cancelled is not None and cancelled():
+                raise Cancelled(f"The run was stopped after {start:,} of {len(pairs):,} pairs.")
             batch_keys = keys[start:start + batch_size]
             new = {k: pair for k, pair in zip(batch_keys, pairs[start:start + batch_size]) if k not in known}
-            hits = self.cache.get_many(list(new)) if self.cache and new else {}
+            hits = self.cache.get_many(list(new), self.precision) if self.cache and new else {}
             missing = {k: pair for k, pair in new.items() if k not in hits}
             fresh = self._compute(instruction, missing)
             if self.cache:
-                self.cache.put_many(self.model_key, fresh.items())
+                self.cache.put_many(self.model_key, self.precision, fresh.items())
             known.update(hits)
             known.update(fresh)
             from_cache.update(hits)
             self.stats.add(len(batch_keys), sum(k in from_cache for k in batch_keys), len(fresh))
+            if on_batch:
+                on_batch([self._verdict(index, *pairs[index], known[keys[index]], cached=keys[index] in from_cache)
+                          for index in range(start, start + len(batch_keys))])
             if progress:
                 progress(start + len(batch_keys), len(pairs))
         return [self._verdict(index, query, document, known[key], cached=key in from_cache)
@@ -281,21 +335,15 @@ class Reranker:
             if self.backend is self._engine:  # (a caller may have put a wrapper around it: kept as it is)
                 self.backend = engine
             self._engine = engine
-            submit = getattr(self.backend, "submit", None)
-            if submit is None:
+            # A backend that queues device work (fast) scores one chunk while the next is tokenized; the others
+            # get the whole call at once (vLLM schedules its own batches).
+            prompts, pending = [], []
+            for chunk in _chunks(groups, self.backend.pipeline_pairs or len(keys)):
                 with self._tokenizer_lock:
-                    built = self.builder.build_groups(instruction, groups)
-                prompts = [p for group in built for p in group]
-                logodds = self.backend.score_logodds([p.token_ids for p in prompts]) if prompts else np.zeros(0)
-            else:
-                # A backend that queues device work (fast) scores one chunk while the next is tokenized.
-                prompts, pending = [], []
-                for chunk in _chunks(groups, PIPELINE_PAIRS):
-                    with self._tokenizer_lock:
-                        built = [p for group in self.builder.build_groups(instruction, chunk) for p in group]
-                    prompts.extend(built)
-                    pending.append(submit([p.token_ids for p in built]))
-                logodds = np.concatenate([wait() for wait in pending]) if pending else np.zeros(0)
+                    built = [p for group in self.builder.build_groups(instruction, chunk) for p in group]
+                prompts.extend(built)
+                pending.append(self.backend.submit([p.token_ids for p in built]))
+            logodds = np.concatenate([wait() for wait in pending]) if pending else np.zeros(0)
         if not np.all(np.isfinite(logodds)):
             raise ModelError("The model returned a non-finite score (NaN or infinity): the weights are broken.")
         return {
@@ -346,7 +394,7 @@ class Reranker:
         if not self.cache:
             return 0
         keys = self._cache_keys(resolve_instruction(instruction), validate_pairs(pairs))
-        return len(self.cache.get_many(list(dict.fromkeys(keys))))
+        return len(self.cache.get_many(list(dict.fromkeys(keys)), self.precision))
 
     def read_parts(self, documents: Sequence[str], max_tokens: int) -> list[tuple[str, int]]:
         """Each document's part within its first ``max_tokens`` tokens and its length in tokens (what an
@@ -361,13 +409,21 @@ class Reranker:
             "model_key": self.model_key,
             "backend": self.backend.name,
             "device": self.backend.device,
-            "precision": self._settings["dtype"] + (f" + {q}" if (q := self._settings.get("quantization")) else ""),
+            "precision": self.backend.precision,
+            "kernels": self.backend.kernels(),
             "max_length": self.max_length,
             "cache": str(self.cache.db.path) if self.cache else None,
             "pairs": self.stats.pairs,
             "cache_hits": self.stats.cache_hits,
             "scored": self.stats.scored,
         }
+
+
+def _transformers_first(backend: str) -> bool:
+    """Whether ``backend`` scores with the transformers backend (itself, or ``auto`` picking it first)."""
+    from reranker.scoring.backends import auto_order
+
+    return backend == "transformers" or (backend == "auto" and auto_order()[0] == "transformers")
 
 
 def _chunks(groups: list[tuple[str, list[str]]], pairs: int) -> Iterable[list[tuple[str, list[str]]]]:

@@ -14,8 +14,7 @@ DEFAULT_MODEL_NAME = "0.6B"  # a MODELS key: Qwen/Qwen3-Reranker-0.6B
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--model``, ``--backend``, ``--servers``, ``--servers-api-key``, ``--max-length`` and ``--quantization``
-    to ``parser``."""
+    """Add ``--model``, ``--backend``, ``--servers``, ``--servers-api-key`` and ``--max-length`` to ``parser``."""
     parser.add_argument("--model", default=os.environ.get("RERANKER_MODEL", DEFAULT_MODEL_NAME),
                         help="0.6B, 4B, 8B, a hub id or a local folder (env RERANKER_MODEL; default %(default)s)")
     parser.add_argument("--backend", default=os.environ.get("RERANKER_BACKEND", "auto"), choices=list(BACKENDS),
@@ -28,10 +27,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bearer token the vLLM servers were started with (env RERANKER_SERVERS_API_KEY)")
     parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH,
                         help="prompt token limit; only documents are cut (default %(default)s)")
-    parser.add_argument("--quantization", choices=["none", "fp8"], default=os.environ.get("RERANKER_QUANTIZATION", "none"),
-                        help="fp8: the fast backend's FP8 matrix products on Ada/Hopper GPUs, ~15%% faster, scores "
-                             "move by more than bf16 noise and are cached apart (env RERANKER_QUANTIZATION; "
-                             "default %(default)s; docs/benchmarks.md)")
 
 
 def remote_options(backend: str, servers: list[str] | None, api_key: str | None) -> tuple[str, dict]:
@@ -53,11 +48,5 @@ def remote_options(backend: str, servers: list[str] | None, api_key: str | None)
 
 
 def backend_and_options(args: argparse.Namespace) -> tuple[str, dict]:
-    """:func:`remote_options` for parsed :func:`add_model_arguments` flags, and the quantization asked for."""
-    backend, options = remote_options(args.backend, args.servers, args.servers_api_key)
-    if args.quantization != "none":
-        if backend not in ("auto", "fast"):
-            raise InputError(f"--quantization {args.quantization} runs on the fast backend: use --backend fast "
-                             f"(or auto on an NVIDIA GPU), not {backend}.")
-        options["quantization"] = args.quantization
-    return backend, options
+    """:func:`remote_options` for parsed :func:`add_model_arguments` flags."""
+    return remote_options(args.backend, args.servers, args.servers_api_key)

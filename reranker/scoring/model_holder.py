@@ -50,12 +50,14 @@ class ModelHolder:
     next ``get``. ``models``: the models callers may ask for (aliases, hub ids, folders; default: only the
     served one); ``backends``: the backends they may ask for (default: any); ``max_length_limit``: the
     longest max length they may ask for (default: the model's context); ``max_models``: how many Rerankers
-    stay held (default: no bound).
+    stay held (default: no bound); ``check_at_load``: run the canary check on each freshly loaded model;
+    ``limit_reason``: why the server holds runs to its limits, told to whoever asks for more.
     """
 
     def __init__(self, default: ModelSettings, *, cache: bool | str = True, engine_options: dict | None = None,
                  models: Iterable[str] | None = None, backends: Iterable[str] | None = None,
-                 max_length_limit: int | None = None, max_models: int | None = None):
+                 max_length_limit: int | None = None, max_models: int | None = None, check_at_load: bool = True,
+                 limit_reason: str = ""):
         self.default = default
         self.cache = cache
         self.engine_options = engine_options or {}
@@ -64,6 +66,8 @@ class ModelHolder:
         self.backends = list(backends) if backends is not None else None
         self.max_length_limit = max_length_limit
         self.max_models = max_models
+        self.check_at_load = check_at_load
+        self.limit_reason = limit_reason
         self._loads: OrderedDict[tuple[str, str], Future] = OrderedDict()  # least recently used first
         self._checks: dict[tuple[str, str], CheckReport | str] = {}
         self._after_check: dict[tuple[str, str], tuple[int, int]] = {}  # (pairs, cache hits) the check used
@@ -80,10 +84,13 @@ class ModelHolder:
                              f"{' or '.join(self.backends)}.")
         if self.max_length_limit is not None and settings.max_length > self.max_length_limit:
             raise InputError(f"Max length {settings.max_length:,} is above this server's limit of "
-                             f"{self.max_length_limit:,} tokens: choose a smaller one.")
+                             f"{self.max_length_limit:,} tokens" + (f" ({self.limit_reason})" if self.limit_reason
+                                                                    else "") + ": choose a smaller one.")
 
-    def start(self, settings: ModelSettings | None = None) -> Future:
-        """Begin loading ``settings`` (default: the server's model) unless it is loaded or loading."""
+    def start(self, settings: ModelSettings | None = None, *, in_this_thread: bool = False) -> Future:
+        """Begin loading ``settings`` (default: the server's model) unless it is loaded or loading; in a background
+        thread, or with ``in_this_thread`` in the caller's (returning once loaded: on ZeroGPU, whose emulated CUDA
+        exists only in the thread that imported ``spaces``, models must load on the main thread)."""
         settings = settings or self.default
         self.allow(settings)
         key = settings.loaded_as
@@ -98,7 +105,11 @@ class ModelHolder:
                 dropped, _ = self._loads.popitem(last=False)  # its engine is released by the backend registry
                 self._checks.pop(dropped, None)
                 self._after_check.pop(dropped, None)
-        threading.Thread(target=self._load, args=(settings, future), name=f"load {settings.model}", daemon=True).start()
+        if in_this_thread:
+            self._load(settings, future)
+        else:
+            threading.Thread(target=self._load, args=(settings, future), name=f"load {settings.model}",
+                             daemon=True).start()
         return future
 
     def _load(self, settings: ModelSettings, future: Future) -> None:
@@ -110,7 +121,8 @@ class ModelHolder:
             log.warning("loading %s failed: %s", settings, exc)
             future.set_exception(exc)
             return
-        self._checks[settings.loaded_as] = self._canary(settings, reranker)
+        if self.check_at_load:
+            self._checks[settings.loaded_as] = self._canary(settings, reranker)
         self._after_check[settings.loaded_as] = (reranker.stats.pairs, reranker.stats.cache_hits)
         future.set_result(reranker)
 

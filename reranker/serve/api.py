@@ -14,8 +14,9 @@ import math
 import secrets
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Callable, Coroutine, Literal, Union
+from typing import Annotated, Any, Callable, Coroutine, Iterator, Literal, Union
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request, Response, Security
@@ -35,6 +36,7 @@ from reranker.scoring.engine import Reranker, Verdict
 from reranker.scoring.inputs import EMPTY_QUERY, NO_DOCUMENTS, NOT_BLANK
 from reranker.errors import BackendUnavailable, InputError, RerankerError
 from reranker.scoring.model_holder import ModelHolder
+from reranker.serve.limits import LimitExceeded, RunLimiter, client_address
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,11 @@ API_KEY_ENV = "RERANKER_API_KEY"
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 RETRY_AFTER_S = 10  # what a client is told to wait while the model loads
 SCORING_THREADS = 4  # API requests scored at once; the rest wait (the engine serialises model calls anyway)
+# scoring requests admitted at once (reading, waiting or scoring); beyond it: 503, not a queue. A public demo's bound
+# is lower: each request may hold up to --max-request-bytes while it waits.
+DEFAULT_MAX_IN_FLIGHT = 64
+DEFAULT_PUBLIC_MAX_IN_FLIGHT = 16
+BUSY_RETRY_AFTER_S = 5  # what a client refused for too many requests in flight is told to wait
 SEARCH_UNIT_DOCUMENTS = 100  # Cohere bills one search unit per query and up to 100 documents
 ERROR_STATUSES = {  # what each status means, as the schema documents it
     400: "the request cannot be scored as given, e.g. the query and instruction exceed the server's max_length",
@@ -49,12 +56,16 @@ ERROR_STATUSES = {  # what each status means, as the schema documents it
     404: "model not served here",
     413: "too many documents or bytes (limit_documents or limit_bytes says the server's limit)",
     422: "invalid request; errors[] names each field",
+    429: "this client has used up its requests of the last minute (public demo); Retry-After says when to retry",
     500: "a model problem, or an unexpected error (reference points into the server log)",
-    503: "the model is loading (with Retry-After) or failed to load",
+    503: "the model is loading, or too many requests are in flight (both with Retry-After), or it failed to load",
 }
 ERROR_HEADERS = {
     401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
-    503: {"Retry-After": {"description": "seconds to wait while the model loads", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "seconds until this client may send another request",
+                          "schema": {"type": "string"}}},
+    503: {"Retry-After": {"description": "seconds to wait while the model loads or the server is busy",
+                          "schema": {"type": "string"}}},
 }
 
 
@@ -141,7 +152,8 @@ class ErrorResponse(BaseModel):
     errors: list[FieldError] | None = Field(None, description="422: each offending field.")
     limit_documents: int | None = Field(None, description="413: the server's documents per request.")
     limit_bytes: int | None = Field(None, description="413: the server's largest request body.")
-    status: str | None = Field(None, description="503: \"loading\" while the model loads.")
+    status: str | None = Field(None, description="503: \"loading\" while the model loads, \"busy\" while too "
+                                                 "many requests are in flight.")
     reference: str | None = Field(None, description="500: where to find the error in the server log.")
 
 
@@ -172,6 +184,10 @@ class Health(BaseModel):
     model: str
     backend: str | None
     device: str | None
+    precision: str | None = Field(description="what the scores are computed in: float32, bfloat16, or served "
+                                              "(by remote servers, whose dtype the client cannot see).")
+    kernels: dict[str, str] | None = Field(description="which implementation runs each operation (fast backend: "
+                                                       "a fused GPU kernel or torch).")
     max_length: int
     in_flight: int
     queued: int
@@ -301,12 +317,17 @@ register_url_convertor("any_text", _AnyText())
 class RerankAPI:
     """The API's state: the shared models, its limits and key, and counters of requests in flight."""
 
-    def __init__(self, holder: ModelHolder, *, api_key: str | None, max_documents: int, max_request_bytes: int):
+    def __init__(self, holder: ModelHolder, *, api_key: str | None, max_documents: int, max_request_bytes: int,
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, runs_per_minute: int | None = None,
+                 limiter: RunLimiter | None = None):
         self.holder = holder
         self.api_key = api_key or None
         self.max_documents = max_documents
         self.max_request_bytes = max_request_bytes
-        self.in_flight = 0  # rerank requests accepted and not yet answered (changed only on the event loop)
+        self.max_in_flight = max_in_flight
+        self.runs_per_minute = runs_per_minute
+        self.run_limiter = limiter or RunLimiter()
+        self.in_flight = 0  # scoring requests admitted and not yet answered (changed only on the event loop)
         self._limiter: anyio.CapacityLimiter | None = None  # made on first use: it needs the running event loop
 
     @property
@@ -327,6 +348,28 @@ class RerankAPI:
         if not secrets.compare_digest(token.strip().encode(), self.api_key.encode()):
             raise APIError(401, "The API key is not valid.",
                            headers={"WWW-Authenticate": 'Bearer realm="reranker", error="invalid_token"'})
+
+    @contextmanager
+    def admit(self, request: Request) -> Iterator[None]:
+        """Hold one of the ``max_in_flight`` places while a scoring request is read and answered (503 when none is
+        free), and count it against its client's requests per minute (429 over the limit, public demo)."""
+        if self.in_flight >= self.max_in_flight:
+            raise APIError(503, f"The server is busy: {self.in_flight} requests are being answered; retry in a few "
+                                "seconds.", headers={"Retry-After": str(BUSY_RETRY_AFTER_S)}, status="busy")
+        limits = []
+        if self.runs_per_minute is not None:
+            address = client_address(request.headers, request.client.host if request.client else None)
+            limits = [(f"client:{address}", self.runs_per_minute)]
+        try:
+            with self.run_limiter.run(limits, what="requests"):
+                self.in_flight += 1
+                try:
+                    yield
+                finally:
+                    self.in_flight -= 1
+        except LimitExceeded as exc:
+            log.info("refused %s %s: %s", request.method, request.url.path, exc.message)
+            raise APIError(429, exc.message, headers={"Retry-After": str(exc.retry_after)}) from None
 
     async def read_body(self, request: Request) -> bytes:
         """The request body, refused with 413 beyond ``max_request_bytes`` (declared or actually sent)."""
@@ -411,13 +454,9 @@ class RerankAPI:
         texts, shown = self.documents(body)
         reranker = self.reranker()
         max_tokens = getattr(body, "max_tokens_per_doc", None)
-        self.in_flight += 1
         started = time.perf_counter()
-        try:
-            ranked, cut = await anyio.to_thread.run_sync(
-                _rank, reranker, body.query, texts, body.instruction, max_tokens, limiter=self.limiter)
-        finally:
-            self.in_flight -= 1
+        ranked, cut = await anyio.to_thread.run_sync(
+            _rank, reranker, body.query, texts, body.instruction, max_tokens, limiter=self.limiter)
         log.debug("rerank %s: %d documents in %.3f s", version, len(texts), time.perf_counter() - started)
         warnings = []
         if cut:
@@ -449,12 +488,8 @@ class RerankAPI:
         texts, _ = self.documents(body)
         reranker = self.reranker()
         analyses = body.analyses if body.analyses is not None else list(ex.ANALYSES)
-        self.in_flight += 1
-        try:
-            ranked, planned, cached, explained = await anyio.to_thread.run_sync(
-                _explain, reranker, body.query, texts, body.instruction, analyses, body.top_n, limiter=self.limiter)
-        finally:
-            self.in_flight -= 1
+        ranked, planned, cached, explained = await anyio.to_thread.run_sync(
+            _explain, reranker, body.query, texts, body.instruction, analyses, body.top_n, limiter=self.limiter)
         results = []
         for judged, explanation in zip(ranked, explained):
             item = explanation.as_dict()
@@ -479,6 +514,8 @@ class RerankAPI:
             "model": settings.model_id,
             "backend": info.get("backend", settings.backend),
             "device": info.get("device"),
+            "precision": info.get("precision"),
+            "kernels": info.get("kernels"),
             "max_length": settings.max_length,
             "in_flight": self.in_flight,
             "engines_loaded": len(loaded_engines()),
@@ -557,9 +594,10 @@ def _route_class(api: RerankAPI, *, protected: bool) -> type[APIRoute]:
                 try:
                     if protected:
                         api.authorize(request)
-                    if has_body:
-                        request = _replay(request, await api.read_body(request))
-                    return await handler(request)
+                    if not has_body:
+                        return await handler(request)
+                    with api.admit(request):  # before the body is read: a refused request costs no memory
+                        return await handler(_replay(request, await api.read_body(request)))
                 except APIError as exc:
                     return exc.response()
                 except RequestValidationError as exc:
@@ -599,12 +637,16 @@ def _replay(request: Request, body: bytes) -> Request:
 
 
 def install_api(app: FastAPI, holder: ModelHolder, *, api_key: str | None = None, max_documents: int = MAX_DOCUMENTS,
-                max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> RerankAPI:
+                max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+                runs_per_minute: int | None = None, limiter: RunLimiter | None = None) -> RerankAPI:
     """Add the REST API's routes to ``app`` (before Gradio is mounted at "/"), scoring on ``holder``'s model.
 
     ``api_key``: when set, the /v1 and /v2 routes require ``Authorization: Bearer <api_key>``; /health stays open.
+    ``max_in_flight``: scoring requests admitted at once (more: 503); ``runs_per_minute``: scoring requests per
+    client address a minute (more: 429; a public demo's limit).
     """
-    api = RerankAPI(holder, api_key=api_key, max_documents=max_documents, max_request_bytes=max_request_bytes)
+    api = RerankAPI(holder, api_key=api_key, max_documents=max_documents, max_request_bytes=max_request_bytes,
+                    max_in_flight=max_in_flight, runs_per_minute=runs_per_minute, limiter=limiter)
     # With a key, the schema declares bearer auth; the guard checks the key, before the body is read.
     security = [Security(HTTPBearer(auto_error=False, description="the server's --api-key"))] if api_key else []
     router = APIRouter(route_class=_route_class(api, protected=True), tags=["rerank"], dependencies=security)
@@ -617,7 +659,7 @@ def install_api(app: FastAPI, holder: ModelHolder, *, api_key: str | None = None
                          **({"headers": ERROR_HEADERS[status]} if status in ERROR_HEADERS else {})}
                 for status in statuses if status != 401 or api_key}
 
-    rerank_answers = answers(400, 401, 404, 413, 422, 500, 503)
+    rerank_answers = answers(400, 401, 404, 413, 422, *([429] if runs_per_minute is not None else []), 500, 503)
 
     # The response model documents the schema; the handlers return the JSON as built (documents as sent).
     @router.post("/v1/rerank", response_model=RerankResponse, responses=rerank_answers)

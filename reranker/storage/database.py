@@ -12,12 +12,54 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence, Union
 
 from reranker.errors import RerankerError
 
-MIGRATIONS = [
-    # 1: the score cache. key = sha256 of (model, revision, instruction, query, document, max_length).
+
+def _precision_of_earlier_scores() -> str:
+    """The precision releases before migration 5 computed in by default on this machine: bfloat16 where torch
+    sees an NVIDIA GPU, float32 elsewhere (the cache folder is per machine, so the machine that first opens the
+    file with this release is taken as the one that wrote it)."""
+    try:
+        import torch
+
+        return "bfloat16" if torch.cuda.is_available() else "float32"
+    except ImportError:
+        return "float32"
+
+
+def _scores_keyed_by_precision(conn: sqlite3.Connection) -> None:
+    """Migration 5: the score cache's key becomes (key, precision). Earlier scores keep answering for the precision
+    they were computed in: FP8 ones (model key ending ``+fp8``, a removed option) are marked ``fp8``, which no
+    request asks for; the rest get :func:`_precision_of_earlier_scores`. (Scores that came from remote servers are
+    marked the same way: the client never knew the servers' dtype.)"""
+    conn.execute("""
+        CREATE TABLE scores_v5 (
+            key TEXT NOT NULL,
+            precision TEXT NOT NULL,
+            model TEXT NOT NULL,
+            logodds REAL NOT NULL,
+            doc_tokens INTEGER NOT NULL,
+            doc_tokens_kept INTEGER NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            created REAL NOT NULL,
+            PRIMARY KEY (key, precision)
+        ) WITHOUT ROWID""")
+    conn.execute("""
+        INSERT INTO scores_v5 (key, precision, model, logodds, doc_tokens, doc_tokens_kept, prompt_tokens, created)
+            SELECT key, CASE WHEN model LIKE '%+fp8' THEN 'fp8' ELSE ? END, model, logodds, doc_tokens,
+                   doc_tokens_kept, prompt_tokens, created
+            FROM scores""", (_precision_of_earlier_scores(),))
+    conn.execute("DROP TABLE scores")
+    conn.execute("ALTER TABLE scores_v5 RENAME TO scores")
+
+
+Migration = Union[str, Callable[[sqlite3.Connection], None]]
+
+MIGRATIONS: list[Migration] = [
+    # 1: the score cache. key = sha256 of (model key, prompt template, instruction, query, document, max_length)
+    # (reranker/storage/score_cache.py); migration 5 adds the precision to the key.
     """
     CREATE TABLE scores (
         key TEXT PRIMARY KEY,
@@ -94,6 +136,8 @@ MIGRATIONS = [
     DROP TABLE instruction_presets;
     ALTER TABLE instruction_presets_v4 RENAME TO instruction_presets;
     """,
+    # 5: the precision the score was computed in joins the score cache's key.
+    _scores_keyed_by_precision,
 ]
 
 
@@ -135,10 +179,11 @@ class Database:
         migrate(self.conn, MIGRATIONS, self.path.name)
 
 
-def migrate(conn: sqlite3.Connection, migrations: Sequence[str], name: str) -> int:
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration], name: str) -> int:
     """Bring the SQLite file of ``conn`` (opened with ``isolation_level=None``) up to date and return its version.
 
-    Migration N is ``migrations[N - 1]``: SQL statements separated by ``;``. The file's ``PRAGMA user_version``
+    Migration N is ``migrations[N - 1]``: SQL statements separated by ``;``, or a function of the connection that
+    runs them (for a step that needs a fact SQL does not have). The file's ``PRAGMA user_version``
     records how many have run; the missing ones run in order, in one transaction with the version they reach,
     so a file is never left half migrated. A file of a later version than ``migrations`` knows (written by a
     newer release) is refused untouched, with a message naming ``name``. Append new migrations; never edit one.
@@ -149,9 +194,12 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str], name: str) -> i
         if version > len(migrations):
             raise RerankerError(f"{name} was written by a newer version of this tool (schema version {version}; "
                                 f"this one knows {len(migrations)}): upgrade the tool, or use another file.")
-        for number, sql in enumerate(migrations[version:], start=version + 1):
-            for statement in filter(str.strip, sql.split(";")):
-                conn.execute(statement)
+        for number, step in enumerate(migrations[version:], start=version + 1):
+            if callable(step):
+                step(conn)
+            else:
+                for statement in filter(str.strip, step.split(";")):
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version={number}")
         return len(migrations)
 

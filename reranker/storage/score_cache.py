@@ -1,5 +1,9 @@
-"""Score cache: pairs already scored under the same model, prompt template, instruction and max_length are not
-recomputed."""
+"""Score cache: pairs already scored under the same model, prompt template, instruction and max_length, in the same
+precision, are not recomputed.
+
+An entry's key is (``cache_key``'s sha256 of the inputs, the precision): a bfloat16 score from a GPU never answers
+for a float32 request on a CPU, or the reverse.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +25,8 @@ class CachedScore:
 
 
 def cache_key(model_key: str, template: str, instruction: str, query: str, document: str, max_length: int) -> str:
-    """sha256 over every input that changes a score (``template``: the prompt template's fingerprint); JSON keeps
-    the fields from running together."""
+    """sha256 over the inputs that change a score (``template``: the prompt template's fingerprint); JSON keeps
+    the fields from running together. The precision is the key's other part (:class:`ScoreCache` takes it)."""
     payload = json.dumps([model_key, template, instruction, query, document, max_length], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -35,8 +39,8 @@ class ScoreCache:
     def __init__(self, db: Database):
         self.db = db
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, CachedScore]:
-        """The cached entries among ``keys``."""
+    def get_many(self, keys: Sequence[str], precision: str) -> dict[str, CachedScore]:
+        """The cached entries among ``keys`` computed in ``precision``."""
         found: dict[str, CachedScore] = {}
         conn = self.db.conn
         unique = list(dict.fromkeys(keys))
@@ -44,23 +48,24 @@ class ScoreCache:
             chunk = unique[start:start + self._CHUNK]
             rows = conn.execute(
                 "SELECT key, logodds, doc_tokens, doc_tokens_kept, prompt_tokens FROM scores "
-                f"WHERE key IN ({','.join('?' * len(chunk))})",
-                chunk,
+                f"WHERE precision = ? AND key IN ({','.join('?' * len(chunk))})",
+                [precision, *chunk],
             )
             for key, *values in rows:
                 found[key] = CachedScore(*values)
         return found
 
-    def put_many(self, model_key: str, entries: Iterable[tuple[str, CachedScore]]) -> None:
-        """Store entries in one transaction."""
+    def put_many(self, model_key: str, precision: str, entries: Iterable[tuple[str, CachedScore]]) -> None:
+        """Store entries computed in ``precision`` in one transaction."""
         now = time.time()
-        rows = [(k, model_key, e.logodds, e.doc_tokens, e.doc_tokens_kept, e.prompt_tokens, now) for k, e in entries]
+        rows = [(k, precision, model_key, e.logodds, e.doc_tokens, e.doc_tokens_kept, e.prompt_tokens, now)
+                for k, e in entries]
         if not rows:
             return
         conn = self.db.conn
         with_tx(conn, lambda: conn.executemany(
-            "INSERT OR REPLACE INTO scores (key, model, logodds, doc_tokens, doc_tokens_kept, prompt_tokens, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO scores (key, precision, model, logodds, doc_tokens, doc_tokens_kept, "
+            "prompt_tokens, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         ))
 

@@ -68,11 +68,11 @@ def from_pairs(pairs: PairSet, source: str) -> JudgedSet:
     return JudgedSet(queries, source)
 
 
-def from_store(store: AnnotationStore) -> JudgedSet:
-    """Every query of the judgements store with its judged documents. Ids are the exports' (``q-…``, ``d-…``),
-    so a TREC run written against the store's qrels export lines up with them."""
+def from_store(store: AnnotationStore, owner: str = "") -> JudgedSet:
+    """Every query ``owner`` judged in the store with its judged documents. Ids are the exports' (``q-…``,
+    ``d-…``), so a TREC run written against the store's qrels export lines up with them."""
     grouped: dict[str, list] = {}
-    for annotation in store.all():
+    for annotation in store.all(owner=owner):
         grouped.setdefault(annotation.query, []).append(annotation)
     if not grouped:
         raise InputError("The judgements store is empty: judge documents in the ranked table (or import qrels) "

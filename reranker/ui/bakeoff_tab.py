@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -23,6 +24,7 @@ from reranker.errors import InputError, RerankerError
 from reranker.files import beir_folder, hf_datasets, ir_datasets_source, search_responses
 from reranker.ranking.first_stage import DEFAULT_DEPTH
 from reranker.ranking.metrics import DEFAULT_K
+from reranker.scoring.model_holder import ModelSettings
 from reranker.tuning import leaderboard
 from reranker.tuning.report import leaderboard_figure
 from reranker.ui import common
@@ -49,6 +51,14 @@ def _number(value, name: str, *, whole: bool = False, minimum: float = 0):
     if number < minimum:
         raise InputError(f"{name} must be at least {minimum}, got {number}.")
     return number
+
+
+@dataclass(frozen=True)
+class QwenEntry:
+    """What a visitor's state keeps of a Qwen3 contender: its model settings and instruction (never the engine)."""
+
+    settings: ModelSettings
+    instruction: str | None
 
 
 class BakeoffTab:
@@ -85,17 +95,24 @@ class BakeoffTab:
                                                       text_field=(text_field or "").strip() or None)
 
     def contenders(self, qwen_models, instructions, cross_encoders, endpoint_url, endpoint_model, api_key,
-                   endpoint_price, hourly, backend, max_length, progress) -> list[Contender]:
+                   endpoint_price, hourly, backend, max_length, progress) -> tuple[list[Contender], dict]:
+        """The contenders to run, and what a visitor's state keeps of each: a Qwen3 contender's settings and
+        instruction (``QwenEntry``, never its engine), the others themselves. Every Qwen3 model is checked
+        against the server's offer before any loads."""
         hourly = _number(hourly, "The machine's price per hour")
         out: list[Contender] = []
+        kept: dict = {}
         models = list(dict.fromkeys(m.strip() for m in (qwen_models or "").split(",") if m.strip()))
         texts = _lines(instructions) or [None]
-        for model in models:
-            settings = common.ModelInputs(model, backend, max_length).settings()
+        all_settings = [common.ModelInputs(model, backend, max_length).settings() for model in models]
+        for settings in all_settings:
+            self.inspector.holder.allow(settings)
+        for model, settings in zip(models, all_settings):
             reranker = self.inspector.reranker(settings, progress, f"Loading {settings.model_id} (first use only)…")
             for number, instruction in enumerate(texts, start=1):
                 name = f"Qwen3 {model}" + (f" · instruction {number}" if len(texts) > 1 else "")
                 out.append(QwenContender(name, reranker, instruction, price_per_hour=hourly))
+                kept[name] = QwenEntry(settings, instruction)
         public = self.inspector.visitors.public
         if (_lines(cross_encoders) or (endpoint_url or "").strip()) and public:
             raise InputError("The public demo runs only its own Qwen3-Reranker: run cross-encoders and endpoints "
@@ -119,7 +136,7 @@ class BakeoffTab:
                                          price_per_1k_pairs=_number(endpoint_price, "The endpoint's price")))
         if not out:
             raise InputError("Choose at least one reranker: a Qwen3-Reranker model, a cross-encoder or an endpoint.")
-        return out
+        return out, {c.name: kept.get(c.name, c) for c in out}
 
     def run(self, kind, corpus, queries, qrels, dataset_id, split, responses, response_qrels, topics, text_field,
             sample, seed, depth, qwen_models, instructions, cross_encoders, endpoint_url, endpoint_model, api_key,
@@ -128,8 +145,7 @@ class BakeoffTab:
         """Load, rank and measure; the outputs of the tab (``model``: the settings panel's, unused here: the Qwen
         models are the tab's own list). One run at a time per visitor, within the visitor's limit."""
         k = common.k_value(k)
-        visitors = self.inspector.visitors
-        with visitors.run(visitors.owner(request, profile)):
+        with self.inspector.visitors.run(request, profile):
             return self._run(kind, corpus, queries, qrels, dataset_id, split, responses, response_qrels, topics,
                              text_field, sample, seed, depth, qwen_models, instructions, cross_encoders, endpoint_url,
                              endpoint_model, api_key, endpoint_price, hourly, k, relevant_from, stat_test, backend,
@@ -145,7 +161,7 @@ class BakeoffTab:
             progress(0, desc="Loading the collection…")
             collection = self.collection(kind, corpus, queries, qrels, dataset_id, split, responses, response_qrels,
                                          topics, text_field).sample(sample, seed)
-            contenders = self.contenders(qwen_models, instructions, cross_encoders, endpoint_url, endpoint_model,
+            contenders, kept = self.contenders(qwen_models, instructions, cross_encoders, endpoint_url, endpoint_model,
                                          api_key, endpoint_price, hourly, backend, max_length, progress)
             pairs = sum(min(depth, len(collection.run.get(q, {})) if collection.run else depth)
                         for q in collection.queries) * len(contenders)
@@ -167,7 +183,7 @@ class BakeoffTab:
         stem = self.exports / f"bakeoff-{uuid.uuid4().hex[:8]}"
         csv_path = report.leaderboard_csv(board, f"{stem}.csv")
         html_path = report.write_html(f"{stem}.html", board, contenders=contenders)
-        state = {"contenders": {c.name: c for c in contenders}, "judged": result.sweep.judged}
+        state = {"contenders": kept, "judged": result.sweep.judged}  # settings, not engines
         names = list(state["contenders"])
         query_ids = [q.query_id for q in result.sweep.judged.queries if q.documents]
         return (state, gr.update(choices=names, value=names[0]),
@@ -176,8 +192,7 @@ class BakeoffTab:
                 board.winners(), report.example_prompts(board, contenders), collection.summary(), str(csv_path),
                 str(html_path))
 
-    @staticmethod
-    def prompt(state, name, query_id, candidate) -> str:
+    def prompt(self, state, name, query_id, candidate) -> str:
         """The exact prompt ``name`` reads for one query's candidate (1 = the first stage's first)."""
         if not state:
             return '<div class="rr-empty">Run a bake-off first.</div>'
@@ -194,8 +209,9 @@ class BakeoffTab:
                            f"{len(query.documents)}.")
         doc_id, text = query.documents[position - 1]
         try:
-            if isinstance(contender, QwenContender):
-                view = contender.reranker.prompt(query.query, text, instruction=contender.instruction)
+            if isinstance(contender, QwenEntry):
+                reranker = self.inspector.holder.get(contender.settings)
+                view = reranker.prompt(query.query, text, instruction=contender.instruction)
                 return prompt_view.render(view, document_id=doc_id)
             prompt = contender.prompt(query.query, text)
             if prompt is None:

@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import html
 import inspect
+import logging
 import time
 import typing
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ from reranker.files import documents
 from reranker.ranking import inspection
 from reranker.scoring.model_holder import ModelSettings
 from reranker.scoring.prompt import INSTRUCTION_PRESETS
+from reranker.serve.uploads import NOT_UPLOADED, uploaded
 from reranker.storage.judgements import DEFAULT_THRESHOLD
 from reranker.storage.labels import RELEVANT_FROM
 
+log = logging.getLogger(__name__)
 NO_ID = "(row number)"
 DEFAULT_PRESET = next(iter(INSTRUCTION_PRESETS))
 
@@ -34,9 +37,12 @@ def message(text: str) -> str:
 
 
 def error(exc: RerankerError) -> gr.Error:
-    """``exc`` as a toast titled by its kind (input or model problem)."""
-    title = "Please check the input" if isinstance(exc, InputError) else "Model problem"
-    return gr.Error(message(str(exc)), title=title)
+    """``exc`` as a toast titled by its kind (input or model problem). Input refused: one line in the log; a
+    model problem: its traceback, for the operator."""
+    if isinstance(exc, InputError):
+        log.info("refused: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return gr.Error(message(str(exc)), title="Please check the input", print_exception=False)
+    return gr.Error(message(str(exc)), title="Model problem")
 
 
 def prune(folder: Path, max_age_s: float = 3600) -> None:
@@ -48,10 +54,16 @@ def prune(folder: Path, max_age_s: float = 3600) -> None:
 
 
 def upload_path(upload) -> str | None:
-    """The file path of a Gradio upload value (path string, file object or dict), or None."""
+    """The file path of a Gradio upload value (path string, file object or dict), or None; an ``InputError`` when
+    the path is not a file uploaded to this server (a client may name any path where an upload is expected)."""
     if upload is None:
         return None
-    return upload if isinstance(upload, str) else getattr(upload, "name", None) or upload.get("path")
+    path = upload if isinstance(upload, str) else getattr(upload, "name", None) or upload.get("path")
+    if not path:
+        return None
+    if not uploaded(path):
+        raise InputError(NOT_UPLOADED)
+    return path
 
 
 def id_column_choice(choice: str | None) -> str | None:
@@ -101,10 +113,11 @@ class DocumentInputs:
     text_column: str | None
     id_column: str | None
 
-    def collect(self, max_documents: int) -> documents.Collection:
+    def collect(self, max_documents: int, limit_reason: str = "") -> documents.Collection:
         """The documents these values name (raises ``InputError`` on a problem with them)."""
         return documents.collect(self.pasted, self.mode, upload_path(self.upload), self.text_column or None,
-                                 id_column_choice(self.id_column), max_documents=max_documents)
+                                 id_column_choice(self.id_column), max_documents=max_documents,
+                                 limit_reason=limit_reason)
 
 
 @dataclass(frozen=True)

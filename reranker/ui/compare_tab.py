@@ -185,7 +185,7 @@ class CompareTab:
         both tables and the CSV of both rankings (the visitor's own judgements count)."""
         started = time.perf_counter()
         owner = self.inspector.visitors.owner(request, profile)
-        with self.inspector.visitors.run(owner):
+        with self.inspector.visitors.run(request, profile):
             result, *shown = self._run(query, docs, backend, batch_size, side_a, side_b, k, relevant_from, threshold,
                                        progress, owner)
         return summary_markdown(result, time.perf_counter() - started), *shown
@@ -197,6 +197,8 @@ class CompareTab:
         k = common.k_value(k)
         try:
             found = self.inspector.to_rank(query, docs)
+            for settings in sides:  # both sides refused before either loads
+                self.inspector.holder.allow(settings)
             rerankers = [self.inspector.reranker(settings, progress, f"Loading {settings.model_id} for side {name}…")
                          for name, settings in zip(SIDES, sides)]
             a, b = (Side(reranker, side.instruction) for reranker, side in zip(rerankers, inputs))

@@ -21,6 +21,7 @@ from reranker.ranking import inspection
 from reranker.scoring.model_holder import ModelHolder
 from reranker.storage.judgements import document_hash
 from reranker.ui import common
+from reranker.ui.visitors import Visitors
 from reranker.view import explain_view
 
 # Labels without the word "query": the page's query box is found by its label "Query".
@@ -54,9 +55,10 @@ def _run_key(result: inspection.RunResult) -> tuple:
 class Explainer:
     """Handlers for explanations, bound to one process's models and export folder."""
 
-    def __init__(self, holder: ModelHolder, export_dir: Path):
+    def __init__(self, holder: ModelHolder, export_dir: Path, visitors: Visitors | None = None):
         self.holder = holder
         self.export_dir = export_dir
+        self.visitors = visitors or Visitors()
 
     @staticmethod
     def _result(state: common.Ranking | None) -> inspection.RunResult:
@@ -89,6 +91,8 @@ class Explainer:
         if not state:
             return "Rank documents first; then explain a row (its **Explain** button) or the top k."
         result = self._result(state)
+        if self.holder.state(state.settings)[0] != "ready":  # an estimate never loads a model (nor skips the limit)
+            return "The cost is shown while the model of this ranking is loaded; explaining loads it again."
         try:
             ranks = list(range(1, min(_k(k), len(result.rows)) + 1))
             result, rows, reranker, planned = self._plan(state, ranks, analyses)
@@ -96,19 +100,22 @@ class Explainer:
             return f"⚠ {exc.message}"
         return f"Top {len(rows)}: {planned.summary()}, {planned.cached(reranker)} already in the cache."
 
-    def explain_clicked(self, state, explained, analyses, batch_size, evt: gr.EventData, progress=gr.Progress()):
+    def explain_clicked(self, state, explained, analyses, batch_size, evt: gr.EventData, progress=gr.Progress(),
+                        request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """A row's Explain button in the ranked table."""
         data = getattr(evt, "_data", None) or {}
-        if "rank" not in data:
+        try:
+            rank = int(data["rank"])
+        except (KeyError, TypeError, ValueError):
             raise gr.Error("Run a query first, then explain the ranked documents.")
-        rank = int(data["rank"])
         doc = data.get("doc")
         if doc is not None:  # the row's document, in case the table shown is not the session's last run
             row = next((r for r in self._result(state).rows if document_hash(r.text) == doc), None)
             if row is None:
                 raise gr.Error("That document is not in the last run: rank again, then explain.")
             rank = row.rank
-        return self._explain(state, explained, [rank], analyses, batch_size, progress)
+        with self.visitors.run(request, profile):
+            return self._explain(state, explained, [rank], analyses, batch_size, progress)
 
     @staticmethod
     def new_run(state, explained):
@@ -117,19 +124,23 @@ class Explainer:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return explain_view.render([]), None, None, None
 
-    def explain_rank(self, state, explained, rank, analyses, batch_size, progress=gr.Progress()):
+    def explain_rank(self, state, explained, rank, analyses, batch_size, progress=gr.Progress(),
+                     request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Explain the row ranked ``rank`` (the API's /explain)."""
         try:
             rank = int(rank)
         except (TypeError, ValueError):
             raise gr.Error(common.message(f"The rank must be a whole number, got {rank!r}."))
-        return self._explain(state, explained, [rank], analyses, batch_size, progress)
+        with self.visitors.run(request, profile):
+            return self._explain(state, explained, [rank], analyses, batch_size, progress)
 
-    def explain_top(self, state, explained, k, analyses, batch_size, progress=gr.Progress()):
+    def explain_top(self, state, explained, k, analyses, batch_size, progress=gr.Progress(),
+                    request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Explain the best ``k`` rows in one batched scoring (the API's /explain_top_k)."""
         result = self._result(state)
-        return self._explain(state, explained, list(range(1, min(_k(k), len(result.rows)) + 1)), analyses,
-                             batch_size, progress)
+        ranks = list(range(1, min(_k(k), len(result.rows)) + 1))
+        with self.visitors.run(request, profile):
+            return self._explain(state, explained, ranks, analyses, batch_size, progress)
 
     def _explain(self, state, explained, ranks: list[int], analyses, batch_size, progress):
         result, rows, reranker, planned = self._plan(state, ranks, analyses)

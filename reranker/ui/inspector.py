@@ -52,7 +52,7 @@ class Inspector:
     def count(self, docs: DocumentInputs) -> str:
         """The live count under the document inputs (problems are shown in it, not raised)."""
         try:
-            found = docs.collect(self.max_documents)
+            found = docs.collect(self.max_documents, self.holder.limit_reason)
         except RerankerError as exc:
             return f'<span class="rr-error">⚠ {html.escape(str(exc))}</span>'
         notes = "".join(f"<br><small>ℹ {html.escape(n)}</small>" for n in found.notes)
@@ -62,10 +62,10 @@ class Inspector:
     def inspect_upload(self, upload):
         """Column pickers and a preview for a table upload; hidden for text files."""
         hidden = gr.update(visible=False, value=None, choices=[])
-        path = common.upload_path(upload)
-        if not path or Path(path).suffix.lower() not in documents.TABLE_SUFFIXES:
-            return hidden, hidden, gr.update(visible=False, value=None)
         try:
+            path = common.upload_path(upload)
+            if not path or Path(path).suffix.lower() not in documents.TABLE_SUFFIXES:
+                return hidden, hidden, gr.update(visible=False, value=None)
             frame, _ = documents.read_table(path)
         except RerankerError as exc:
             gr.Warning(common.message(str(exc)))
@@ -92,7 +92,7 @@ class Inspector:
             info = reranker.info()
             check = self.holder.check(settings)
             pairs, hits = self.holder.usage(settings, reranker)
-            failed = not isinstance(check, CheckReport) or not check.passed
+            failed = isinstance(check, str) or (isinstance(check, CheckReport) and not check.passed)
             return state, (f"{'🔴' if failed else '🟢'} <b>{name}</b> loaded · backend <b>{info['backend']}</b> "
                            f"on <b>{html.escape(info['device'])}</b>, {html.escape(info['precision'])}"
                            f" · max length {info['max_length']:,} · {pairs:,} pairs scored for visitors, "
@@ -138,7 +138,7 @@ class Inspector:
 
     def to_rank(self, query, docs: DocumentInputs) -> documents.Collection:
         """The documents to rank against ``query``, or an ``InputError`` that says what is missing."""
-        found = docs.collect(self.max_documents)
+        found = docs.collect(self.max_documents, self.holder.limit_reason)
         check_query(query)
         check_documents(len(found.documents), "paste some or upload a file")
         return found
@@ -164,7 +164,7 @@ class Inspector:
         owner = self.visitors.owner(request, profile)
         shown = self.annotator._shown(person, request, profile)
         settings = model.settings()
-        with self.visitors.run(owner):
+        with self.visitors.run(request, profile):
             try:
                 found = self.to_rank(query, docs)
                 reranker = self.reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
@@ -278,7 +278,11 @@ class Inspector:
         if ranking is None or rank is None:
             return '<div class="rr-empty">Run a query, then pick a row to see the exact prompt the model read.</div>'
         result = ranking.result
-        row = next((r for r in result.rows if r.rank == int(rank)), None)
+        try:
+            rank = int(rank)
+        except (TypeError, ValueError):
+            raise gr.Error(common.message(f"The row must be a rank (a whole number), got {rank!r}."))
+        row = next((r for r in result.rows if r.rank == rank), None)
         if row is None:
             raise gr.Error(f"There is no row ranked {rank} in the last run.")
         try:

@@ -321,13 +321,16 @@ class Annotator:
                     person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Pre-fill the visitor's judgements from a file; the report lists every row that was not imported."""
         owner = self._writer(person, request, profile)
-        path = common.upload_path(upload)
+        try:
+            path, companion = common.upload_path(upload), common.upload_path(companion)
+        except RerankerError as exc:
+            raise common.error(exc)
         if not path:
             raise gr.Error("Choose a judgements file to import (CSV/JSONL with a label column, or TREC qrels).")
         result = _result(ranking)
         try:
             report = judgement_files.import_judgements(
-                self.store, path, overwrite=bool(overwrite), companion=common.upload_path(companion),
+                self.store, path, overwrite=bool(overwrite), companion=companion,
                 current_query=result.query if result else None,
                 current_documents=[(r.id, r.text) for r in result.rows] if result else (), owner=owner)
         except RerankerError as exc:

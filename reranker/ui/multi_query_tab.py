@@ -85,10 +85,10 @@ class MultiQueryTab:
     def inspect_table(self, upload):
         """Column pickers for an uploaded pair table, filled with the likeliest columns."""
         hidden = [gr.update(visible=False, choices=[], value=None)] * len(ROLES)
-        path = common.upload_path(upload)
-        if not path:
-            return hidden
         try:
+            path = common.upload_path(upload)
+            if not path:
+                return hidden
             columns = multi_query.table_columns(path)
         except RerankerError as exc:
             gr.Warning(common.message(str(exc)))
@@ -109,7 +109,7 @@ class MultiQueryTab:
             progress=gr.Progress(), request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Score every pair: summary, metrics per query, rejected rows, the scored file and the rejects file."""
         started = time.perf_counter()
-        with self.inspector.visitors.run(self.inspector.visitors.owner(request, profile)):
+        with self.inspector.visitors.run(request, profile):
             pairs, result, *shown = self._run(source, instruction, model, batch_size, k, relevant_from, output_format,
                                               progress)
         return self.summary(pairs, result, time.perf_counter() - started), *shown

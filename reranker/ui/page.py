@@ -18,7 +18,7 @@ from reranker.ui import (bakeoff_tab, common, compare_tab, explain_panel, judged
                          sweep_tab)
 from reranker.ui.common import DocumentInputs, Fields, ModelInputs, ViewInputs, bind
 from reranker.ui.inspector import Inspector
-from reranker.ui.visitors import Visitors
+from reranker.ui.visitors import BROWSER_STORAGE_KEY, Visitors
 
 CSS_PATH = Path(__file__).parents[1] / "view" / "inspector.css"
 EXAMPLE_NAMES = ["Northern lights (English)", "서울에서 가장 높은 건물 (한국어)", "A CSV with semicolons (code)"]
@@ -170,7 +170,7 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                         chart = gr.Plot(label="Scores by rank and their distribution", show_label=False)
                     # beside the table: the selected row's explanation, prompt and judgement
                     with gr.Column(scale=2, min_width=300, elem_id="rr-side"):
-                        explainer = explain_panel.Explainer(holder, ui.export_dir)
+                        explainer = explain_panel.Explainer(holder, ui.export_dir, visitors)
                         explaining = explain_panel.build(explainer)
                         with gr.Accordion("Prompt inspector: the exact prompt the model read for one row",
                                           open=True, elem_id="rr-prompt-inspector"):
@@ -245,8 +245,12 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                             concurrency_limit=None, show_progress="hidden")
 
         explain_panel.wire(explainer, explaining, table=table, result_state=result_state, batch_size=batch_size)
+        if visitors.public:  # the browser's signed id first: it says whose data this session reads
+            browser_id = gr.BrowserState(None, storage_key=BROWSER_STORAGE_KEY, secret=visitors.storage_secret())
+            arrival = demo.load(visitors.arrive, browser_id, browser_id, api_name=False, queue=False)
         if visitors.public or visitors.team:  # each visitor's own presets, once the page knows who they are
-            demo.load(ui.preset_choices, None, preset, api_name=False, queue=False)
+            (arrival.then if visitors.public else demo.load)(ui.preset_choices, None, preset, api_name=False,
+                                                             queue=False)
             preset.focus(ui.preset_choices, None, preset, api_name=False, queue=False)
 
         preset.input(ui.choose_preset, preset, instruction, queue=False)
@@ -297,4 +301,5 @@ def load_example(name, query, instruction, pasted, mode):
 
 
 _PUBLIC_NOTE = ("**Public demo.** Your judgements, notes and presets are yours alone: other visitors cannot see, "
-                "export or change them. Without signing in they belong to this browser tab.")
+                "export or change them. Without signing in they belong to this browser: kept when you reload, "
+                "not seen from another browser or a private window, lost if you clear this site's data.")

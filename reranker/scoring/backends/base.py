@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -11,23 +11,40 @@ import numpy as np
 class Backend(ABC):
     """Scores already-built token prompts. Batching above this, caching and ranking live in Reranker.
 
-    A backend implements :meth:`score_logodds`; :meth:`close` and :meth:`report` have defaults that a backend
-    with resources to free or counters to show overrides.
+    A backend implements :meth:`score_logodds`; everything else has a default here, which a backend overrides
+    where it has more to offer (work queued on a device, resources to free, counters or kernels to show), so the
+    engine calls every backend the same way.
     """
 
     name: str  # "fast", "vllm", "transformers" or "remote"
-    device: str  # e.g. "cpu", "cuda (NVIDIA H100)", "2 servers"
+    device: str  # e.g. "cpu", "cuda (NVIDIA H100)", "2 vLLM servers"
+    precision: str  # the numbers the scores are computed in ("float32", "bfloat16", ...): part of the cache key
+    started_context: int | None = None  # the longest prompt the engine takes (None: any the model takes)
+    pipeline_pairs: int | None = None  # pairs per submit() while the next chunk is tokenized (None: one call)
 
     @abstractmethod
     def score_logodds(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
         """For each prompt, logit(yes) - logit(no) at its last position, as float32."""
 
-    def close(self) -> None:
-        """Free the engine's processes, threads and memory (nothing to free by default)."""
+    def submit(self, prompts: Sequence[Sequence[int]]) -> Callable[[], np.ndarray]:
+        """Start scoring ``prompts`` and return a function that waits for their log-odds.
+
+        By default the scores are computed before this returns; a backend that queues device work (fast)
+        returns at once, so the caller can prepare the next prompts meanwhile.
+        """
+        scores = self.score_logodds(prompts)
+        return lambda: scores
+
+    def kernels(self) -> dict[str, str]:
+        """Which implementation runs each of the engine's operations (none to tell by default)."""
+        return {}
 
     def report(self) -> list[str]:
         """Human-readable lines about the work done (none by default), shown after a batch job."""
         return []
+
+    def close(self) -> None:
+        """Free the engine's processes, threads and memory (nothing to free by default)."""
 
 
 def cuda_available() -> bool:

@@ -70,6 +70,9 @@ class RemoteBackend(Backend):
     """Scores token prompts on vLLM servers (``POST /classify``), spreading batches over all of them."""
 
     name = "remote"
+    # The servers' dtype, which a client cannot see (vLLM's API does not tell it): remote scores are cached apart
+    # from every local precision.
+    precision = "served"
 
     def __init__(
         self,

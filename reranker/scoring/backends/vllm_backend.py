@@ -59,6 +59,7 @@ class VLLMBackend(Backend):
                 "`pip install -r requirements.txt` (CPU) or `pip install -r requirements-gpu.txt` (NVIDIA)."
             ) from exc
         on_gpu = cuda_available()
+        self.precision = dtype
         self.started_context = max_model_len  # the longest prompt it takes; a longer one needs a new engine
         self.device = _gpu_name() if on_gpu else "cpu"
         options = dict(
