@@ -35,11 +35,14 @@ def test_prompt_and_explanations_follow_the_current_run(url):
         rank(page, FIRST, f"{len(FIRST)} documents ranked")
         page.locator('.rr-table tr[data-rank="2"] button[data-action="explain"]').click()
         page.locator("#rr-explanations .rx-card").wait_for(timeout=60_000)
-        # the prompt inspector is open beside the table and follows the selected row
+        # the prompt inspector is open beside the table and follows the selected row (Explain selected row 2)
         prompt = page.locator(".rr-prompt")
         prompt.wait_for()
         first_doc = page.locator('.rr-table tr[data-rank="1"] .rr-doc').inner_text()
-        assert first_doc in prompt.inner_text() and "Given a web search query" in prompt.inner_text()
+        second_doc = page.locator('.rr-table tr[data-rank="2"] .rr-doc').inner_text()
+        page.wait_for_function("(doc) => document.querySelector('.rr-prompt').innerText.includes(doc)",
+                               arg=second_doc, timeout=15_000)
+        assert "Given a web search query" in prompt.inner_text()
         page.locator('.rr-table tr[data-rank="3"]').focus()
         third_doc = page.locator('.rr-table tr[data-rank="3"] .rr-doc').inner_text()
         page.wait_for_function("(doc) => document.querySelector('.rr-prompt').innerText.includes(doc)",

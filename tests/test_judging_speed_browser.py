@@ -75,7 +75,7 @@ def table_labels(page) -> dict[str, int | None]:
     return shown
 
 
-def wait_saved(page, timeout_s: float = 60):
+def wait_saved(page, timeout_s: float = 120):
     page.wait_for_function("document.querySelectorAll('.rr-table .rr-save[data-state=saving]').length === 0 && "
                            "document.querySelectorAll('.rr-table .rr-save[data-state=saved]').length > 0",
                            timeout=timeout_s * 1000)
@@ -97,7 +97,7 @@ def test_forty_keys_at_30_ms_land_on_the_right_documents(page, server):
     assert typed_s < 40 * SLOW_S / 2
     page.wait_for_function("document.querySelector('.rr-judged-count').textContent === 'judged 40 / 40'")
     page.screenshot(path=ARTIFACTS / "typing-saving.png")
-    wait_saved(page, timeout_s=40 * SLOW_S * 4 + 30)
+    wait_saved(page, timeout_s=240)  # 12 s of slowed saves, much more on a busy shared box
     expected = {doc: int(key) for doc, key in zip(ranked, keys)}
     assert store.labels_for(QUERY) == expected
     assert table_labels(page) == expected
@@ -153,7 +153,7 @@ def test_a_failed_save_says_so_and_the_row_shows_the_store(page, server):
         row.focus()
         page.keyboard.press(str((stored + 1) % 3))
         badge = row.locator(".rr-save[data-state=failed]")
-        badge.wait_for(timeout=30_000)
+        badge.wait_for(timeout=120_000)
         assert "no space left" in badge.get_attribute("title")
         assert row.get_attribute("data-label") == str(stored)  # what the store holds, not what failed
         assert store.labels_for(QUERY)[doc] == stored
@@ -162,5 +162,5 @@ def test_a_failed_save_says_so_and_the_row_shows_the_store(page, server):
         FAILING.discard(doc)
     row.focus()
     page.keyboard.press(str((stored + 1) % 3))  # the same key again retries
-    row.locator(".rr-save[data-state=saved]").wait_for(timeout=30_000)
+    row.locator(".rr-save[data-state=saved]").wait_for(timeout=120_000)
     assert store.labels_for(QUERY)[doc] == (stored + 1) % 3
