@@ -45,6 +45,7 @@ from reranker.storage import server_secret
 from reranker.storage.presets import PresetStore
 from reranker.storage.database import SPACE_STORAGE, Database, default_data_dir
 from reranker.ui.page import CSS_PATH, build_app
+from reranker.ui import warmup
 from reranker.ui.visitors import Visitors
 
 log = logging.getLogger("app")
@@ -226,6 +227,7 @@ def main(argv=None) -> None:
         start_on_zerogpu(holder)
     else:
         holder.start()  # load in the background; the page shows "Loading…" until it is ready
+    warmup.start()  # ranx's numba compilation and plotly, so the first comparison does not wait for them
     app = create_server(holder, max_documents=args.max_documents, api_key=args.api_key,
                         max_request_bytes=args.max_request_bytes, public=args.public, users=users,
                         runs_per_minute=args.runs_per_minute, queue_size=args.queue_size,

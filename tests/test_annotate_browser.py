@@ -105,7 +105,7 @@ def test_disagreements_only_view(page):
 def test_note_with_html_stays_text_and_labels_come_back(page):
     xss_rank = int(page.locator(".rr-table tbody tr", has=page.locator("td.rr-doc", has_text=XSS))
                    .get_attribute("data-rank"))
-    page.get_by_text("Judgements: notes, edits, export and import").click()
+    page.get_by_text("Judgement and note of one document").click()
     note = page.locator("#rr-judgement-note textarea")
     note.wait_for(state="visible")
     page.locator(f'.rr-table tr[data-rank="{xss_rank}"]').focus()

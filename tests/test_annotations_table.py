@@ -43,7 +43,12 @@ def test_judgement_buttons_pressed_state_note_and_verdicts_are_escaped(tmp_path)
     judged = {a.doc_hash: a for a in store.for_query("northern lights")}
     found = {d.doc_hash: d for d in disagreements(ROWS, {k: a.label for k, a in judged.items()})}
     html = results_table.render(ROWS, "aurora", max_length=512, judgements=judged, disagreeing=found)
-    assert html.count('data-action="label"') == 9 and html.count('data-action="clear"') == 2
+    assert html.count('data-action="label"') == 9 and html.count('data-action="clear"') == 3
+    # rows name their document and its stored label: the judging script sends judgements by document
+    assert re.findall(r'<tr data-rank="(\d)" data-doc="([0-9a-f]{64})" data-label="(\d?)"', html) == [
+        ("1", document_hash("aurora physics"), ""), ("2", document_hash(XSS), "0"),
+        ("3", document_hash("banana bread"), "2")]
+    assert 'data-query="' + results_table.query_key("aurora") + '"' in html and "judged 2 / 3" in html
     assert html.count('tabindex="0"') == 3
     rows = dict(re.findall(r'<tr data-rank="(\d)"(.*?)</tr>', html, re.S))
     pressed = {rank: re.findall(r'data-label="(\d)" aria-pressed="true"', body) for rank, body in rows.items()}
@@ -68,3 +73,32 @@ def test_disagreements_only_and_its_empty_message(tmp_path):
     count = annotator.count(Ranking(run, ModelSettings("tiny")), 0.5)
     assert ">1 disagreement</b> at threshold 0.50" in count and "1 of 3 documents judged: 1 relevant" in count
     assert document_hash("banana bread") in annotator.store.labels_for(run.query)
+
+
+def test_a_judgement_names_its_document_and_only_a_typed_label_is_stored(tmp_path):
+    from types import SimpleNamespace
+
+    from reranker.ui.common import ViewInputs
+
+    annotator = Annotator(AnnotationStore(Database(tmp_path / "db.sqlite3")), Path(tmp_path))
+    ranking = Ranking(result(), ModelSettings("tiny"))
+    view = ViewInputs("rank", 0, 0, 0)
+    key = results_table.query_key("northern lights")
+
+    def judge(**data):
+        update, *_ = annotator.judge(ranking, view, evt=SimpleNamespace(_data={"query": key, "seq": 1, **data}))
+        return update["ack"]
+
+    ack = judge(action="label", doc=document_hash("banana bread"), label=2)
+    assert ack == {"seq": 1, "doc": document_hash("banana bread"), "ok": True, "label": 2}
+    for label in (5, "1", True, None):  # nothing a key or button sends: refused, nothing stored
+        ack = judge(action="label", doc=document_hash("aurora physics"), label=label)
+        assert not ack["ok"] and ack["label"] is None and "0, 1, 2" in ack["error"]
+    assert not judge(action="label", doc=document_hash("not in the run"), label=1)["ok"]
+    stale = judge(action="label", doc=document_hash("aurora physics"), label=1, query="another query")
+    assert not stale["ok"] and "newer run" in stale["error"]
+    failed = judge(action="label", doc=document_hash("banana bread"), label=7)
+    assert failed["label"] == 2  # the row shows what the store holds
+    assert annotator.store.labels_for("northern lights") == {document_hash("banana bread"): 2}
+    assert judge(action="clear", doc=document_hash("banana bread"))["label"] is None
+    assert annotator.store.labels_for("northern lights") == {}

@@ -51,7 +51,7 @@ def test_paste_run_table_bars_download(page, tmp_path):
 
 
 def test_prompt_inspector_shows_the_prompt(page):
-    page.get_by_text("Prompt inspector").click()
+    page.locator("#rr-prompt-inspector").scroll_into_view_if_needed()  # open beside the table
     page.locator(".rr-prompt").wait_for()
     assert "prompt tokens of max_length 512" in page.locator(".rr-prompt-meta").inner_text()
     assert "<Query>: what causes the northern lights?" in page.locator(".rr-prompt").inner_text()
@@ -79,7 +79,7 @@ def test_upload_preview_and_top_k_filter(page, tmp_path):
     assert page.get_by_text("Aurora photography tips").count() >= 1  # the preview of the first rows
     assert page.locator("img[src=x]").count() == 0  # HTML in a previewed cell stays text
     page.get_by_label("Query").press("Enter")  # Enter in the query ranks too
-    page.get_by_text("7 documents ranked").wait_for(timeout=60_000)
+    page.get_by_text("7 documents ranked").first.wait_for(timeout=60_000)
     assert page.locator(".rr-table tbody tr").count() == 7
     page.get_by_label("Top-k (0 = all)").fill("3")
     page.get_by_label("Top-k (0 = all)").press("Enter")

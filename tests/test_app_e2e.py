@@ -41,7 +41,8 @@ def rank(client, model, backend, query=QUERY, pasted=PASTED, upload=None, top_k=
 
 
 def check_against_engine(outputs, reranker):
-    table, _chart, _rows, csv_file, json_file, summary, status, _status_in_settings = outputs
+    table, _chart, _rows, csv_file, json_file, summary, status, _status_in_settings, header = outputs
+    assert "<b>6 documents ranked</b> in" in header and "float32" in header
     settings, frame = export.read_csv(csv_file)
     texts = PASTED.split("\n") + [t for _, t in CSV_ROWS]
     engine = reranker.rank(QUERY, texts)

@@ -24,6 +24,7 @@ def test_bakeoff_tab_three_rerankers_and_no_rerank(tiny_model, tmp_path):
     bert = build_bert_cross_encoder(tmp_path / "bert-ce")
     with serve(tiny_model, "transformers", tmp_path / "data") as url, RerankStub() as stub, \
             inspector_page(url, viewport={"width": 1400, "height": 1000}) as page:
+        page.get_by_role("tab", name="Compare", exact=True).click()  # the bake-off is one of its tabs
         page.get_by_role("tab", name="Bake-off").click()
         page.locator("#rr-bakeoff-corpus input[type=file]").set_input_files(str(beir / "corpus.jsonl"))
         page.locator("#rr-bakeoff-queries input[type=file]").set_input_files(str(beir / "queries.jsonl"))

@@ -140,3 +140,22 @@ def test_metrics_panel_says_what_is_missing(hf_reranker, collection):
     assert "No judgements yet for these documents (1 judgement(s)" in metrics_html(elsewhere)
     assert "No judgements for this query yet" in metrics_html(compare(QUERY, collection, a, b))
     assert side_labels(a, b) == ("A: “Given a web search query, r…”", "B: “Given a question about cook…”")
+
+
+def test_the_comparison_names_judged_documents_that_left_and_unjudged_ones_that_entered_the_top_k():
+    from types import SimpleNamespace
+
+    from reranker.ranking.compare import Shift
+    from reranker.storage.judgements import document_hash
+    from reranker.ui import compare_tab
+
+    shifts = [Shift(0, "<a>", "doc a", 1, 5, 0.9, 0.2), Shift(1, "b", "doc b", 6, 2, 0.1, 0.8),
+              Shift(2, "c", "doc c", 2, 1, 0.8, 0.9), Shift(3, "d", "doc d", 3, 4, 0.7, 0.5)]
+    result = SimpleNamespace(k=3, shifts=shifts)
+    labels = {document_hash("doc a"): 2, document_hash("doc c"): 0, document_hash("doc d"): 1}
+    shown = compare_tab.judged_moves_html(result, labels, relevant_from=2)
+    assert "fell out of the top 3 under B: <b>&lt;a&gt;</b> (1 → 5)<br>" in shown  # partly (d) is not relevant (2)
+    assert "entered the top 3 under B (judge them now in <i>Rank &amp; judge</i>): <b>b</b> (6 → 2)" in shown
+    assert "fell out of the top 3 under B: <b>&lt;a&gt;</b> (1 → 5), <b>d</b>" in compare_tab.judged_moves_html(
+        result, labels, relevant_from=1)
+    assert "No judgements of this query yet" in compare_tab.judged_moves_html(result, {})

@@ -26,6 +26,7 @@ def test_ab_flow_shows_both_tables_the_slope_chart_and_metrics(tiny_model, tmp_p
             inspector_page(url, viewport={"width": 1400, "height": 1000}) as page:
         page.get_by_label("Query").fill(QUERY)
         page.get_by_label("Documents", exact=True).fill("\n".join(DOCS))
+        page.get_by_role("tab", name="Compare", exact=True).click()
         page.get_by_role("tab", name="A/B compare").click()
         page.get_by_label("B: instruction", exact=True).fill("Given a question about cooking, retrieve recipes")
         page.get_by_role("button", name="Compare A and B").click()
@@ -36,6 +37,8 @@ def test_ab_flow_shows_both_tables_the_slope_chart_and_metrics(tiny_model, tmp_p
         assert page.locator(".rr-ab-slope .scatterlayer .trace").count() >= 1  # the slope lines
         assert page.locator(".rr-ab-metrics td", has_text="nDCG@10").count() == 1
         assert page.get_by_text("Kendall's τ").count() == 1
+        assert "Judged relevant that fell out of the top 10 under B" in page.locator(".rr-ab-judged").inner_text()
+        assert page.locator(".rr-moved th", has_text="Your label").count() in (0, 1)  # none moved, or labelled
         assert page.locator(".rr-ab-table-a td.rr-doc", has_text="<img src=x onerror=alert(1)>").count() == 1
         assert page.locator("img[src=x]").count() == 0 and page.dialogs == []
         page.locator(".rr-ab-slope").scroll_into_view_if_needed()

@@ -19,7 +19,7 @@ def test_sweep_tab_runs_and_sets_the_disagreement_threshold(tiny_model, tmp_path
             store.save(query, text, label)
     with serve(tiny_model, "transformers", tmp_path) as url, \
             inspector_page(url, viewport={"width": 1400, "height": 1000}) as page:
-        page.get_by_role("tab", name="Instruction sweep").click()
+        page.get_by_role("tab", name="Tune & calibrate").click()
         page.get_by_label("More instructions, one per line (edited or pasted)").fill(
             "Judge whether the passage is about the same topic as the query\n" + XSS)
         page.get_by_role("button", name="Run the sweep").click()
@@ -43,6 +43,6 @@ def test_sweep_tab_runs_and_sets_the_disagreement_threshold(tiny_model, tmp_path
                                ".value) - v) < 1e-3", arg=chosen, timeout=10_000)
         assert float(slider.input_value()) == pytest.approx(chosen, abs=1e-3)
         assert page.locator("img[src=x]").count() == 0 and page.dialogs == []
-        page.get_by_role("tab", name="Instruction sweep").click()
+        page.get_by_role("tab", name="Tune & calibrate").click()
         page.locator(".rr-sweep-leaderboard").scroll_into_view_if_needed()
         page.screenshot(path=ARTIFACTS / "instruction-sweep.png", full_page=True)

@@ -100,7 +100,8 @@ def test_sweep_leaderboard_baseline_calibration_and_report(app, tiny_model, hf_r
      csv_file, html_file) = sweep(client, tiny_model, bm25)
     baseline, metric, query_choice, calibrated_run = (
         update["value"] for update in (baseline, metric, query_choice, calibrated_run))  # dropdown updates
-    assert "**3 variant(s)** × **3 queries**" in summary and "**30 pairs** ranked" in summary
+    assert "**3 variant(s)** × **3 queries**" in summary and "**30 pairs** scored" in summary
+    assert "Only 3 queries measured" in summary and "(the whole action)" in summary
     assert "Baseline 'BM25': 1 of 3 queries are not in it" in summary
     frame = pd.DataFrame(board["data"], columns=board["headers"])
     assert len(frame) == 4 and "BM25 (imported)" in frame["run"].tolist()
@@ -162,7 +163,7 @@ def test_trec_judged_set_and_resume_from_the_cache(app, tiny_model, tmp_path):
     files = dict(source="trec", topics=handle_file(str(topics)), qrels=handle_file(str(qrels)),
                  corpus=handle_file(str(corpus)), chosen=PRESETS[:1], pasted="")
     first = sweep(client, tiny_model, **files)[0]
-    assert "**1 variant(s)** × **2 queries**" in first and "**4 pairs** ranked" in first
+    assert "**1 variant(s)** × **2 queries**" in first and "**4 pairs** scored" in first
     again = sweep(client, tiny_model, **files)[0]
     assert "4 from the cache" in again  # a repeated (or resumed) sweep reads its pairs back
 

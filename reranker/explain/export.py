@@ -13,7 +13,7 @@ from reranker.ranking import export
 from reranker.ranking.inspection import RankedRow, RunResult
 
 DECISIVE_COLUMNS = ["decisive_sentence", "decisive_logodds_effect", "decisive_score_effect"]
-TEXT_COLUMNS = [*export.TEXT_COLUMNS, "decisive_sentence"]
+TEXT_COLUMNS = ["id", "duplicate_of", "source", "text", "decisive_sentence"]
 
 
 def to_json(result: RunResult, rows: Sequence[RankedRow], explanations: Mapping[int, Explanation],
@@ -23,7 +23,7 @@ def to_json(result: RunResult, rows: Sequence[RankedRow], explanations: Mapping[
     path = Path(path)
     results = []
     for row in rows:
-        item = {k: row.as_dict()[k] for k in export.COLUMNS}
+        item = {k: row.as_dict()[k] for k in export.ROW_COLUMNS}
         explained = explanations.get(row.rank)
         item["explanation"] = explained.as_dict() if explained else None
         results.append(item)
@@ -36,7 +36,7 @@ def to_csv(result: RunResult, rows: Sequence[RankedRow], explanations: Mapping[i
            path: str | Path) -> Path:
     """The ranking's CSV with the decisive sentence of each explained row and its effect (log-odds and score);
     empty cells where a row was not explained or has no decisive sentence."""
-    frame = export.rows_frame(rows)
+    frame = export.rows_frame(rows)[export.ROW_COLUMNS]
     decisive = [explanations[r.rank].decisive_sentence if r.rank in explanations else None for r in rows]
     frame["decisive_sentence"] = [d.text if d else "" for d in decisive]
     frame["decisive_logodds_effect"] = [d.logodds_effect if d else None for d in decisive]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Iterator
 
 from reranker.files.documents import Collection
 from reranker.scoring.engine import Reranker, Verdict, ranked, resolve_instruction
@@ -76,6 +76,58 @@ class RunResult:
         return {k: getattr(self, k) for k in keys}
 
 
+@dataclass(frozen=True)
+class Partial:
+    """A run under way: the documents scored so far, ranked among themselves (best first)."""
+
+    rows: list[RankedRow]
+    done: int
+    total: int
+
+
+def stream(reranker: Reranker, query: str, instruction: str | None, collection: Collection, *,
+           batch_size: int = 32) -> Iterator[Partial | RunResult]:
+    """``run``, one batch of ``batch_size`` documents at a time: a ``Partial`` after each batch, then the
+    ``RunResult``. A document that repeats one of an earlier batch is not scored again: it gets that verdict (as
+    ``Reranker.score`` gives duplicates within one call). Stop iterating to stop scoring."""
+    check_query(query)
+    check_documents(len(collection.documents))
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InputError(f"The batch size must be a positive whole number, got {batch_size!r}.")
+    instruction = resolve_instruction(instruction)
+    docs = collection.documents
+    started = time.perf_counter()
+    verdicts: dict[int, Verdict] = {}
+    for start in range(0, len(docs), batch_size):
+        chunk = range(start, min(len(docs), start + batch_size))
+        send = [i for i in chunk if collection.duplicates.get(i) not in verdicts]  # not a copy of one scored
+        scored = reranker.score([(query, docs[i].text) for i in send], instruction=instruction,
+                                batch_size=batch_size)
+        verdicts.update({i: replace(v, index=i) for i, v in zip(send, scored)})
+        verdicts.update({i: replace(verdicts[collection.duplicates[i]], index=i) for i in chunk if i not in verdicts})
+        if len(verdicts) < len(docs):
+            yield Partial(_rows(collection, list(verdicts.values())), len(verdicts), len(docs))
+    yield RunResult(
+        query=query, instruction=instruction, model=reranker.model, backend=reranker.backend_name,
+        device=reranker.device, max_length=reranker.max_length,
+        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        seconds=time.perf_counter() - started, rows=_rows(collection, [verdicts[i] for i in range(len(docs))]),
+        notes=list(collection.notes),
+    )
+
+
+def _rows(collection: Collection, verdicts: list[Verdict]) -> list[RankedRow]:
+    """``verdicts`` ranked (the engine's order: log-odds, ties in input order) as table rows."""
+    docs = collection.documents
+    rows = []
+    for rank, verdict in enumerate(ranked(sorted(verdicts, key=lambda v: v.index)), start=1):
+        doc = docs[verdict.index]
+        first = collection.duplicates.get(verdict.index)
+        rows.append(RankedRow(rank=rank, verdict=verdict, id=doc.id, source=doc.source,
+                              duplicate_of=docs[first].id if first is not None else None))
+    return rows
+
+
 def run(reranker: Reranker, query: str, instruction: str | None, collection: Collection, *, batch_size: int = 32,
         progress: Callable[[int, int], None] | None = None) -> RunResult:
     """Score every document against ``query`` in batches of ``batch_size`` and rank them, best first.
@@ -83,25 +135,10 @@ def run(reranker: Reranker, query: str, instruction: str | None, collection: Col
     Scoring and order are the engine's own (``Reranker.score`` and ``scoring.engine.ranked``: by log-odds, ties
     in input order). ``progress(done, total)`` is called after each batch.
     """
-    check_query(query)
-    check_documents(len(collection.documents))
-    instruction = resolve_instruction(instruction)
-    docs = collection.documents
-    started = time.perf_counter()
-    verdicts = reranker.score([(query, d.text) for d in docs], instruction=instruction, batch_size=batch_size,
-                              progress=progress)
-    rows = []
-    for rank, verdict in enumerate(ranked(verdicts), start=1):
-        doc = docs[verdict.index]
-        first = collection.duplicates.get(verdict.index)
-        rows.append(RankedRow(rank=rank, verdict=verdict, id=doc.id, source=doc.source,
-                              duplicate_of=docs[first].id if first is not None else None))
-    return RunResult(
-        query=query, instruction=instruction, model=reranker.model, backend=reranker.backend_name,
-        device=reranker.device, max_length=reranker.max_length,
-        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        seconds=time.perf_counter() - started, rows=rows, notes=list(collection.notes),
-    )
+    for step in stream(reranker, query, instruction, collection, batch_size=batch_size):
+        if progress:
+            progress(step.done if isinstance(step, Partial) else len(step.rows), len(collection.documents))
+    return step
 
 
 def view(rows: list[RankedRow], *, sort: str = "rank", min_score: float = 0.0, min_confidence: float = 0.0,

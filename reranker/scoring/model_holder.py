@@ -70,6 +70,7 @@ class ModelHolder:
         self.limit_reason = limit_reason
         self._loads: OrderedDict[tuple[str, str], Future] = OrderedDict()  # least recently used first
         self._checks: dict[tuple[str, str], CheckReport | str] = {}
+        self._after_check: dict[tuple[str, str], tuple[int, int]] = {}  # (pairs, cache hits) the check used
         self._lock = threading.Lock()
 
     def allow(self, settings: ModelSettings) -> None:
@@ -103,6 +104,7 @@ class ModelHolder:
             while self.max_models is not None and len(self._loads) > self.max_models:
                 dropped, _ = self._loads.popitem(last=False)  # its engine is released by the backend registry
                 self._checks.pop(dropped, None)
+                self._after_check.pop(dropped, None)
         if in_this_thread:
             self._load(settings, future)
         else:
@@ -121,6 +123,7 @@ class ModelHolder:
             return
         if self.check_at_load:
             self._checks[settings.loaded_as] = self._canary(settings, reranker)
+        self._after_check[settings.loaded_as] = (reranker.stats.pairs, reranker.stats.cache_hits)
         future.set_result(reranker)
 
     @staticmethod
@@ -137,6 +140,12 @@ class ModelHolder:
     def check(self, settings: ModelSettings | None = None) -> CheckReport | str | None:
         """The start-up canary check of a loaded model (its report, or why it could not run); None before."""
         return self._checks.get((settings or self.default).loaded_as)
+
+    def usage(self, settings: ModelSettings, reranker: Reranker) -> tuple[int, int]:
+        """Pairs ``reranker`` scored for its users and how many came from the cache, not counting the self-check's
+        canary pairs."""
+        pairs, hits = self._after_check.get(settings.loaded_as, (0, 0))
+        return reranker.stats.pairs - pairs, reranker.stats.cache_hits - hits
 
     def get(self, settings: ModelSettings | None = None) -> Reranker:
         """The Reranker for ``settings``, loading it first if needed (blocks until it is ready)."""

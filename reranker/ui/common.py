@@ -148,6 +148,7 @@ class Ranking:
 
     result: inspection.RunResult
     settings: ModelSettings
+    header: str = ""  # the run header shown with it (shown again when a later run is cancelled)
 
 
 class Fields:
@@ -197,8 +198,7 @@ def bind(fn: Callable, *inputs) -> Callable:
             flat[i] = flat[i].replace(default=inspect.Parameter.empty)
         required_after = required_after or flat[i].default is inspect.Parameter.empty
 
-    @functools.wraps(fn)
-    def call(*values):
+    def arguments(values) -> list:
         args, at = [], 0
         for item in inputs:
             if isinstance(item, Fields):
@@ -208,7 +208,16 @@ def bind(fn: Callable, *inputs) -> Callable:
             else:
                 args.append(values[at])
                 at += 1
-        return fn(*args, *values[at:])
+        return [*args, *values[at:]]
+
+    if inspect.isgeneratorfunction(fn):  # Gradio streams a generator function's outputs: stay one
+        @functools.wraps(fn)
+        def call(*values):
+            yield from fn(*arguments(values))
+    else:
+        @functools.wraps(fn)
+        def call(*values):
+            return fn(*arguments(values))
 
     hints = typing.get_type_hints(fn)
     call.__signature__ = signature.replace(parameters=[*flat, *special])

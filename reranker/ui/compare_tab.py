@@ -7,6 +7,7 @@ tables ``results_table``. Judgements for the query come from the annotation stor
 from __future__ import annotations
 
 import html
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -19,14 +20,14 @@ from reranker.view import charts, results_table
 from reranker.ui import common
 from reranker.ui.common import DocumentInputs, Fields, ModelInputs, bind
 from reranker.ui.inspector import Inspector
-from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
+from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore, document_hash
 from reranker.ranking.compare import SIDES, Comparison, Side, compare
 from reranker.scoring.engine import resolve_instruction
 from reranker.scoring.model_holder import ModelSettings
 from reranker.errors import RerankerError
 from reranker.ranking.metrics import DEFAULT_K, NO_JUDGEMENTS, metric_names
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION
-from reranker.storage.labels import DEFAULT_RELEVANT_FROM
+from reranker.storage.labels import DEFAULT_RELEVANT_FROM, LABELS
 
 SECOND_PRESET = "Question answering"
 
@@ -106,8 +107,33 @@ def _metric_row(name: str, values: tuple, *, higher_is_better: bool) -> str:
     return f"<tr><td>{html.escape(name)}</td>{''.join(cells)}</tr>"
 
 
-def moved_html(result: Comparison) -> str:
-    """The documents that moved most, with both ranks and scores."""
+def _label(labels: dict[str, int], text: str) -> str:
+    label = labels.get(document_hash(text))
+    return "—" if label is None else f"{LABELS[label]} ({label})"
+
+
+def judged_moves_html(result: Comparison, labels: dict[str, int], relevant_from: int = DEFAULT_RELEVANT_FROM) -> str:
+    """What the comparison did to your judgements: documents judged relevant (at least ``relevant_from``) that
+    fell out of the top k under B, and unjudged documents that entered it (judge them now, in Rank & judge)."""
+    k = result.k
+    fell = [s for s in result.shifts
+            if labels.get(document_hash(s.text), -1) >= relevant_from and s.rank_a <= k < s.rank_b]
+    entered = [s for s in result.shifts if document_hash(s.text) not in labels and s.rank_b <= k < s.rank_a]
+    if not labels:
+        return (f'<div class="rr-ab-judged">No judgements of this query yet: judge in <i>Rank &amp; judge</i> to see '
+                f"which relevant documents B moves out of the top {k}.</div>")
+
+    def names(shifts):
+        return ", ".join(f"<b>{html.escape(s.id)}</b> ({s.rank_a} → {s.rank_b})" for s in shifts) or "none"
+
+    return (f'<div class="rr-ab-judged">Judged relevant that fell out of the top {k} under B: {names(fell)}<br>'
+            f"Unjudged that entered the top {k} under B (judge them now in <i>Rank &amp; judge</i>): "
+            f"{names(entered)}</div>")
+
+
+def moved_html(result: Comparison, labels: dict[str, int] | None = None) -> str:
+    """The documents that moved most, with both ranks and scores and your label of each."""
+    labels = labels or {}
     moved = result.most_moved()
     if not moved:
         return '<div class="rr-empty">No document changed rank between A and B.</div>'
@@ -115,25 +141,26 @@ def moved_html(result: Comparison) -> str:
     body = "".join(
         f'<tr><td class="rr-id">{html.escape(s.id)}</td><td class="rr-rank">{s.rank_a} → {s.rank_b}</td>'
         f'<td class="rr-rank" style="color:{"#15803d" if s.shift > 0 else "#b91c1c"}">{s.shift:+d}</td>'
-        f'<td class="rr-num">{s.score_a:.3f} → {s.score_b:.3f}</td>'
+        f'<td class="rr-num">{s.score_a:.3f} → {s.score_b:.3f}</td><td>{_label(labels, s.text)}</td>'
         f'<td class="rr-doc"><div class="rr-snippet">{results_table.snippet(s.text, terms, 200)}</div></td></tr>'
         for s in moved)
     return (f'<div class="rr-table-wrap"><table class="rr-table rr-moved"><caption>{len(moved)} of {result.moved} '
             "moved documents, largest moves first (+ = B ranks it higher)</caption><thead><tr><th>Id</th>"
-            "<th>Rank A → B</th><th>Shift</th><th>Score A → B</th><th>Document</th></tr></thead><tbody>"
-            + body + "</tbody></table></div>")
+            "<th>Rank A → B</th><th>Shift</th><th>Score A → B</th><th>Your label</th><th>Document</th></tr>"
+            "</thead><tbody>" + body + "</tbody></table></div>")
 
 
-def summary_markdown(result: Comparison) -> str:
+def summary_markdown(result: Comparison, wall_s: float) -> str:
+    """The comparison in a few lines; ``wall_s``: the whole action's wall time (loading, scoring, metrics, views)."""
     def number(value: float | None) -> str:
         return "—" if value is None else f"{value:.3f}"
 
     n = len(result.shifts)
-    lines = [f"**{n} documents** · Kendall's τ **{number(result.kendall_tau)}** · Spearman's ρ "
-             f"**{number(result.spearman)}** · {result.moved} moved"]
+    lines = [f"**{n} documents** compared in {wall_s:.2f} s (the whole action) · Kendall's τ "
+             f"**{number(result.kendall_tau)}** · Spearman's ρ **{number(result.spearman)}** · {result.moved} moved"]
     for name, run in zip(SIDES, (result.a, result.b)):
         lines.append(f"**{name}**: `{html.escape(run.model)}`, max length {run.max_length:,}, {run.backend} · "
-                     f"{run.seconds:.2f} s · {run.cache_hits} of {n} from the cache")
+                     f"scoring {run.seconds:.2f} s · {run.cache_hits} of {n} from the cache")
     return "  \n".join(lines)
 
 
@@ -156,10 +183,12 @@ class CompareTab:
             profile: gr.OAuthProfile | None = None):
         """Rank the page's query and documents under both sides: summary, metrics, slope chart, moved documents,
         both tables and the CSV of both rankings (the visitor's own judgements count)."""
+        started = time.perf_counter()
         owner = self.inspector.visitors.owner(request, profile)
         with self.inspector.visitors.run(request, profile):
-            return self._run(query, docs, backend, batch_size, side_a, side_b, k, relevant_from, threshold, progress,
-                             owner)
+            result, *shown = self._run(query, docs, backend, batch_size, side_a, side_b, k, relevant_from, threshold,
+                                       progress, owner)
+        return summary_markdown(result, time.perf_counter() - started), *shown
 
     def _run(self, query, docs: DocumentInputs, backend, batch_size, side_a: SideInputs, side_b: SideInputs, k,
              relevant_from, threshold, progress, owner: str):
@@ -186,10 +215,10 @@ class CompareTab:
         label_a, label_b = side_labels(a, b)
         max_a, max_b = result.a.max_length, result.b.max_length
         return (
-            summary_markdown(result),
+            result,
             metrics_html(result),
             charts.slope_figure(result.shifts, label_a, label_b),
-            moved_html(result),
+            judged_moves_html(result, labels, int(relevant_from)) + moved_html(result, labels),
             results_table.render(result.a.rows, query, max_length=max_a),
             results_table.render(result.b.rows, query, max_length=max_b),
             self._export(result),
@@ -210,8 +239,8 @@ def build_tab(inspector: Inspector, *, query, instruction, docs: Fields, setting
     tab = CompareTab(inspector)
     default = inspector.holder.default
     with gr.Tab("A/B compare"):
-        gr.Markdown("Rank the query and documents above under two configurations (another instruction, model or "
-                    "max length) and see what moved. Pairs scored before come from the cache.")
+        gr.Markdown("Rank the query and documents of *Rank & judge* under two configurations (another "
+                    "instruction, model or max length) and see what moved. Pairs scored before come from the cache.")
         side_inputs = {}
         with gr.Row():
             for name, preset_name in (("A", common.DEFAULT_PRESET), ("B", SECOND_PRESET)):

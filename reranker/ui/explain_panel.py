@@ -1,8 +1,8 @@
 """"Why this score": explanations of ranked rows in the inspector (the row's Explain button, a rank, or the top k),
 with the cost shown before scoring, a progress bar, and the ranking exported with its explanations.
 
-The table's Explain buttons send ``{rank}`` through the table component's ``submit`` event (see
-``judging_tab.TABLE_JS``); the panel's buttons are also the API (``/explain``, ``/explain_top_k``).
+The table's Explain buttons send ``{rank, doc}`` through the table component's ``submit`` event (see
+``view/judging_table.js``); the panel's buttons are also the API (``/explain``, ``/explain_top_k``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from reranker.explain import explanation as ex
 from reranker.explain import export as explain_export
 from reranker.ranking import inspection
 from reranker.scoring.model_holder import ModelHolder
+from reranker.storage.judgements import document_hash
 from reranker.ui import common
 from reranker.ui.visitors import Visitors
 from reranker.view import explain_view
@@ -107,8 +108,21 @@ class Explainer:
             rank = int(data["rank"])
         except (KeyError, TypeError, ValueError):
             raise gr.Error("Run a query first, then explain the ranked documents.")
+        doc = data.get("doc")
+        if doc is not None:  # the row's document, in case the table shown is not the session's last run
+            row = next((r for r in self._result(state).rows if document_hash(r.text) == doc), None)
+            if row is None:
+                raise gr.Error("That document is not in the last run: rank again, then explain.")
+            rank = row.rank
         with self.visitors.run(request, profile):
             return self._explain(state, explained, [rank], analyses, batch_size, progress)
+
+    @staticmethod
+    def new_run(state, explained):
+        """A new run: explanations of the last one are not shown as this one's."""
+        if explained and state is not None and explained.get("run") == _run_key(state.result):
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return explain_view.render([]), None, None, None
 
     def explain_rank(self, state, explained, rank, analyses, batch_size, progress=gr.Progress(),
                      request: gr.Request = None, profile: gr.OAuthProfile | None = None):
@@ -191,6 +205,7 @@ def wire(explainer: Explainer, controls: Controls, *, table: gr.HTML, result_sta
                     api_name="explain", concurrency_id="model", show_progress_on=[c.view])
     c.explain_top.click(explainer.explain_top, [result_state, c.explained, c.k, c.analyses, batch_size], outputs,
                         api_name="explain_top_k", concurrency_id="model", show_progress_on=[c.view])
+    result_state.change(explainer.new_run, [result_state, c.explained], outputs, api_name=False, queue=False)
     for trigger in (result_state.change, c.k.change, c.analyses.change):
         trigger(explainer.cost, [result_state, c.k, c.analyses], c.cost, api_name=False, show_progress="hidden",
                 concurrency_limit=None)

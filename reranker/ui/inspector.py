@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import logging
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -15,14 +16,24 @@ from reranker.files import documents
 from reranker.ranking import export, inspection
 from reranker.scoring.inputs import check_documents, check_query
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
-from reranker.storage.judgements import AnnotationStore
+from reranker.storage.judgements import AnnotationStore, document_hash
 from reranker.storage.presets import PresetStore
 from reranker.ui import common, judging_tab
 from reranker.ui.common import DocumentInputs, ModelInputs, Ranking, ViewInputs
 from reranker.ui.visitors import Visitors
-from reranker.view import charts, prompt_view, results_table
+from reranker.scoring.check import CheckReport
+from reranker.view import charts, prompt_view, results_table, run_header
 
 log = logging.getLogger(__name__)
+
+
+STREAM_STEPS = 10  # a run shows its rows about this many times while it scores
+
+
+def stream_batch(batch_size: int, total: int) -> int:
+    """Documents per step of a streamed run: the batch size, but small enough that rows appear about
+    ``STREAM_STEPS`` times (at least 8 a step, so the engine still gets batches)."""
+    return max(1, min(batch_size, max(8, -(-total // STREAM_STEPS))))
 
 
 class Inspector:
@@ -79,10 +90,14 @@ class Inspector:
         name = html.escape(settings.model_id)
         if state == "ready":
             info = reranker.info()
-            return state, (f"🟢 <b>{name}</b> loaded · backend <b>{info['backend']}</b> "
-                           f"on <b>{html.escape(info['device'])}</b>"
-                           f" · max length {info['max_length']:,} · {info['pairs']:,} pairs scored, "
-                           f"{info['cache_hits']:,} from the cache")
+            check = self.holder.check(settings)
+            pairs, hits = self.holder.usage(settings, reranker)
+            failed = isinstance(check, str) or (isinstance(check, CheckReport) and not check.passed)
+            return state, (f"{'🔴' if failed else '🟢'} <b>{name}</b> loaded · backend <b>{info['backend']}</b> "
+                           f"on <b>{html.escape(info['device'])}</b>, {html.escape(info['precision'])}"
+                           f" · max length {info['max_length']:,} · {pairs:,} pairs scored for visitors, "
+                           f"{hits:,} from the cache (the self-check's canary pairs not counted) · "
+                           + run_header.check_badge(check))
         if state == "loading":
             return state, (f"⏳ Loading <b>{name}</b> ({html.escape(settings.backend)} backend): "
                            "the first load can take a few minutes…")
@@ -141,41 +156,68 @@ class Inspector:
     def run(self, query, instruction, docs: DocumentInputs, model: ModelInputs, batch_size, view: ViewInputs,
             person=judging_tab.EVERYONE, progress=gr.Progress(), request: gr.Request = None,
             profile: gr.OAuthProfile | None = None):
-        """Rank the documents: the session's new ``Ranking``, its views (with ``person``'s judgements), the files
-        of the ranking as shown (the API's downloads), the summary and the status. One run at a time per visitor,
-        within the visitor's limit."""
-        with self.visitors.run(request, profile):
-            return self._run(query, instruction, docs, model, batch_size, view,
-                             self.annotator._shown(person, request, profile), progress)
-
-    def _run(self, query, instruction, docs: DocumentInputs, model: ModelInputs, batch_size, view: ViewInputs,
-             shown: str, progress):
+        """Rank the documents, yielding the rows scored so far (best first) and the run header's progress after each
+        batch, then the session's new ``Ranking``, its views (with ``person``'s judgements), the files of the
+        ranking as shown (the API's downloads), the summary, the status and the run header. One run at a time per
+        visitor, within the visitor's limit; closing the generator (Cancel) stops the scoring."""
+        started = time.perf_counter()
+        owner = self.visitors.owner(request, profile)
+        shown = self.annotator._shown(person, request, profile)
         settings = model.settings()
-        try:
-            found = self.to_rank(query, docs)
-            reranker = self.reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
-            progress((0, len(found.documents)), desc="Scoring", unit="documents")
-            result = inspection.run(
-                reranker, query, instruction, found, batch_size=int(batch_size or 1),
-                progress=lambda done, total: progress((done, total), desc="Scoring", unit="documents"),
-            )
-        except RerankerError as exc:
-            raise common.error(exc)
-        for note in result.notes:
-            gr.Info(common.message(note))
-        ranking = Ranking(result, settings)
-        return (ranking, *self._view(ranking, view, shown), *self.export(ranking, view), self.summary(result),
-                *(self.status(model),) * 2)
+        with self.visitors.run(request, profile):
+            try:
+                found = self.to_rank(query, docs)
+                reranker = self.reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
+                total = len(found.documents)
+                scoring_started = time.perf_counter()
+                for step in inspection.stream(reranker, query, instruction, found,
+                                              batch_size=stream_batch(int(batch_size or 1), total)):
+                    if isinstance(step, inspection.RunResult):
+                        result = step
+                        break
+                    elapsed = time.perf_counter() - scoring_started
+                    left = elapsed / step.done * (step.total - step.done)
+                    progress((step.done, step.total), desc=f"Scoring · about {left:.0f} s left", unit="documents")
+                    table = results_table.render(step.rows, query, max_length=reranker.max_length, total=total,
+                                                 scoring=(step.done, step.total))
+                    yield (gr.skip(), table, *(gr.skip(),) * 7,
+                           run_header.scoring(step.done, step.total, left, time.perf_counter() - started))
+            except RerankerError as exc:
+                raise common.error(exc)
+            for note in result.notes:
+                gr.Info(common.message(note))
+            ranking = Ranking(result, settings)
+            outputs = (*self._view(ranking, view, shown), *self.export(ranking, view, owner=shown))
+        wall_s = time.perf_counter() - started
+        ranking.header = self.header(ranking, owner, wall_s, f"{len(result.rows)} documents ranked")
+        yield (ranking, *outputs, self.summary(result, wall_s), *(self.status(model),) * 2, ranking.header)
 
     @staticmethod
-    def summary(result: inspection.RunResult) -> str:
+    def cancelled(ranking: Ranking | None) -> str:
+        """The run header after Cancel: the last complete run's again, saying so (its table is shown again)."""
+        return run_header.cancelled(ranking.header if ranking else None)
+
+    def header(self, ranking: Ranking, owner: str, wall_s: float, action: str) -> str:
+        """The run header of ``ranking`` (see ``view.run_header``)."""
+        result = ranking.result
+        state, reranker, _ = self.holder.state(ranking.settings)
+        precision = reranker.info()["precision"] if reranker is not None else "?"
+        preset = next((name for name, text in self.presets.all(owner=owner).items()
+                       if text.strip() == (result.instruction or "").strip()), None)
+        return run_header.render(model=result.model, backend=result.backend, device=result.device,
+                                 precision=precision, check=self.holder.check(ranking.settings),
+                                 instruction=result.instruction, preset=preset, max_length=result.max_length,
+                                 when=result.timestamp, wall_s=wall_s, action=action)
+
+    @staticmethod
+    def summary(result: inspection.RunResult, wall_s: float) -> str:
         rows = result.rows
         relevant = sum(r.score >= 0.5 for r in rows)
         cut = sum(r.truncated for r in rows)
         return (
-            f"**{len(rows)} documents** ranked in {result.seconds:.2f} s · **{relevant}** scored ≥ 0.5 · "
-            f"{result.cache_hits} from the cache · {cut} truncated · `{result.model}` on {result.backend} "
-            f"({result.device}), max length {result.max_length:,}"
+            f"**{len(rows)} documents** ranked in {wall_s:.2f} s (the whole action; scoring "
+            f"{result.seconds:.2f} s) · **{relevant}** scored ≥ 0.5 · {result.cache_hits} from the cache · {cut} "
+            f"truncated · `{result.model}` on {result.backend} ({result.device}), max length {result.max_length:,}"
         )
 
     def refresh(self, ranking: Ranking | None, view: ViewInputs, person=judging_tab.EVERYONE,
@@ -198,24 +240,38 @@ class Inspector:
         figure = charts.ranking_figure(rows) if rows else None
         return table, figure, gr.update(choices=choices, value=choices[0][1] if choices else None)
 
-    def export(self, ranking: Ranking | None, view: ViewInputs, suffixes=(".csv", ".json")) -> list[str]:
-        """Files of the ranking as the filters show it, with the run's settings: one per suffix (.csv, .json)."""
+    def export(self, ranking: Ranking | None, view: ViewInputs, suffixes=(".csv", ".json"),
+               owner: str = "") -> list[str]:
+        """Files of the ranking as the filters show it, with the run's settings and ``owner``'s labels and notes:
+        one per suffix (.csv, .json, .xlsx)."""
         if ranking is None:
             raise gr.Error("Rank documents first, then download the ranking.")
         result = ranking.result
         rows = view.rows(result)
+        judgements = {a.doc_hash: a for a in self.annotator.store.for_query(result.query, owner=owner)}
         common.prune(self.export_dir)
         stem = self.export_dir / f"ranking-{result.timestamp.replace(':', '')}-{uuid.uuid4().hex[:6]}"
-        writers = {".csv": export.to_csv, ".json": export.to_json}
-        return [str(writers[suffix](result, rows, stem.with_suffix(suffix))) for suffix in suffixes]
+        writers = {".csv": export.to_csv, ".json": export.to_json, ".xlsx": export.to_xlsx}
+        return [str(writers[suffix](result, rows, stem.with_suffix(suffix), judgements)) for suffix in suffixes]
 
-    def export_csv(self, ranking: Ranking | None, view: ViewInputs) -> str:
-        """The CSV of the ranking as shown, written when its download is asked for."""
-        return self.export(ranking, view, (".csv",))[0]
+    def export_file(self, suffix: str):
+        """A handler writing the ranking as shown, with the visitor's (or the chosen person's) judgements, as
+        ``suffix`` when its download is asked for."""
+        def write(ranking: Ranking | None, view: ViewInputs, person=judging_tab.EVERYONE,
+                  request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> str:
+            return self.export(ranking, view, (suffix,), self.annotator._shown(person, request, profile))[0]
 
-    def export_json(self, ranking: Ranking | None, view: ViewInputs) -> str:
-        """The JSON of the ranking as shown, written when its download is asked for."""
-        return self.export(ranking, view, (".json",))[0]
+        write.__name__ = f"export_{suffix.lstrip('.')}"
+        return write
+
+    @staticmethod
+    def select_row(ranking: Ranking | None, evt: gr.EventData):
+        """The row selected in the table (by its document): the side panel's prompt and explanation follow it."""
+        data = getattr(evt, "_data", None) or {}
+        if ranking is None or data.get("query") != results_table.query_key(ranking.result.query):
+            return gr.skip(), gr.skip()
+        row = next((r for r in ranking.result.rows if document_hash(r.text) == data.get("doc")), None)
+        return (row.rank, row.rank) if row else (gr.skip(), gr.skip())
 
     def inspect_row(self, ranking: Ranking | None, rank) -> str:
         """The exact prompt of one ranked row, with its full text."""

@@ -1,9 +1,12 @@
 """Judging the ranked table in the inspector: one-click and keyboard labels, notes, disagreements, export/import.
 
-The table's judgement buttons (and keys 2 / 1 / 0 on a focused row) send ``{rank, action, label}`` through
-the table component's own ``click`` event (Gradio custom HTML ``trigger``); every judgement is written to
-SQLite before the handler returns, so a killed app loses nothing. The panel under the table edits the
-note or label of one document and is also the API (``/save_judgement``, ``/delete_judgement``).
+The table's script (``view/judging_table.js``) changes a row and moves the focus as a key goes down, then sends
+``{action, doc, label, query, seq}`` through the table component's own ``click`` event (Gradio custom HTML
+``trigger``), one judgement at a time and in order. A judgement names its document by the hash of its text and
+the ranking by its query, never by row position; it is written to SQLite before the handler answers in the
+table's ``ack`` prop (what the store now holds, or why it failed), so a killed app loses nothing. The panel under
+the table edits the note or label of one document and is also the API (``/save_judgement``,
+``/delete_judgement``).
 """
 
 from __future__ import annotations
@@ -28,78 +31,12 @@ from reranker.errors import InputError, RerankerError
 
 LABEL_CHOICES = [(f"{name.capitalize()} ({label})", label) for label, name in LABELS.items()]
 IMPORT_TYPES = [*documents.TABLE_SUFFIXES, *judgement_files.QRELS_SUFFIXES]
-EXPORT_SCOPES = {"query": "This query", "all": "All queries"}
+EXPORT_SCOPES = {"query": "The current ranking's", "all": "Everything"}  # no "query": the page's box is found by it
 EVERYONE = ""  # the person filter's value for "my own judgements"
 
-# Runs once when the table component mounts. Clicks and keys are delegated from the component's root,
-# which stays in place while Gradio patches the table inside it.
-TABLE_JS = """
-const row = (node) => node && node.closest ? node.closest('tr[data-rank]') : null;
-const send = (tr, action, label, next) => {
-  const target = next && tr.nextElementSibling ? tr.nextElementSibling : tr;
-  element.dataset.focusRank = target.dataset.rank;
-  tr.classList.add('rr-saving');
-  trigger('click', {rank: Number(tr.dataset.rank), action: action, label: label});
-};
-element.addEventListener('click', (event) => {
-  const button = event.target.closest ? event.target.closest('button[data-action]') : null;
-  const tr = row(button);
-  if (!tr || !element.contains(tr)) return;
-  event.preventDefault();
-  if (button.dataset.action === 'explain') { trigger('submit', {rank: Number(tr.dataset.rank)}); return; }
-  send(tr, button.dataset.action, button.dataset.label === undefined ? null : Number(button.dataset.label), false);
-});
-element.addEventListener('keydown', (event) => {
-  const tr = row(event.target);
-  if (!tr || event.target !== tr || event.ctrlKey || event.metaKey || event.altKey) return;
-  const key = event.key;
-  if (key === '0' || key === '1' || key === '2') { event.preventDefault(); send(tr, 'label', Number(key), true); }
-  else if (key === 'Delete' || key === 'Backspace') { event.preventDefault(); send(tr, 'clear', null, false); }
-  else if (key === 'ArrowDown' || key === 'j') { event.preventDefault(); if (tr.nextElementSibling) tr.nextElementSibling.focus(); }
-  else if (key === 'ArrowUp' || key === 'k') { event.preventDefault(); if (tr.previousElementSibling) tr.previousElementSibling.focus(); }
-  else if (key === 'n') {
-    event.preventDefault();
-    send(tr, 'select', null, false);
-    let tries = 0;  // the note box may still be rendering (a closed panel, a busy page): look again
-    const focusNote = () => {
-      const note = document.querySelector('#rr-judgement-note textarea');
-      if (note && note.offsetParent !== null) note.focus();
-      else if (++tries < 30) setTimeout(focusNote, 200);
-    };
-    setTimeout(focusNote, 300);
-  }
-});
-watch('value', () => {
-  element.querySelectorAll('.rr-saving').forEach((tr) => tr.classList.remove('rr-saving'));
-  const rank = element.dataset.focusRank;
-  if (!rank) return;
-  delete element.dataset.focusRank;
-  const tr = element.querySelector('tr[data-rank="' + rank + '"]');
-  if (tr && !(document.activeElement && document.activeElement.closest && document.activeElement.closest('#rr-judgement-note'))) {
-    tr.focus({preventScroll: false});
-  }
-});
-"""
-
-# Scoped to the table component (Gradio custom HTML css_template).
-TABLE_CSS = """
-.rr-judge { display: flex; gap: 3px; flex-wrap: nowrap; }
-.rr-jb { font-size: 0.78em; padding: 2px 7px; border-radius: 999px; cursor: pointer; white-space: nowrap;
-  border: 1px solid var(--border-color-primary); background: var(--background-fill-primary);
-  color: var(--body-text-color); }
-.rr-jb:hover { border-color: var(--color-accent); }
-.rr-jb:focus-visible { outline: 2px solid var(--color-accent); outline-offset: 1px; }
-.rr-j2[aria-pressed="true"] { background: #16a34a; border-color: #16a34a; color: white; }
-.rr-j1[aria-pressed="true"] { background: #d97706; border-color: #d97706; color: white; }
-.rr-j0[aria-pressed="true"] { background: #dc2626; border-color: #dc2626; color: white; }
-.rr-jclear { color: var(--body-text-color-subdued); }
-.rr-note { font-size: 0.8em; margin-top: 4px; color: var(--body-text-color-subdued); max-width: 16em;
-  overflow-wrap: anywhere; white-space: pre-wrap; }
-.rr-verdicts { font-size: 0.78em; margin-top: 4px; color: #b45309; }
-tr.rr-row:focus { outline: 2px solid var(--color-accent); outline-offset: -2px; }
-tr.rr-disagree td:first-child { box-shadow: inset 4px 0 0 #f59e0b; }
-tr.rr-saving { opacity: 0.6; }
-"""
+VIEW = Path(__file__).parents[1] / "view"
+TABLE_JS = (VIEW / "judging_table.js").read_text(encoding="utf-8")  # judging at typing speed (keys, queue, undo)
+TABLE_CSS = (VIEW / "judging_table.css").read_text(encoding="utf-8")  # scoped to the table component
 
 
 @dataclass
@@ -115,7 +52,7 @@ class Controls:
 
 @dataclass
 class Panel:
-    """Editing one judgement, and exporting / importing judgements (under the table)."""
+    """Editing one judgement (beside the table), and exporting / importing judgements (judged-data workspace)."""
 
     row: gr.Dropdown
     label: gr.Radio
@@ -246,24 +183,64 @@ class Annotator:
 
     def judge(self, ranking: Ranking | None, view: ViewInputs, person=EVERYONE, evt: gr.EventData = None,
               request: gr.Request = None, profile: gr.OAuthProfile | None = None):
-        """A click on a judgement button in the table (or key 2 / 1 / 0 / Delete / n on a focused row)."""
-        result = _result(ranking)
+        """One judgement from the table's script: ``{action: label | clear | select, doc, label, query, seq,
+        refresh}``. Answers in the table's ``ack`` prop with what the store now holds for the document (or why
+        nothing was stored); the whole table again only with ``refresh`` (the script's queue is empty)."""
         data = getattr(evt, "_data", None) or {}
-        if result is None or "rank" not in data:
-            raise gr.Error("Run a query first, then judge the ranked documents.")
-        row = self._row(result, data["rank"])
+        ack = {"seq": data.get("seq"), "doc": data.get("doc"), "ok": False, "label": None}
+        try:
+            return self._judge(ranking, view, data, ack, person, request, profile)
+        except gr.Error as exc:
+            ack["error"] = exc.message
+        except RerankerError as exc:
+            ack["error"] = str(exc)
+        ack["label"] = self._stored_label(ranking, ack["doc"], self._shown(person, request, profile))
+        gr.Warning(common.message(f"Judgement not saved: {ack['error']}"))
+        return gr.update(ack=ack), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+
+    def _stored_label(self, ranking: Ranking | None, doc, owner: str) -> int | None:
+        """What the store holds for document ``doc`` of the current ranking (the row shows it after a failure)."""
+        result = _result(ranking)
+        try:
+            stored = self.store.get(result.query, doc, owner=owner) if result and isinstance(doc, str) else None
+        except RerankerError:
+            return None
+        return stored.label if stored else None
+
+    def _judge(self, ranking: Ranking | None, view: ViewInputs, data: dict, ack: dict, person, request, profile):
+        result = _result(ranking)
+        if result is None:
+            raise InputError("Run a query first, then judge the ranked documents.")
+        if data.get("query") != results_table.query_key(result.query):
+            raise InputError("This table is no longer the ranking on the server (a newer run replaced it): judge "
+                             "the documents of the ranking shown now.")
+        doc = data.get("doc")
+        row = next((r for r in result.rows if document_hash(r.text) == doc), None)
+        if row is None:
+            raise InputError("That document is not in the last run.")
         action = data.get("action")
         if action == "select":
-            return self._after(ranking, row.rank, view, self._shown(person, request, profile))
-        owner = self._writer(person, request, profile)
-        if action == "label":
-            stored = self.store.get(result.query, document_hash(row.text), owner=owner)
-            self._save(result, row, data.get("label"), stored.note if stored else "", owner)
-        elif action == "clear":
-            self.store.delete(result.query, document_hash(row.text), owner=owner)
+            owner = self._shown(person, request, profile)
         else:
-            raise gr.Error(common.message(f"Unknown judgement action {action!r}."))
-        return self._after(ranking, row.rank, view, owner)
+            owner = self._writer(person, request, profile)
+            if action == "label":
+                label = data.get("label")
+                if isinstance(label, bool) or label not in LABELS:  # only a key or button the user pressed
+                    raise InputError(f"A judgement is one of {sorted(LABELS)}, got {label!r}.")
+                stored = self.store.get(result.query, doc, owner=owner)
+                self._save(result, row, label, stored.note if stored else "", owner)
+            elif action == "clear":
+                self.store.delete(result.query, doc, owner=owner)
+            else:
+                raise InputError(f"Unknown judgement action {action!r}.")
+        stored = self.store.get(result.query, doc, owner=owner)
+        ack.update(ok=True, label=stored.label if stored else None)
+        if data.get("refresh"):
+            table, count = self._table_and_count(ranking, view, owner)
+            update = gr.update(ack=ack, value=table)
+        else:
+            update, count = gr.update(ack=ack), self.count(ranking, view.threshold, owner)
+        return update, count, row.rank, *self._stored(result, row.rank, owner)
 
     def save(self, ranking: Ranking | None, rank, label, note, view: ViewInputs,
              person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
@@ -393,38 +370,40 @@ def build_controls(annotator: Annotator) -> Controls:
     return Controls(threshold, only, count, person, gr.State(EVERYONE))
 
 
-def build_panel() -> Panel:
-    """The judgement editor and export / import; place under the ranked table."""
-    with gr.Accordion("Judgements: notes, edits, export and import", open=False, elem_id="rr-judgements"):
-        with gr.Row(equal_height=False):
-            # custom values: API callers name a rank without having seen the choices
-            row = gr.Dropdown([], label="Document", value=None, scale=2, allow_custom_value=True)
-            label = gr.Radio(LABEL_CHOICES, label="Your judgement", value=None, scale=2)
+def build_editor() -> tuple:
+    """The judgement editor of one document (its label and note); place beside the ranked table."""
+    with gr.Accordion("Judgement and note of one document", open=False, elem_id="rr-judgements"):
+        # custom values: API callers name a rank without having seen the choices
+        row = gr.Dropdown([], label="Document", value=None, allow_custom_value=True)
+        label = gr.Radio(LABEL_CHOICES, label="Judgement", value=None)
         note = gr.Textbox(label="Note (optional)", lines=2, max_lines=6, elem_id="rr-judgement-note",
                           placeholder="Why is it (not) relevant? Saved with the judgement.")
         with gr.Row():
             save = gr.Button("💾 Save judgement", size="sm", variant="primary")
             delete = gr.Button("🗑 Delete judgement", size="sm")
-        with gr.Row(equal_height=False):
-            with gr.Column():
-                gr.Markdown("**Export** judgements as CSV, JSONL and TREC qrels (ids `q-…` / `d-…`; the CSV and "
-                            "JSONL map them to the texts).")
-                scope = gr.Radio([(label, key) for key, label in EXPORT_SCOPES.items()], value="query",
-                                 label="Which judgements")
-                export = gr.Button("Export judgements", size="sm")
-                files = gr.File(label="Judgement files", file_count="multiple", interactive=False)
-            with gr.Column():
-                gr.Markdown("**Import** judgements from a CSV / JSONL / TSV with a label column (0, 1, 2) or TREC "
-                            "qrels; ids resolve against the documents file, else the current ranking.")
-                upload = gr.File(label="Judgements file", file_types=IMPORT_TYPES, type="filepath")
-                companion = gr.File(label="Documents / id mapping file (optional)",
-                                    file_types=list(documents.TABLE_SUFFIXES),
-                                    type="filepath")
-                overwrite = gr.Checkbox(False, label="Overwrite stored judgements that have a different label")
-                run_import = gr.Button("Import judgements", size="sm")
-        report = gr.Textbox(label="Import report", lines=4, max_lines=20, interactive=False)
-    return Panel(row, label, note, save, delete, scope, export, files, upload, companion, overwrite, run_import,
-                 report)
+    return row, label, note, save, delete
+
+
+def build_transfer() -> tuple:
+    """Export and import of judgements; place in the judged-data workspace."""
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            gr.Markdown("**Export** judgements as CSV, JSONL and TREC qrels (ids `q-…` / `d-…`; the CSV and "
+                        "JSONL map them to the texts).")
+            scope = gr.Radio([(label, key) for key, label in EXPORT_SCOPES.items()], value="query",
+                             label="Which judgements")
+            export = gr.Button("Export judgements", size="sm")
+            files = gr.File(label="Judgement files", file_count="multiple", interactive=False)
+        with gr.Column():
+            gr.Markdown("**Import** judgements from a CSV / JSONL / TSV with a label column (0, 1, 2) or TREC "
+                        "qrels; ids resolve against the documents file, else the current ranking.")
+            upload = gr.File(label="Judgements file", file_types=IMPORT_TYPES, type="filepath")
+            companion = gr.File(label="Documents / id mapping file (optional)",
+                                file_types=list(documents.TABLE_SUFFIXES), type="filepath")
+            overwrite = gr.Checkbox(False, label="Overwrite stored judgements that have a different label")
+            run_import = gr.Button("Import judgements", size="sm")
+    report = gr.Textbox(label="Import report", lines=4, max_lines=20, interactive=False)
+    return scope, export, files, upload, companion, overwrite, run_import, report
 
 
 def wire(annotator: Annotator, controls: Controls, panel: Panel, *, demo: gr.Blocks, table: gr.HTML,

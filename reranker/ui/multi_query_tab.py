@@ -7,6 +7,7 @@ Layout and handlers only; the work is ``reranker.ranking.multi_query``.
 from __future__ import annotations
 
 import html
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -107,8 +108,11 @@ class MultiQueryTab:
     def run(self, source: PairInputs, instruction, model: ModelInputs, batch_size, k, relevant_from, output_format,
             progress=gr.Progress(), request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Score every pair: summary, metrics per query, rejected rows, the scored file and the rejects file."""
+        started = time.perf_counter()
         with self.inspector.visitors.run(request, profile):
-            return self._run(source, instruction, model, batch_size, k, relevant_from, output_format, progress)
+            pairs, result, *shown = self._run(source, instruction, model, batch_size, k, relevant_from, output_format,
+                                              progress)
+        return self.summary(pairs, result, time.perf_counter() - started), *shown
 
     def _run(self, source: PairInputs, instruction, model: ModelInputs, batch_size, k, relevant_from, output_format,
              progress):
@@ -133,7 +137,7 @@ class MultiQueryTab:
             gr.Warning(common.message(f"{len(result.rejects)} row(s) could not be used: see the list under "
                                              "the results (row numbers count from the first data row or line)."))
         return (
-            self.summary(pairs, result),
+            pairs, result,
             self.per_query_table(result),
             gr.update(value=rejects_frame, visible=bool(result.rejects)),
             str(scored),
@@ -141,10 +145,11 @@ class MultiQueryTab:
         )
 
     @staticmethod
-    def summary(pairs: multi_query.PairSet, result: multi_query.MultiQueryResult) -> str:
-        lines = [f"**{len(result.scored):,} pairs** for **{pairs.queries:,} queries** scored in {result.seconds:.2f} s "
-                 f"· {result.cache_hits:,} from the cache · `{html.escape(result.model)}`, max length "
-                 f"{result.max_length:,}"]
+    def summary(pairs: multi_query.PairSet, result: multi_query.MultiQueryResult, wall_s: float) -> str:
+        """The run in a few lines; ``wall_s``: the whole action's wall time (reading, scoring, metrics, files)."""
+        lines = [f"**{len(result.scored):,} pairs** for **{pairs.queries:,} queries** in {wall_s:.2f} s (the whole "
+                 f"action; scoring {result.seconds:.2f} s) · {result.cache_hits:,} from the cache · "
+                 f"`{html.escape(result.model)}`, max length {result.max_length:,}"]
         if result.means:
             averages = " · ".join(f"{name} **{result.means[name]:.4f}** ({result.covered[name]} of {pairs.queries})"
                                   for name in metric_names(result.k) if name in result.means)

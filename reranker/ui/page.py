@@ -9,17 +9,19 @@ import gradio as gr
 
 from reranker.files import documents
 from reranker.ranking import inspection
-from reranker.view import results_table
+from reranker.view import results_table, run_header
 from reranker.scoring.model_holder import ModelHolder
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
 from reranker.storage.presets import PresetStore
-from reranker.ui import bakeoff_tab, common, compare_tab, explain_panel, judging_tab, multi_query_tab, sweep_tab
+from reranker.ui import (bakeoff_tab, common, compare_tab, explain_panel, judged_tab, judging_tab, multi_query_tab,
+                         sweep_tab)
 from reranker.ui.common import DocumentInputs, Fields, ModelInputs, ViewInputs, bind
 from reranker.ui.inspector import Inspector
 from reranker.ui.visitors import BROWSER_STORAGE_KEY, Visitors
 
 CSS_PATH = Path(__file__).parents[1] / "view" / "inspector.css"
+EXAMPLE_NAMES = ["Northern lights (English)", "서울에서 가장 높은 건물 (한국어)", "A CSV with semicolons (code)"]
 EXAMPLES = [
     [
         "what causes the northern lights?",
@@ -96,65 +98,93 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
             if data_note and not visitors.public:
                 gr.Markdown(data_note, elem_id="rr-data-note")
 
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5):
-                query = gr.Textbox(label="Query", placeholder="What are you searching for? (Enter ranks)", max_lines=4)
-                with gr.Group():
-                    preset = gr.Dropdown(list(ui.initial_presets()), value=common.DEFAULT_PRESET,
-                                         label="Instruction preset")
-                    instruction = gr.Textbox(DEFAULT_INSTRUCTION, label="Instruction", lines=2, max_lines=6)
+        with gr.Tabs(elem_id="rr-workspaces") as workspaces:
+            with gr.Tab("Rank & judge", id="rank"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=5):
+                        query = gr.Textbox(label="Query", placeholder="What are you searching for? (Enter ranks)",
+                                           max_lines=4)
+                        with gr.Group():
+                            preset = gr.Dropdown(list(ui.initial_presets()), value=common.DEFAULT_PRESET,
+                                                 label="Instruction preset")
+                            instruction = gr.Textbox(DEFAULT_INSTRUCTION, label="Instruction", lines=2, max_lines=6)
+                        with gr.Row(equal_height=True):
+                            preset_name = gr.Textbox(placeholder="Name to save this instruction as a preset",
+                                                     show_label=False, scale=3, container=False)
+                            save_button = gr.Button("💾 Save", size="sm", scale=1, min_width=70)
+                            delete_button = gr.Button("🗑 Delete", size="sm", scale=1, min_width=70)
+                            reset_button = gr.Button("↺ Default", size="sm", scale=1, min_width=70)
+                    with gr.Column(scale=7):
+                        with gr.Tabs():
+                            with gr.Tab("Paste"):
+                                split_mode = gr.Radio([(label, key) for key, label in documents.SPLIT_MODES.items()],
+                                                      value="line", label="How documents are separated")
+                                pasted = gr.Textbox(label="Documents", lines=9, max_lines=18,
+                                                    placeholder="One document per line (or choose another "
+                                                                "separator above)")
+                            with gr.Tab("Upload"):
+                                upload = gr.File(label="File (.txt .md .csv .tsv .jsonl .json .xlsx .parquet)",
+                                                 file_types=list(documents.SUPPORTED_SUFFIXES), type="filepath")
+                                with gr.Row():
+                                    # custom values: API callers name a column without having seen the preview
+                                    text_column = gr.Dropdown(label="Text column / field", visible=False,
+                                                              allow_custom_value=True)
+                                    id_column = gr.Dropdown(label="Id column (optional)", visible=False,
+                                                            allow_custom_value=True)
+                                preview = gr.Dataframe(label="First rows", visible=False, interactive=False,
+                                                       max_height=220)
+                        count = gr.HTML(ui.count(DocumentInputs("", "line", None, None, None)), elem_classes="rr-count")
                 with gr.Row(equal_height=True):
-                    preset_name = gr.Textbox(placeholder="Name to save this instruction as a preset", show_label=False,
-                                             scale=3, container=False)
-                    save_button = gr.Button("💾 Save", size="sm", scale=1, min_width=70)
-                    delete_button = gr.Button("🗑 Delete", size="sm", scale=1, min_width=70)
-                    reset_button = gr.Button("↺ Default", size="sm", scale=1, min_width=70)
-            with gr.Column(scale=7):
-                with gr.Tabs():
-                    with gr.Tab("Paste"):
-                        split_mode = gr.Radio([(label, key) for key, label in documents.SPLIT_MODES.items()],
-                                              value="line", label="How documents are separated")
-                        pasted = gr.Textbox(label="Documents", lines=9, max_lines=18,
-                                            placeholder="One document per line (or choose another separator above)")
-                    with gr.Tab("Upload"):
-                        upload = gr.File(label="File (.txt .md .csv .tsv .jsonl .json .xlsx .parquet)",
-                                         file_types=list(documents.SUPPORTED_SUFFIXES), type="filepath")
+                    run_button = gr.Button("Rank documents", variant="primary", size="lg", scale=5)
+                    cancel_button = gr.Button("Cancel", size="lg", scale=1, min_width=90, elem_id="rr-cancel")
+                # pinned above the results: what made them, the self-check, progress while a run goes, stale on
+                # any change
+                header = gr.HTML(run_header.empty(), elem_id="rr-run-header", min_height=48)
+                summary = gr.Markdown()
+                with gr.Row(equal_height=False, elem_id="rr-results"):
+                    with gr.Column(scale=5, min_width=360):
                         with gr.Row():
-                            # custom values: API callers name a column without having seen the preview
-                            text_column = gr.Dropdown(label="Text column / field", visible=False,
-                                                      allow_custom_value=True)
-                            id_column = gr.Dropdown(label="Id column (optional)", visible=False,
-                                                    allow_custom_value=True)
-                        preview = gr.Dataframe(label="First rows", visible=False, interactive=False, max_height=220)
-                count = gr.HTML(ui.count(DocumentInputs("", "line", None, None, None)), elem_classes="rr-count")
+                            sort = gr.Dropdown([(label, key) for key, label in inspection.SORTS.items()],
+                                               value="rank", label="Sort by", scale=2, min_width=140)
+                            min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum score", scale=2,
+                                                  min_width=140)
+                            min_confidence = gr.Slider(0, 1, value=0, step=0.01, label="Minimum confidence",
+                                                       scale=2, min_width=140)
+                            top_k = gr.Number(0, label="Top-k (0 = all)", precision=0, minimum=0, scale=1,
+                                              min_width=90)
+                        judging = judging_tab.build_controls(ui.annotator)
+                        table = gr.HTML(results_table.render([], "", max_length=0), js_on_load=judging_tab.TABLE_JS,
+                                        css_template=judging_tab.TABLE_CSS, ack=None)  # ack: each judgement's answer
+                        with gr.Row():
+                            # the buttons write the ranking as shown when clicked, then the hidden download buttons
+                            # fetch it; a run fills the hidden ones too, for the API's /rank (its outputs 4 and 5)
+                            csv_button = gr.Button("Download CSV", size="sm")
+                            xlsx_button = gr.Button("Download Excel", size="sm")
+                            json_button = gr.Button("Download JSON", size="sm")
+                            csv_download = gr.DownloadButton("CSV file", value=None, visible="hidden",
+                                                             elem_id="rr-download-csv")
+                            json_download = gr.DownloadButton("JSON file", value=None, visible="hidden",
+                                                              elem_id="rr-download-json")
+                            xlsx_download = gr.DownloadButton("Excel file", value=None, visible="hidden",
+                                                              elem_id="rr-download-xlsx")
+                        chart = gr.Plot(label="Scores by rank and their distribution", show_label=False)
+                    # beside the table: the selected row's explanation, prompt and judgement
+                    with gr.Column(scale=2, min_width=300, elem_id="rr-side"):
+                        explainer = explain_panel.Explainer(holder, ui.export_dir, visitors)
+                        explaining = explain_panel.build(explainer)
+                        with gr.Accordion("Prompt inspector: the exact prompt the model read for one row",
+                                          open=True, elem_id="rr-prompt-inspector"):
+                            row_choice = gr.Dropdown([], label="Row", value=None)
+                            prompt_view = gr.HTML(ui.inspect_row(None, None))
+                        editor = judging_tab.build_editor()
 
-        run_button = gr.Button("Rank documents", variant="primary", size="lg")
-        summary = gr.Markdown()
-        with gr.Row():
-            sort = gr.Dropdown([(label, key) for key, label in inspection.SORTS.items()], value="rank", label="Sort by",
-                               scale=2)
-            min_score = gr.Slider(0, 1, value=0, step=0.01, label="Minimum score", scale=2)
-            min_confidence = gr.Slider(0, 1, value=0, step=0.01, label="Minimum confidence", scale=2)
-            top_k = gr.Number(0, label="Top-k (0 = all)", precision=0, minimum=0, scale=1)
-        chart = gr.Plot(label="Scores by rank and their distribution", show_label=False)
-        judging = judging_tab.build_controls(ui.annotator)
-        table = gr.HTML(results_table.render([], "", max_length=0), js_on_load=judging_tab.TABLE_JS,
-                        css_template=judging_tab.TABLE_CSS)
-        with gr.Row():
-            # the buttons write the ranking as shown when clicked, then the hidden download buttons fetch it;
-            # a run fills the hidden ones too, for the API's /rank (its outputs 4 and 5)
-            csv_button = gr.Button("Download CSV", size="sm")
-            json_button = gr.Button("Download JSON", size="sm")
-            csv_download = gr.DownloadButton("CSV file", value=None, visible="hidden", elem_id="rr-download-csv")
-            json_download = gr.DownloadButton("JSON file", value=None, visible="hidden", elem_id="rr-download-json")
-        explainer = explain_panel.Explainer(holder, ui.export_dir, visitors)
-        explaining = explain_panel.build(explainer)
-        judgement_panel = judging_tab.build_panel()
-        with gr.Accordion("Prompt inspector: the exact prompt the model read for one row", open=False):
-            row_choice = gr.Dropdown([], label="Row", value=None)
-            prompt_view = gr.HTML(ui.inspect_row(None, None))
-
-        gr.Examples(EXAMPLES, inputs=[query, instruction, pasted, split_mode], label="Examples (English, 한국어, code)")
+                with gr.Row(equal_height=True):
+                    example = gr.Dropdown(EXAMPLE_NAMES, value=None, scale=3,
+                                          label="Examples (English, 한국어, code): they replace the inputs above "
+                                                "(Undo puts yours back)")
+                    undo_button = gr.Button("↶ Undo: put back the replaced inputs", visible=False,
+                                            size="sm", scale=2, elem_id="rr-undo-replace")
+                replaced = gr.State(None)  # the inputs an example or a judged query replaced, for Undo
 
         # --- wiring --------------------------------------------------------------------------------
         settings = Fields(ModelInputs, model=model, backend=backend, max_length=max_length)
@@ -184,25 +214,36 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
 
         check, run = bind(ui.check, query, docs, settings), bind(ui.run, query, instruction, docs, settings,
                                                                   batch_size, view, judging.shown)
-        for trigger in (run_button.click, query.submit):
-            trigger(check, check.inputs, None, concurrency_limit=None, api_name=False).success(
-                run, run.inputs, [result_state, *view_outputs, csv_download, json_download, summary, status,
-                                  status_side],
-                concurrency_id="model", show_progress_on=[table], api_name="rank" if trigger == run_button.click else False)
+        runs = [trigger(check, check.inputs, None, concurrency_limit=None, api_name=False).success(
+                    run, run.inputs, [result_state, *view_outputs, csv_download, json_download, summary, status,
+                                      status_side, header],
+                    concurrency_id="model", show_progress_on=[header],
+                    api_name="rank" if trigger == run_button.click else False)
+                for trigger in (run_button.click, query.submit)]
+        for trigger in (run_button.click, query.submit):  # the header, with the progress, in sight
+            trigger(None, js=run_header.SHOW_JS, queue=False, api_name=False)
+        # Cancel stops the scoring; the table and header show the last complete run again, saying so
         refresh = bind(ui.refresh, result_state, view, judging.shown)
+        cancel_button.click(refresh, refresh.inputs, view_outputs, cancels=runs, api_name=False,
+                            concurrency_limit=None).then(ui.cancelled, result_state, header, api_name=False,
+                                                         queue=False)
+        for component in (query, instruction, *docs.components, *settings.components):
+            component.change(None, js=run_header.STALE_JS, queue=False, api_name=False, show_progress="hidden")
         for component in (sort, min_score, min_confidence, top_k):
             component.change(refresh, refresh.inputs, view_outputs, api_name=False, show_progress="hidden",
                              concurrency_limit=None)
-        for button, export, download in ((csv_button, ui.export_csv, csv_download),
-                                         (json_button, ui.export_json, json_download)):
-            export = bind(export, result_state, view)
+        for button, suffix, download in ((csv_button, ".csv", csv_download), (json_button, ".json", json_download),
+                                         (xlsx_button, ".xlsx", xlsx_download)):
+            export = bind(ui.export_file(suffix), result_state, view, judging.shown)
             button.click(export, export.inputs, download, api_name=False, concurrency_limit=None).success(
                 None, js=f"() => document.querySelector('#{download.elem_id}').click()")
         row_choice.change(ui.inspect_row, [result_state, row_choice], prompt_view, api_name="inspect_row",
                           concurrency_limit=None)
+        table.select(ui.select_row, result_state, [row_choice, explaining.rank], api_name=False, queue=False)
+        # a new run with the same row chosen: the prompt of that row of the new run (never the last run's)
+        result_state.change(ui.inspect_row, [result_state, row_choice], prompt_view, api_name=False,
+                            concurrency_limit=None, show_progress="hidden")
 
-        judging_tab.wire(ui.annotator, judging, judgement_panel, demo=demo, table=table, result_state=result_state,
-                         view=view)
         explain_panel.wire(explainer, explaining, table=table, result_state=result_state, batch_size=batch_size)
         if visitors.public:  # the browser's signed id first: it says whose data this session reads
             browser_id = gr.BrowserState(None, storage_key=BROWSER_STORAGE_KEY, secret=visitors.storage_secret())
@@ -217,14 +258,46 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         save_button.click(ui.save_preset, [preset_name, instruction], [preset, preset_name], api_name="save_preset")
         delete_button.click(ui.delete_preset, preset, preset, api_name="delete_preset")
 
-        ab_sides = compare_tab.build_tab(ui, query=query, instruction=instruction, docs=docs, settings=settings,
-                                         batch_size=batch_size)
-        multi_query_tab.build_tab(ui, settings=settings, batch_size=batch_size)
-        sweep_tab.build_tab(ui, settings=settings.components, batch_size=batch_size, threshold=judging.threshold,
-                            ab=sweep_tab.ABTargets(query, pasted, split_mode, upload, ab_sides))
-        bakeoff_tab.build_tab(ui, settings=settings.components)
+        with workspaces:  # the other workspaces, each its own tab
+            with gr.Tab("Compare", id="compare"):
+                ab_sides = compare_tab.build_tab(ui, query=query, instruction=instruction, docs=docs,
+                                                 settings=settings, batch_size=batch_size)
+                multi_query_tab.build_tab(ui, settings=settings, batch_size=batch_size)
+                bakeoff_tab.build_tab(ui, settings=settings.components)  # rerankers against each other
+            sweep_tab.build_tab(ui, settings=settings.components, batch_size=batch_size, threshold=judging.threshold,
+                                ab=sweep_tab.ABTargets(query, pasted, split_mode, upload, ab_sides))
+            with gr.Tab("Judged data", id="judged") as judged_workspace:
+                gr.Markdown("Every query you judged, with how many documents, nDCG@10 of the scores stored with "
+                            "the judgements, and the disagreements at the threshold of *Rank & judge*. Click a "
+                            "query to bring it back (its query, judged documents and instruction) into *Rank & "
+                            "judge*.")
+                judged_table = gr.Dataframe(headers=judged_tab.COLUMNS, interactive=False, wrap=True,
+                                            max_height=420, elem_id="rr-judged-queries", show_search="search")
+                transfer = judging_tab.build_transfer()
+        judging_tab.wire(ui.annotator, judging, judging_tab.Panel(*editor, *transfer), demo=demo, table=table,
+                         result_state=result_state, view=view)
+        judged = judged_tab.JudgedQueries(ui.annotator)
+        replaceable = [query, instruction, pasted, split_mode]
+        judged_workspace.select(judged.table, [judging.threshold, judging.shown], judged_table, api_name=False)
+        judged_table.select(judged.open, [judged_table, *replaceable, judging.shown],
+                            [*replaceable, replaced, undo_button, workspaces], api_name=False)
+        # queued, so that their messages (what was replaced, what came back) are shown
+        example.input(load_example, [example, *replaceable], [*replaceable, replaced, undo_button, example],
+                      api_name=False, concurrency_limit=None)
+        undo_button.click(judged.undo, replaced, [*replaceable, replaced, undo_button], api_name=False,
+                          concurrency_limit=None)
     demo.queue(default_concurrency_limit=1, max_size=queue_size)
     return demo
+
+
+def load_example(name, query, instruction, pasted, mode):
+    """An example replaces the query, instruction and documents; the replaced ones are kept for Undo, and a
+    message says so."""
+    if name not in EXAMPLE_NAMES:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
+    gr.Info(f"Example “{name}” loaded: your previous query, instruction and documents are kept (Undo).")
+    return (*EXAMPLES[EXAMPLE_NAMES.index(name)], {"query": query, "instruction": instruction, "pasted": pasted,
+                                                   "mode": mode}, gr.update(visible=True), None)
 
 
 _PUBLIC_NOTE = ("**Public demo.** Your judgements, notes and presets are yours alone: other visitors cannot see, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -29,11 +30,15 @@ from reranker.ui.inspector import Inspector
 SOURCES = [("Judgements store (what you judged on this page)", "store"), ("Pair table with a label column", "table"),
            ("TREC topics + qrels + documents", "trec")]
 TABLE_TYPES = [".csv", ".tsv", ".jsonl", ".parquet"]
+ADVISED_QUERIES = 20  # docs/tuning.md: fewer queries cannot separate variants
 TESTS = [(label, key) for key, label in leaderboard.STAT_TESTS.items()]
 FITS = [(label, key) for key, label in calibration.FITS.items()]
 SWITCH_TO_AB = """() => {
-  const tab = [...document.querySelectorAll('button[role="tab"]')].find((b) => b.textContent.trim() === 'A/B compare');
-  if (tab) { tab.click(); window.scrollTo({top: 0}); }
+  const find = (name) => [...document.querySelectorAll('button[role="tab"]')]
+    .find((b) => b.textContent.trim() === name);
+  const workspace = find('Compare');
+  if (workspace) workspace.click();
+  setTimeout(() => { const tab = find('A/B compare'); if (tab) tab.click(); window.scrollTo({top: 0}); }, 100);
 }"""
 
 
@@ -166,16 +171,18 @@ class SweepTab:
             progress=gr.Progress(), request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Sweep the variants over the judged set (the visitor's own judgements and presets), within the
         visitor's run limit: the state (settings and scores, no engines) and every view of it."""
+        started = time.perf_counter()
         k = common.k_value(k)
         common.ModelInputs(model, backend, max_length).settings()  # a clear message for bad settings first
         owner = self.inspector.visitors.owner(request, profile)
         with self.inspector.visitors.run(request, profile):
             return self._run(source, table, topics, qrels, corpus, chosen, pasted, models, max_lengths, baseline_file,
                              baseline_name, k, relevant_from, stat_test, model, backend, max_length, batch_size,
-                             progress, owner)
+                             progress, owner, started)
 
     def _run(self, source, table, topics, qrels, corpus, chosen, pasted, models, max_lengths, baseline_file,
-             baseline_name, k, relevant_from, stat_test, model, backend, max_length, batch_size, progress, owner):
+             baseline_name, k, relevant_from, stat_test, model, backend, max_length, batch_size, progress, owner,
+             started: float):
         try:
             planned = self.plan(chosen, pasted, models, max_lengths, backend, model, max_length, owner)
             progress(0, desc="Reading the judged set…")
@@ -210,7 +217,7 @@ class SweepTab:
         runs = [row.name for row in board.rows if not row.imported]
         return (
             state,
-            self.summary(result, board),
+            self.summary(result, board, time.perf_counter() - started),
             report.leaderboard_display(board),
             report.leaderboard_figure(board),
             gr.update(choices=names, value=baseline),
@@ -222,18 +229,24 @@ class SweepTab:
         )
 
     @staticmethod
-    def summary(result: sweep.SweepResult, board: leaderboard.Leaderboard) -> str:
+    def summary(result: sweep.SweepResult, board: leaderboard.Leaderboard, wall_s: float) -> str:
+        """The sweep in a few lines; ``wall_s``: the whole action's wall time (reading, scoring, statistics)."""
         best = board.best
         variants = [r for r in result.runs if not r.imported]
         lines = [f"**{len(variants)} variant(s)** × **{len(result.judged.queries)} queries** "
-                 f"({result.judged.pairs:,} documents to rank): **{result.pairs_scored:,} pairs** ranked in "
-                 f"{result.seconds:.2f} s, {result.cache_hits:,} from the cache · judged set: "
+                 f"({result.judged.pairs:,} documents to rank) in {wall_s:.2f} s (the whole action): "
+                 f"**{result.pairs_scored:,} pairs** scored in {result.seconds:.2f} s, {result.cache_hits:,} from the "
+                 "cache · judged set: "
                  f"{html.escape(result.judged.source, quote=False)}",
                  f"Best by {board.metrics[0]}: **{html.escape(best.name, quote=False)}** "
                  f"({best.means[board.metrics[0]]:.4f}) · {len(board.query_ids)} queries measured"
                  + (f", {len(board.skipped)} without a document judged relevant left out" if board.skipped else "")
                  + f" · {board.test_description}, Holm-corrected: † = significantly different "
                    f"from the best at α = {board.alpha}"]
+        if len(board.query_ids) < ADVISED_QUERIES:
+            lines.append(f"⚠ Only {len(board.query_ids)} quer{'y' if len(board.query_ids) == 1 else 'ies'} measured: "
+                         f"with fewer than {ADVISED_QUERIES} the intervals are too wide and the tests too weak to tell "
+                         "variants apart (docs/tuning.md advises 20–30 queries with a relevant document each).")
         lines += [f"ℹ {html.escape(note, quote=False)}" for note in result.notes]
         return "  \n".join(lines)
 
@@ -351,7 +364,7 @@ def build_tab(inspector: Inspector, *, settings: list, batch_size, threshold: gr
     disagreement view's slider the calibration panel sets; ``ab``: what the click-through to A/B fills in."""
     tab = SweepTab(inspector)
     default = inspector.holder.default
-    with gr.Tab("Instruction sweep") as tab_component:
+    with gr.Tab("Tune & calibrate", id="tune") as tab_component:
         state = gr.State(None)
         gr.Markdown(
             "Which instruction ranks best over **all** your judged queries, is the difference real, and where should "

@@ -10,7 +10,7 @@ import html
 import re
 from typing import Mapping, Sequence
 
-from reranker.storage.judgements import Annotation, Disagreement, document_hash
+from reranker.storage.judgements import Annotation, Disagreement, document_hash, normalize_query
 from reranker.storage.labels import LABELS
 from reranker.ranking.inspection import RankedRow
 
@@ -107,6 +107,12 @@ def _document_cell(row: RankedRow, terms: Sequence[str]) -> str:
 JUDGE_BUTTONS = ((2, "Relevant"), (1, "Partly"), (0, "Not"))
 
 
+def query_key(query: str) -> str:
+    """The ranking's query as the table names it to the judging script (``data-query``): a judgement sent for
+    one query is never stored under another."""
+    return document_hash(normalize_query(query))[:16]
+
+
 def _judgement_cell(row: RankedRow, judged: Annotation | None, disagreement: Disagreement | None) -> str:
     """One-click buttons for relevant / partly / not relevant (keys 2/1/0), the note, and both verdicts."""
     what = html.escape(row.id, quote=True)
@@ -116,9 +122,10 @@ def _judgement_cell(row: RankedRow, judged: Annotation | None, disagreement: Dis
         f'title="{LABELS[label].capitalize()} (key {label})" aria-label="{LABELS[label]}: {what}">{name}</button>'
         for label, name in JUDGE_BUTTONS
     ]
-    if judged:
-        buttons.append(f'<button type="button" class="rr-jb rr-jclear" data-action="clear" '
-                       f'title="Delete this judgement (key Delete)" aria-label="delete judgement: {what}">✕</button>')
+    # always there (hidden while the row has no label): the judging script clears rows before the server answers
+    buttons.append(f'<button type="button" class="rr-jb rr-jclear" data-action="clear" '
+                   f'title="Delete this judgement (key Delete)" aria-label="delete judgement: {what}">✕</button>')
+    buttons.append('<span class="rr-save" aria-live="polite"></span>')  # saving / saved / not saved
     cell = f'<div class="rr-judge" role="group" aria-label="Judge {what}">{"".join(buttons)}</div>'
     if judged and judged.note:
         cell += f'<div class="rr-note" title="Your note">📝 {html.escape(judged.note)}</div>'
@@ -131,13 +138,17 @@ def _judgement_cell(row: RankedRow, judged: Annotation | None, disagreement: Dis
 
 def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int | None = None,
            judgements: Mapping[str, Annotation] | None = None, disagreeing: Mapping[str, Disagreement] | None = None,
-           empty_message: str | None = None, explain: bool = False) -> str:
+           empty_message: str | None = None, explain: bool = False, owner_heading: str = "Your judgement",
+           scoring: tuple[int, int] | None = None) -> str:
     """The ranked table for ``rows`` (already filtered and sorted); ``total`` = rows before filtering.
 
     With ``judgements`` (document hash → the user's judgement for this query) each row gets judgement
     buttons; rows whose hash is in ``disagreeing`` are marked with both verdicts. ``empty_message``
     replaces the text shown when ``rows`` is empty. With ``explain`` each row gets an Explain button
-    (``data-action="explain"``).
+    (``data-action="explain"``); ``owner_heading`` heads the judgement column (whose judgements they are).
+    Judged rows carry their document's hash (``data-doc``) and label (``data-label``), the table its query's key
+    (``data-query``): the judging script sends judgements by document, never by row. ``scoring`` = (done, total)
+    marks a run under way: the rows scored so far, best first (class ``rr-partial``).
     """
     if not rows:
         if empty_message:
@@ -160,16 +171,26 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
             continue
         key = document_hash(row.text)
         judged, disagreement = judgements.get(key), (disagreeing or {}).get(key)
-        classes = "rr-row" + (f" rr-judged rr-judged-{judged.label}" if judged else "") + (
-            " rr-disagree" if disagreement else "")
-        body.append(f'<tr data-rank="{row.rank}" tabindex="0" class="{classes}">{cells}'
+        classes = "rr-row" + (" rr-disagree" if disagreement else "")
+        body.append(f'<tr data-rank="{row.rank}" data-doc="{key}" data-label="{judged.label if judged else ""}" '
+                    f'tabindex="0" class="{classes}">{cells}'
                     f'<td class="rr-judge-cell">{_judgement_cell(row, judged, disagreement)}</td></tr>')
     caption = f"{len(rows)} of {total} documents" if total and total != len(rows) else f"{len(rows)} documents"
+    attributes = judge_header = ""
+    if scoring:
+        caption = (f"Scoring: {scoring[0]} of {scoring[1]} documents so far, best first · the final ranking "
+                   "replaces these rows when the run ends")
+        attributes = ' data-partial="true"'  # not judged until it is the session's run
     if annotate:
-        caption += " · judge with the buttons, or focus a row and press 2 / 1 / 0 (Delete clears, ↑↓ move)"
-    judge_header = "<th>Your judgement</th>" if annotate else ""
+        shown = {document_hash(r.text) for r in rows}
+        caption += (f' · <span class="rr-judged-count">judged {len(shown & judgements.keys())} / {len(shown)}</span>'
+                    " · judge with the buttons, or focus a row and press 2 / 1 / 0 (Delete clears, ↑↓ move, "
+                    "Ctrl+Z undoes)")
+        attributes = f' data-query="{query_key(query)}"'
+        judge_header = f"<th>{html.escape(owner_heading)}</th>"
     return (
-        f'<div class="rr-table-wrap"><table class="rr-table"><caption>{caption}</caption><thead><tr><th>Rank</th>'
-        f'<th>Id</th><th>Score</th><th>Confidence</th><th>Document</th><th></th>{judge_header}</tr></thead><tbody>'
-        + "".join(body) + "</tbody></table></div>"
+        f'<div class="rr-table-wrap"><table class="rr-table{" rr-partial" if scoring else ""}"{attributes}>'
+        f'<caption>{caption}</caption><thead><tr>'
+        f'<th>Rank</th><th>Id</th><th>Score</th><th>Confidence</th><th>Document</th><th></th>{judge_header}</tr>'
+        '</thead><tbody>' + "".join(body) + "</tbody></table></div>"
     )
