@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from reranker.bakeoff.board import BakeoffBoard
 from reranker.files.tables import write_csv
-from reranker.tuning.report import leaderboard_figure
+from reranker.tuning.report import html_table, leaderboard_figure, write_document
 
 
 def lift_figure(board: BakeoffBoard) -> go.Figure:
@@ -48,11 +48,6 @@ def leaderboard_csv(board: BakeoffBoard, path: str | Path) -> Path:
     return write_csv(board.frame(), path, settings=settings(board))
 
 
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, escape=True, na_rep="—", float_format=lambda v: f"{v:.4f}", classes="table",
-                         border=0)
-
-
 def example_prompts(board: BakeoffBoard, contenders) -> pd.DataFrame:
     """The exact text each contender reads for the first query's first candidate (where it can show it)."""
     first = next((q for q in board.result.sweep.judged.queries if q.documents), None)
@@ -82,29 +77,20 @@ def write_html(path: str | Path, board: BakeoffBoard, *, contenders=()) -> Path:
         + f" · k = {board.board.k} · relevant from label {board.board.relevant_from} · "
           f"{esc(board.board.test_description)}, Holm-corrected, α = {board.board.alpha} · measured on "
           f"{esc(result.machine)}</p>",
-        "<h2>What was loaded</h2>", _table(result.collection.summary()),
+        "<h2>What was loaded</h2>", html_table(result.collection.summary()),
         "<h2>Leaderboard</h2><p>Best first by the first metric. Brackets: bootstrap confidence interval over "
         "queries. †: significantly different from the best row after Holm's correction. Lift: the reranker minus no "
         "rerank, per query, averaged, with its interval; *: significant after Holm's correction over the "
         "rerankers. Speed: one request per query on this machine, the first query not timed; — where every pair "
         "came from the cache.</p>",
-        _table(board.display()), mark % 0, mark % 1]
+        html_table(board.display()), mark % 0, mark % 1]
     if result.notes:
         parts.append("<ul>" + "".join(f"<li>{esc(note)}</li>" for note in result.notes) + "</ul>")
     parts += [f"<h2>Per-query winners ({esc(board.metrics[0])})</h2><p>Queries won outright: "
               + esc(", ".join(f"{name} {count}" for name, count in wins.items())) + "</p>",
-              _table(board.winners()), "<h2>Rerankers</h2>", _table(info)]
+              html_table(board.winners()), "<h2>Rerankers</h2>", html_table(info)]
     if contenders:
         parts += ["<h2>Exact prompts</h2><p>What each reranker reads for the first query's first candidate.</p>",
                   "".join(f"<h3>{esc(row.run)}</h3><pre style='white-space:pre-wrap'>{esc(row.prompt)}</pre>"
                           for row in example_prompts(board, contenders).itertuples())]
-    body = "\n".join(parts)
-    for i, figure in enumerate(figures):
-        body = body.replace(mark % i, figure.to_html(full_html=False, include_plotlyjs=i == 0))
-    document = ("<!doctype html><html><head><meta charset='utf-8'><title>Reranker bake-off</title><style>"
-                "body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px}"
-                "table{border-collapse:collapse;font-size:14px;margin:1em 0}"
-                "td,th{border-bottom:1px solid #e5e7eb;padding:4px 8px;text-align:left;vertical-align:top}"
-                "</style></head><body>" + body + "</body></html>")
-    path.write_text(document, encoding="utf-8")
-    return path
+    return write_document(path, "Reranker bake-off", parts, figures, mark, max_width=1300)

@@ -86,9 +86,26 @@ def _settings(board: Leaderboard, result: SweepResult) -> dict:
             "test": board.test_description, "alpha": board.alpha, "correction": "Holm"}
 
 
-def _table(frame: pd.DataFrame) -> str:
+def html_table(frame: pd.DataFrame) -> str:
+    """A report table: every cell escaped, numbers to 4 decimals, missing values as a dash."""
     return frame.to_html(index=False, escape=True, na_rep="—", float_format=lambda v: f"{v:.4f}",
                          classes="table", border=0)
+
+
+def write_document(path: Path, title: str, parts: list[str], figures: list[go.Figure], mark: str, *,
+                   max_width: int) -> Path:
+    """Write a one-file HTML report: ``parts`` joined, each ``mark % i`` replaced by ``figures[i]`` (plotly.js
+    included once)."""
+    body = "\n".join(parts)
+    for i, figure in enumerate(figures):
+        body = body.replace(mark % i, figure.to_html(full_html=False, include_plotlyjs=i == 0))
+    document = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
+                f"body{{font-family:system-ui,sans-serif;margin:2em;max-width:{max_width}px}}"
+                "table{border-collapse:collapse;font-size:14px;margin:1em 0}"
+                "td,th{border-bottom:1px solid #e5e7eb;padding:4px 8px;text-align:left;vertical-align:top}"
+                "</style></head><body>" + body + "</body></html>")
+    path.write_text(document, encoding="utf-8")
+    return path
 
 
 def _number(value) -> str:
@@ -132,14 +149,14 @@ def write_html(path: str | Path, result: SweepResult, board: Leaderboard, *, bas
                f"{result.seconds:.1f} s, {result.cache_hits:,} from the cache</p>",
              "<h2>Leaderboard</h2><p>Best first by the first metric. Brackets: bootstrap confidence interval over "
              "queries. †: significantly different from the best run after Holm's correction.</p>",
-             _table(leaderboard_display(board)), mark % 0]
+             html_table(leaderboard_display(board)), mark % 0]
     if result.notes:
         parts.append("<ul>" + "".join(f"<li>{esc(note)}</li>" for note in result.notes) + "</ul>")
     if baseline and baseline != winner:
         frame = board.versus(winner, baseline)
         figures.append(versus_figure(frame, winner, baseline, board.metrics[0]))
         parts += [f"<h2>{esc(winner)} against {esc(baseline)}, per query</h2><p>Worst loss first.</p>",
-                  mark % 1, _table(_with_queries(frame, result))]
+                  mark % 1, html_table(_with_queries(frame, result))]
     if calibration is not None:
         figures.append(reliability_figure(calibration))
         parts += [f"<h2>Calibration of {esc(calibrated_run or winner)}</h2>",
@@ -153,17 +170,8 @@ def write_html(path: str | Path, result: SweepResult, board: Leaderboard, *, bas
         parts.append(f"<p>{esc(threshold_text(threshold))}</p>")
     runs = pd.DataFrame([{"run": r.name, "instruction": r.instruction or "(imported run)", "model": r.model or "",
                           "max length": r.max_length or ""} for r in result.runs])
-    parts += ["<h2>Runs</h2>", _table(runs)]
-    body = "\n".join(parts)
-    for i, figure in enumerate(figures):
-        body = body.replace(mark % i, figure.to_html(full_html=False, include_plotlyjs=i == 0))
-    document = ("<!doctype html><html><head><meta charset='utf-8'><title>Instruction sweep</title><style>"
-                "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
-                "table{border-collapse:collapse;font-size:14px;margin:1em 0}"
-                "td,th{border-bottom:1px solid #e5e7eb;padding:4px 8px;text-align:left;vertical-align:top}"
-                "</style></head><body>" + body + "</body></html>")
-    path.write_text(document, encoding="utf-8")
-    return path
+    parts += ["<h2>Runs</h2>", html_table(runs)]
+    return write_document(path, "Instruction sweep", parts, figures, mark, max_width=1200)
 
 
 def _with_queries(frame: pd.DataFrame, result: SweepResult) -> pd.DataFrame:
