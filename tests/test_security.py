@@ -21,6 +21,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from app import create_server
+from reranker.storage.judgements import document_hash
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from reranker.serve.limits import client_address
 from reranker.storage import server_secret
@@ -304,8 +305,9 @@ def test_failed_logins_are_throttled_per_client_address(tiny_model, tmp_path):
         assert other.status_code == 200
 
 
-def test_an_unknown_judgement_action_is_shown_as_text():
-    from reranker.ui.judging_tab import Annotator
+def test_an_unknown_judgement_action_is_shown_as_text(monkeypatch):
+    from reranker.ui import judging_tab
+    from reranker.view.results_table import query_key
 
     class Store:
         def get(self, *args, **kwargs):
@@ -321,12 +323,15 @@ def test_an_unknown_judgement_action_is_shown_as_text():
         result = Result()
 
     class Event:
-        _data = {"rank": 1, "action": "<img src=x onerror=alert(1)>"}
+        _data = {"action": "<img src=x onerror=alert(1)>", "doc": document_hash("a document"),
+                 "query": query_key(QUERY), "seq": 1}
 
-    annotator = Annotator(Store(), Path("."), Visitors())
-    with pytest.raises(gr.Error) as refused:
-        annotator.judge(Ranking(), None, evt=Event())
-    assert "<img" not in refused.value.message and "&lt;img" in refused.value.message
+    toasts = []
+    monkeypatch.setattr(judging_tab.gr, "Warning", toasts.append)
+    annotator = judging_tab.Annotator(Store(), Path("."), Visitors())
+    update = annotator.judge(Ranking(), None, evt=Event())[0]
+    assert update["ack"]["ok"] is False and update["ack"]["label"] is None
+    assert len(toasts) == 1 and "<img" not in toasts[0] and "&lt;img" in toasts[0]
 
 
 def test_a_comparison_with_a_model_not_offered_is_refused_before_either_side_loads(tiny_model, tmp_path):
