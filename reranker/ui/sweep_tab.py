@@ -18,8 +18,8 @@ import gradio as gr
 import pandas as pd
 
 from reranker.errors import InputError, RerankerError
-from reranker.files.pair_files import RejectRow
-from reranker.ranking import multi_query
+from reranker.files.rows import RejectRow
+from reranker.files import judged_pairs
 from reranker.ranking.metrics import DEFAULT_K, metric_names
 from reranker.scoring.engine import MODELS
 from reranker.scoring.model_holder import ModelSettings
@@ -129,13 +129,13 @@ class SweepTab:
             if missing:
                 raise InputError(f"Upload the {' and '.join(missing)} file{'s' if len(missing) > 1 else ''} "
                                  "for a TREC input.")
-            pairs = multi_query.read_trec(files["topics"], files["qrels"], files["documents"])
+            pairs = judged_pairs.read_trec(files["topics"], files["qrels"], files["documents"])
             return sweep.from_pairs(pairs, "TREC qrels"), pairs.rejects
         if not path(table):
             raise InputError("Upload a pair table (.csv, .tsv, .jsonl or .parquet with query, document and label "
                              "columns) or choose another judged set.")
         file = path(table)
-        pairs = multi_query.read_table(file, multi_query.guess_columns(multi_query.table_columns(file)))
+        pairs = judged_pairs.read_table(file, judged_pairs.guess_columns(judged_pairs.table_columns(file)))
         return sweep.from_pairs(pairs, "the uploaded pair table"), pairs.rejects
 
     def plan(self, chosen, pasted, models, max_lengths, backend, default_model, default_max_length,
