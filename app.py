@@ -38,8 +38,8 @@ from reranker.scoring.backends import set_max_engines, shutdown_all
 from reranker.scoring.backends.zerogpu_backend import on_zerogpu
 from reranker.scoring.engine import DEFAULT_MAX_LENGTH
 from reranker.serve.demo_limits import DemoLimits, demo_limits
-from reranker.scoring.model_flags import add_model_arguments, backend_and_options
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.cli.model_flags import add_model_arguments, backend_and_options
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 from reranker.scoring.prompt import INSTRUCTION_PRESETS
 from reranker.storage import server_secret
 from reranker.storage.presets import PresetStore

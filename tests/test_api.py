@@ -13,7 +13,7 @@ import pytest
 from app import create_server
 from reranker.scoring.check import run_check
 from reranker.serve import api as api_module
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 from tests.app_server import run, serve
 
 KEY = "test-key-0123"
@@ -278,7 +278,7 @@ def test_503_with_retry_after_while_the_model_loads(tiny_model, tmp_path, caplog
         assert response.status_code == 503 and response.headers["Retry-After"] == "10"
         assert "still loading" in response.json()["message"]
         assert httpx.get(url + "health").json()["status"] == "loading"
-        with caplog.at_level(logging.INFO, logger="reranker.scoring.model_holder"):
+        with caplog.at_level(logging.INFO, logger="reranker.serve.model_holder"):
             holder.release.set()
             holder.get()
         assert httpx.post(url + "v2/rerank", json={"query": QUERY, "documents": DOCS}).status_code == 200

@@ -35,7 +35,7 @@ from reranker.files.documents import MAX_DOCUMENTS
 from reranker.scoring.engine import Reranker, Verdict
 from reranker.scoring.inputs import EMPTY_QUERY, NO_DOCUMENTS, NOT_BLANK
 from reranker.errors import BackendUnavailable, InputError, RerankerError
-from reranker.scoring.model_holder import ModelHolder
+from reranker.serve.model_holder import ModelHolder
 from reranker.serve.limits import LimitExceeded, RunLimiter, client_address
 
 log = logging.getLogger(__name__)

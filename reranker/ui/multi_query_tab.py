@@ -17,6 +17,7 @@ import pandas as pd
 
 from reranker.files import tables
 from reranker.files import judged_pairs
+from reranker.view.numbers import number
 from reranker.ranking import multi_query
 from reranker.ui import common
 from reranker.ui.common import Fields, ModelInputs, bind
@@ -36,10 +37,6 @@ ROLES = ("query", "document", "label", "query_id", "doc_id")
 
 def _column(choice: str | None) -> str | None:
     return None if choice in (None, "", NONE) else choice
-
-
-def _number(value: float | None) -> str:
-    return "—" if value is None or pd.isna(value) else f"{value:.4f}"
 
 
 @dataclass(frozen=True)
@@ -167,7 +164,7 @@ class MultiQueryTab:
     def per_query_table(result: multi_query.MultiQueryResult) -> pd.DataFrame:
         table = result.per_query.copy()
         for name in metric_names(result.k):
-            table[name] = table[name].map(_number)
+            table[name] = table[name].map(number)
         return table
 
 

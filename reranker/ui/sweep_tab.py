@@ -20,9 +20,10 @@ import pandas as pd
 from reranker.errors import InputError, RerankerError
 from reranker.files.rows import RejectRow
 from reranker.files import judged_pairs
+from reranker.view.numbers import number
 from reranker.ranking.metrics import DEFAULT_K, metric_names
 from reranker.scoring.engine import MODELS
-from reranker.scoring.model_holder import ModelSettings
+from reranker.serve.model_holder import ModelSettings
 from reranker.tuning import calibration, leaderboard, report, sweep
 from reranker.ui import common
 from reranker.ui.inspector import Inspector
@@ -88,10 +89,6 @@ def _max_lengths(text: str | None, default: int) -> list[int]:
     if any(v < 64 for v in lengths):
         raise InputError("Each max length must be at least 64 tokens.")
     return list(dict.fromkeys(lengths))
-
-
-def _number(value) -> str:
-    return "—" if value is None or pd.isna(value) else f"{value:.4f}"
 
 
 @dataclass(frozen=True)
@@ -261,7 +258,7 @@ class SweepTab:
         shown = frame.copy()
         shown.insert(1, "query", [texts[q] for q in shown["query_id"]])
         for column in (winner, baseline, "difference"):
-            shown[column] = shown[column].map(_number)
+            shown[column] = shown[column].map(number)
         ids = [str(q) for q in frame["query_id"]]
         return (shown, report.versus_figure(frame, winner, baseline, metric),
                 gr.update(choices=ids, value=ids[0] if ids else None))
@@ -351,7 +348,7 @@ class SweepTab:
         columns = ["query_id", "doc_id", "label", "score"] + (["calibrated_score"] if found.fit else [])
         table = found.pairs[columns].sort_values("score", ascending=False)
         for column in columns[3:]:
-            table[column] = table[column].map(_number)
+            table[column] = table[column].map(number)
         value = threshold.threshold
         return (state, "  \n".join(lines), report.reliability_figure(found), table,
                 # rounded down, so the pair the threshold was picked at stays at or above it

@@ -19,7 +19,7 @@ from reranker.jobs.job import BatchJob, Source
 from reranker.jobs.locations import Location, as_location, is_url, local_copy
 from reranker.jobs.shards import Shard
 from reranker.scoring.inputs import check_query
-from reranker.scoring.model_flags import add_model_arguments, backend_and_options
+from reranker.cli.model_flags import add_model_arguments, backend_and_options
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
