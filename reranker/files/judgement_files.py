@@ -324,28 +324,27 @@ def _single_unknown_query(lines: list[trec.QrelsLine | RejectRow], lookup: _Look
 
 
 def _resolve_query(text: str, ident: str, lookup: _Lookup, *, qrels: bool) -> str:
-    if text.strip():
-        return text
-    ident = ident.strip()
-    if not ident:
-        raise InputError("the query is empty.")
-    if ident in lookup.queries:
-        return lookup.queries[ident]
     hint = ("import it with a CSV or JSONL exported here (it maps query ids to queries) as the documents file"
             if qrels else "give the query text in a query column")
-    raise InputError(f"unknown query id {ident!r}: {hint}.")
+    return _resolve(text, ident, lookup.queries, "query", f"unknown query id {ident.strip()!r}: {hint}.")
 
 
 def _resolve_document(text: str, ident: str, lookup: _Lookup) -> str:
+    return _resolve(text, ident, lookup.documents, "document",
+                    f"unknown document {ident.strip()!r}: it is neither in the documents file nor among the "
+                    "documents of the current ranking.")
+
+
+def _resolve(text: str, ident: str, known: dict[str, str], what: str, unknown: str) -> str:
+    """The text given, else the text of the id ``ident`` in ``known``; ``InputError`` when neither is there."""
     if text.strip():
         return text
     ident = ident.strip()
     if not ident:
-        raise InputError("the document is empty.")
-    if ident in lookup.documents:
-        return lookup.documents[ident]
-    raise InputError(f"unknown document {ident!r}: it is neither in the documents file nor among the documents "
-                     "of the current ranking.")
+        raise InputError(f"the {what} is empty.")
+    if ident in known:
+        return known[ident]
+    raise InputError(unknown)
 
 
 def _score(value: str) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from reranker.errors import InputError
 from reranker.files.columns import TOPIC_KEYS, pick
@@ -143,29 +143,32 @@ def run_rows(path: str | Path) -> Iterator[RunLine | RejectRow]:
 
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     """TREC qrels ``qid 0 docid label`` as ``{qid: {docid: label}}``; ``InputError`` names a malformed line."""
-    path = Path(path)
-    qrels: dict[str, dict[str, int]] = {}
-    for item in qrels_rows(path):
-        if isinstance(item, RejectRow):
-            raise InputError(f"{path.name} line {item.row}: {item.reason}.")
+
+    def label(item: QrelsLine) -> int:
         try:
-            value = int(item.label)
+            return int(item.label)
         except ValueError:
-            raise InputError(f"{path.name} line {item.row}: the label {item.label!r} is not a whole number.") from None
-        qrels.setdefault(item.query_id, {})[item.doc_id] = value
-    if not qrels:
-        raise InputError(f"{path.name} holds no judgements.")
-    return qrels
+            raise ValueError(f"the label {item.label!r} is not a whole number") from None
+
+    return _load(Path(path), qrels_rows(path), label, "judgements")
 
 
 def read_run(path: str | Path) -> dict[str, dict[str, float]]:
     """A TREC run ``qid Q0 docid rank score tag`` as ``{qid: {docid: score}}``; ``InputError`` on a bad line."""
-    path = Path(path)
-    run: dict[str, dict[str, float]] = {}
-    for item in run_rows(path):
-        if isinstance(item, RejectRow):
-            raise InputError(f"{path.name} line {item.row}: {item.reason}.")
-        run.setdefault(item.query_id, {})[item.doc_id] = item.score
-    if not run:
-        raise InputError(f"{path.name} holds no run lines.")
-    return run
+    return _load(Path(path), run_rows(path), lambda item: item.score, "run lines")
+
+
+def _load(path: Path, lines: Iterable[QrelsLine | RunLine | RejectRow], value: Callable, what: str) -> dict:
+    """``{qid: {docid: value(line)}}`` of every line; ``InputError`` at the first unusable one (``value`` raises
+    ``ValueError`` for a line it cannot use) or when there is none."""
+    loaded: dict[str, dict] = {}
+    for item in lines:
+        try:
+            if isinstance(item, RejectRow):
+                raise ValueError(item.reason)
+            loaded.setdefault(item.query_id, {})[item.doc_id] = value(item)
+        except ValueError as exc:
+            raise InputError(f"{path.name} line {item.row}: {exc}.") from None
+    if not loaded:
+        raise InputError(f"{path.name} holds no {what}.")
+    return loaded
