@@ -17,6 +17,7 @@ import pandas as pd
 from reranker.errors import InputError
 from reranker.files import columns as column_names
 from reranker.files.delimiters import first_line, header_delimiter
+from reranker.files.rows import json_lines
 
 SPLIT_MODES = {  # the page, the CLI's --split and the docs all split pasted text by split_text
     "line": "One document per line",
@@ -254,13 +255,9 @@ def read_delimited(text: str, name: str, sep: str | None) -> pd.DataFrame:
 
 def _read_jsonl(text: str, name: str) -> pd.DataFrame:
     rows, bad = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            bad.append(f"line {number} is not JSON ({exc.msg})")
+    for number, value in json_lines(text):
+        if isinstance(value, json.JSONDecodeError):
+            bad.append(f"line {number} is not JSON ({value.msg})")
             continue
         if isinstance(value, str):
             value = {"text": value}

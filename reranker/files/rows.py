@@ -14,6 +14,7 @@ and ``trec_pairs`` (a run or qrels joined with its topics and corpus).
 from __future__ import annotations
 
 import gzip
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +206,18 @@ def decoded_lines(path: Path) -> Iterator[tuple[int, str | None, bytes]]:
                 yield number, raw.decode("utf-8"), raw
             except UnicodeDecodeError:
                 yield number, None, raw
+
+
+def json_lines(text: str) -> Iterator[tuple[int, Any]]:
+    """(line number, the line's JSON value, or the ``json.JSONDecodeError`` it raised) per non-blank line of JSON
+    lines text; line numbers count blank lines."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, exc
 
 
 def count_nonblank_lines(path: Path) -> int:

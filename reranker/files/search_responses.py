@@ -40,13 +40,10 @@ def _records(path: Path) -> Any:
     except json.JSONDecodeError:
         pass
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path.name} line {number} is not valid JSON ({exc.msg} at column {exc.colno}).") from exc
+    for number, value in rows.json_lines(text):
+        if isinstance(value, json.JSONDecodeError):
+            raise InputError(f"{path.name} line {number} is not valid JSON ({value.msg} at column {value.colno}).")
+        records.append(value)
     return records
 
 
