@@ -28,8 +28,9 @@ from typing import Callable
 import gradio as gr
 from fastapi import FastAPI
 
-from reranker.serve.api import (API_KEY_ENV, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES,
-                                DEFAULT_PUBLIC_MAX_IN_FLIGHT, install_api)
+from reranker.serve.api import install_api
+from reranker.serve.serving import (API_KEY_ENV, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES,
+                                    DEFAULT_PUBLIC_MAX_IN_FLIGHT)
 from reranker.serve.limits import SPACE_ENV, LoginThrottle, RunLimiter
 from reranker.serve.uploads import UploadGuard
 from reranker.files.documents import MAX_DOCUMENTS, MAX_UPLOAD_BYTES
@@ -38,8 +39,8 @@ from reranker.scoring.backends import set_max_engines, shutdown_all
 from reranker.scoring.backends.zerogpu_backend import on_zerogpu
 from reranker.scoring.engine import DEFAULT_MAX_LENGTH
 from reranker.serve.demo_limits import DemoLimits, demo_limits
-from reranker.scoring.model_flags import add_model_arguments, backend_and_options
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.cli.model_flags import add_model_arguments, backend_and_options
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 from reranker.scoring.prompt import INSTRUCTION_PRESETS
 from reranker.storage import server_secret
 from reranker.storage.presets import PresetStore
@@ -145,7 +146,8 @@ def read_users(pairs: list[str] | None, files: list[str] | None) -> list[tuple[s
     return users
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The server's command-line options (docs/app.md's table is generated from it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_model_arguments(parser)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
@@ -182,7 +184,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--auth-file", action="append", metavar="FILE",
                         help="team server: users from FILE, one NAME:PASSWORD a line")
     parser.set_defaults(max_length=None)  # resolved by resolve_limits: the demo's limit in public mode
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
     args.limits_note = resolve_limits(args)
     return args
 

@@ -30,7 +30,7 @@ def main() -> None:
     from fastapi import FastAPI
 
     from reranker.serve.api import install_api
-    from reranker.scoring.model_holder import ModelHolder, ModelSettings
+    from reranker.serve.model_holder import ModelHolder, ModelSettings
 
     holder = ModelHolder(ModelSettings(args.model, args.backend, args.max_length))
     holder.start()

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from reranker.bench.probes import cpu_name  # noqa: E402  (after the path is set)
-from reranker.files.pair_files import PairTable  # noqa: E402
+from reranker.files.pair_tables import PairTable  # noqa: E402
 from reranker.jobs.shards import Shard, ShardRows  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""``python -m reranker``: see reranker/cli.py."""
+"""``python -m reranker``: see reranker/cli/__init__.py."""
 
 import sys
 

@@ -10,7 +10,7 @@ import time
 import uvicorn
 
 from app import create_server
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 
 
 @contextlib.contextmanager

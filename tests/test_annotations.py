@@ -13,7 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from reranker.storage.judgements import AnnotationStore, disagreements, document_hash
+from reranker.storage.judgements import AnnotationStore, document_hash
+from reranker.ranking.disagreements import disagreements
 from reranker.storage.labels import LABELS, RELEVANT_FROM, check_relevant_from, scale
 from reranker.errors import InputError
 from reranker.storage.database import Database

@@ -109,7 +109,7 @@ def test_qrels_problems_are_reported_line_by_line_and_the_rest_imported(tmp_path
         "current ranking.",
         "line 3: A label must be 0, 1 or 2 (0 = not relevant, 1 = partly relevant, 2 = relevant), got '3'.",
         "line 4: A label must be 0, 1 or 2 (0 = not relevant, 1 = partly relevant, 2 = relevant), got '-1'.",
-        "line 5: expected 4 fields (query_id iteration doc_id label), found 3.",
+        "line 5: a line has 4 fields (qid 0 docid label), this one has 3.",
         "line 7: duplicate of line 1 (same query and document) with the same label (relevant).",
         "line 8: duplicate of line 1 (same query and document) with another label (not relevant here, relevant "
         "there; line 1 is used).",

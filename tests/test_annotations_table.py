@@ -6,10 +6,11 @@ import re
 from pathlib import Path
 
 from reranker.view import results_table
-from reranker.storage.judgements import AnnotationStore, disagreements, document_hash
+from reranker.storage.judgements import AnnotationStore, document_hash
+from reranker.ranking.disagreements import disagreements
 from reranker.ranking.inspection import RankedRow, RunResult
 from reranker.scoring.engine import Verdict
-from reranker.scoring.model_holder import ModelSettings
+from reranker.serve.model_holder import ModelSettings
 from reranker.storage.database import Database
 from reranker.ui.common import Ranking
 from reranker.ui.judging_tab import Annotator

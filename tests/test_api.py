@@ -12,8 +12,8 @@ import pytest
 
 from app import create_server
 from reranker.scoring.check import run_check
-from reranker.serve import api as api_module
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.serve import protocol
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 from tests.app_server import run, serve
 
 KEY = "test-key-0123"
@@ -194,7 +194,7 @@ def test_the_schema_declares_the_limits_and_every_status(api):
     schema = httpx.get(f"{api}/openapi.json").json()
     request = schema["components"]["schemas"]["RerankV2Request"]["properties"]
     assert (request["documents"]["minItems"], request["documents"]["maxItems"]) == (1, MAX_DOCUMENTS)
-    assert request["query"]["pattern"] == api_module.NOT_BLANK and request["top_n"]["anyOf"][0]["minimum"] == 1
+    assert request["query"]["pattern"] == protocol.NOT_BLANK and request["top_n"]["anyOf"][0]["minimum"] == 1
     responses = {path: set(operation["responses"]) for path, item in schema["paths"].items()
                  for operation in item.values()}
     assert responses["/v2/rerank"] == {"200", "400", "401", "404", "413", "422", "500", "503"}
@@ -205,7 +205,7 @@ def test_the_schema_declares_the_limits_and_every_status(api):
 
 
 def test_not_blank_is_str_isspace():
-    blank = re.compile(f"^(?!.*{api_module.NOT_BLANK})", re.DOTALL)
+    blank = re.compile(f"^(?!.*{protocol.NOT_BLANK})", re.DOTALL)
     whitespace = [chr(c) for c in range(0x110000) if chr(c).isspace()]
     assert [c for c in map(chr, range(0x110000)) if blank.match(c)] == whitespace
 
@@ -242,7 +242,7 @@ def test_unexpected_errors_are_logged_not_shown(api, tiny_model, monkeypatch, ca
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(Reranker, "rank", broken)
-    with caplog.at_level(logging.ERROR, logger="reranker.serve.api"):
+    with caplog.at_level(logging.ERROR, logger="reranker.serve.routing"):
         response = post(api, "v2", {"query": QUERY, "documents": DOCS})
     assert response.status_code == 500
     assert "secret internal detail" not in response.text and "Traceback" not in response.text
@@ -278,7 +278,7 @@ def test_503_with_retry_after_while_the_model_loads(tiny_model, tmp_path, caplog
         assert response.status_code == 503 and response.headers["Retry-After"] == "10"
         assert "still loading" in response.json()["message"]
         assert httpx.get(url + "health").json()["status"] == "loading"
-        with caplog.at_level(logging.INFO, logger="reranker.scoring.model_holder"):
+        with caplog.at_level(logging.INFO, logger="reranker.serve.model_holder"):
             holder.release.set()
             holder.get()
         assert httpx.post(url + "v2/rerank", json={"query": QUERY, "documents": DOCS}).status_code == 200

@@ -8,7 +8,7 @@ import schemathesis
 from fastapi import FastAPI
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 from reranker.serve.api import install_api
 from tests.app_server import serve
 

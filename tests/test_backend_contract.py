@@ -28,7 +28,7 @@ from reranker import DEFAULT_INSTRUCTION, Reranker
 from reranker.explain import explanation as ex
 from reranker.scoring.backends.base import Backend
 from reranker.scoring.check import CANARIES, CheckReport
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 from reranker.serve.api import install_api
 from tests.app_server import run
 from tests.test_batch import committed_chunks, make_pairs, write_csv

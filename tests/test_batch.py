@@ -18,9 +18,10 @@ import pytest
 from reranker.jobs import BatchJob, run_batch
 from reranker.cli import main
 from reranker.errors import InputError
-from reranker.files.pair_files import (
-    Columns, PairRow, PairTable, RejectRow, iter_pair_chunks, iter_trec_chunks, read_qrels, read_run, read_topics,
-)
+from reranker.files.pair_tables import PairTable, iter_pair_chunks
+from reranker.files.rows import Columns, PairRow, RejectRow
+from reranker.files.trec import read_qrels, read_run, read_topics
+from reranker.files.trec_pairs import iter_trec_chunks
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,8 +7,8 @@ import pytest
 
 from reranker.errors import InputError
 from reranker.files import columns, documents, judgement_files
-from reranker.ranking import multi_query
-from reranker.ranking.multi_query import TableColumns
+from reranker.files import judged_pairs
+from reranker.files.judged_pairs import TableColumns
 from reranker.storage.database import Database
 from reranker.storage.judgements import AnnotationStore
 
@@ -28,13 +28,13 @@ def test_find_is_case_and_space_insensitive_and_never_gives_one_column_two_roles
     (["qid", "query", "docid", "text"], TableColumns(query="query", document="text", query_id="qid", doc_id="docid")),
 ])
 def test_a_pair_table_reads_topic_as_a_query_id_like_a_judgement_import(header, expected):
-    assert multi_query.guess_columns(header) == expected
+    assert judged_pairs.guess_columns(header) == expected
     assert columns.find_all(header)["query_id"] == expected.query_id
 
 
 def test_a_pair_table_with_only_a_topic_column_has_no_query_text():
     with pytest.raises(InputError, match="No query column found"):
-        multi_query.guess_columns(["topic", "document"])
+        judged_pairs.guess_columns(["topic", "document"])
 
 
 def test_judgement_import_and_document_upload_use_the_same_names(tmp_path):

@@ -9,7 +9,8 @@ from scipy import stats
 from reranker import DEFAULT_INSTRUCTION, Reranker
 from reranker.ranking import metrics
 from reranker.view import charts
-from reranker.storage.judgements import disagreements, document_hash
+from reranker.storage.judgements import document_hash
+from reranker.ranking.disagreements import disagreements
 from reranker.ranking.compare import Shift, Side, compare
 from reranker.files.documents import collect
 from reranker.ranking.inspection import run

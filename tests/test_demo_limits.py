@@ -10,7 +10,7 @@ from gradio_client.exceptions import AppError
 
 import app
 from reranker.scoring.backends import zerogpu_backend
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 from reranker.serve import demo_limits as limits
 from tests.app_server import run
 from tests.test_public import DOCS, QUERY

@@ -18,7 +18,7 @@ from reranker.ranking import inspection
 from reranker.scoring import prompt
 from reranker.scoring.backends import BACKENDS, _backend_class, engine_options
 from reranker.scoring.backends.base import Backend
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 from reranker.serve.api import install_api
 from reranker.storage.database import Database
 from reranker.storage.judgements import AnnotationStore

@@ -6,7 +6,7 @@ import pytest
 
 from reranker.errors import InputError
 from reranker.scoring import backends
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 from reranker.testing.synthetic import build_model
 
 QUERY = "what causes the northern lights?"

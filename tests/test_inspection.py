@@ -5,7 +5,7 @@ import pytest
 from reranker.ranking import inspection
 from reranker.files.documents import collect
 from reranker.errors import InputError, ModelError
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 
 DOCS = "\n".join([
     "The aurora is caused by charged solar particles.", "Banana bread needs ripe bananas.",

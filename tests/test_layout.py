@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reranker"
 # Lowest first. A module may import its own folder and the folders before its own, never one after it.
-LAYERS = ["errors", "storage", "scoring", "files", "ranking", "explain", "tuning", "bakeoff", "view", "jobs",
+LAYERS = ["errors", "storage", "scoring", "files", "ranking", "explain", "view", "tuning", "bakeoff", "jobs",
           "integrations", "serve", "ui", "testing", "bench", "cli", "__main__", "__init__"]
 
 

@@ -8,9 +8,10 @@ import json
 import pandas as pd
 import pytest
 
+from reranker.files import judged_pairs
 from reranker.ranking import metrics, multi_query
 from reranker.errors import InputError
-from reranker.ranking.multi_query import TableColumns
+from reranker.files.judged_pairs import TableColumns
 
 CSV = (
     "query,document,label\n"
@@ -34,9 +35,9 @@ def pairs_csv(tmp_path):
 
 
 def test_table_rows_are_read_and_every_problem_is_reported(pairs_csv):
-    columns = multi_query.guess_columns(multi_query.table_columns(pairs_csv))
+    columns = judged_pairs.guess_columns(judged_pairs.table_columns(pairs_csv))
     assert columns == TableColumns(query="query", document="document", label="label")
-    pairs = multi_query.read_table(pairs_csv, columns)
+    pairs = judged_pairs.read_table(pairs_csv, columns)
     assert [p.row for p in pairs.pairs] == [1, 2, 3, 4, 5, 9] and pairs.queries == 2
     assert [p.label for p in pairs.pairs] == [2, 0, None, 1, 2, 0]
     assert [p.doc_id for p in pairs.pairs][:2] == ["row 1", "row 2"]  # no id column: rows name documents
@@ -48,7 +49,7 @@ def test_table_rows_are_read_and_every_problem_is_reported(pairs_csv):
 
 
 def test_run_ranks_each_query_like_the_engine_and_measures_it(pairs_csv, hf_reranker):
-    pairs = multi_query.read_table(pairs_csv, multi_query.guess_columns(multi_query.table_columns(pairs_csv)))
+    pairs = judged_pairs.read_table(pairs_csv, judged_pairs.guess_columns(judged_pairs.table_columns(pairs_csv)))
     progress = []
     result = multi_query.run(hf_reranker, pairs, "Find answers", batch_size=4, k=3,
                              progress=lambda done, total: progress.append((done, total)))
@@ -73,7 +74,7 @@ def test_run_ranks_each_query_like_the_engine_and_measures_it(pairs_csv, hf_rera
 
 
 def test_scored_file_round_trips_as_csv_and_parquet(pairs_csv, hf_reranker, tmp_path):
-    pairs = multi_query.read_table(pairs_csv, multi_query.guess_columns(multi_query.table_columns(pairs_csv)))
+    pairs = judged_pairs.read_table(pairs_csv, judged_pairs.guess_columns(judged_pairs.table_columns(pairs_csv)))
     result = multi_query.run(hf_reranker, pairs, None)
     parquet = pd.read_parquet(multi_query.write_scored(result, tmp_path / "scored.parquet"))
     pd.testing.assert_frame_equal(parquet, result.scored)
@@ -95,10 +96,10 @@ def test_jsonl_and_parquet_with_id_columns(tmp_path, hf_reranker):
     parquet = tmp_path / "pairs.parquet"
     pd.DataFrame(rows).to_parquet(parquet)
     for path, bad_rows in ((jsonl, {3, 5}), (parquet, {3})):
-        columns = multi_query.guess_columns(multi_query.table_columns(path))
+        columns = judged_pairs.guess_columns(judged_pairs.table_columns(path))
         assert columns == TableColumns(query="query", document="text", label="relevance", query_id="qid",
                                        doc_id="docid")
-        pairs = multi_query.read_table(path, columns)
+        pairs = judged_pairs.read_table(path, columns)
         assert {r.row for r in pairs.rejects} == bad_rows
         assert "query id 'q1' has another text at row 1" in pairs.rejects[0].reason
         result = multi_query.run(hf_reranker, pairs, None)
@@ -110,7 +111,7 @@ def test_jsonl_and_parquet_with_id_columns(tmp_path, hf_reranker):
 def test_without_labels_there_are_scores_but_no_metrics(tmp_path, hf_reranker):
     path = tmp_path / "pairs.tsv"
     path.write_text("question\tpassage\nq one\tdoc a\nq one\tdoc b\n", encoding="utf-8")
-    pairs = multi_query.read_table(path, multi_query.guess_columns(multi_query.table_columns(path)))
+    pairs = judged_pairs.read_table(path, judged_pairs.guess_columns(judged_pairs.table_columns(path)))
     result = multi_query.run(hf_reranker, pairs, None)
     assert result.means == {} and result.per_query["note"].tolist() == ["no labels in the file"]
     assert result.scored["label"].isna().all() and len(result.scored) == 2
@@ -127,7 +128,7 @@ def test_trec_topics_qrels_and_documents(tmp_path, hf_reranker):
         {"_id": "d1", "title": "Aurora", "text": "Solar particles light up the sky."},
         {"_id": "d2", "text": "Banana bread needs ripe bananas."},
         {"_id": "d3", "text": "Sourdough takes days."}]) + "\n", encoding="utf-8")
-    pairs = multi_query.read_trec(topics, qrels, corpus)
+    pairs = judged_pairs.read_trec(topics, qrels, corpus)
     assert [(p.row, p.query_id, p.doc_id, p.label) for p in pairs.pairs] == [
         (1, "1", "d1", 2), (2, "1", "d2", 0), (5, "2", "d3", 1), (9, "2", "d2", 1)]
     assert pairs.pairs[0].document == "Aurora Solar particles light up the sky." and pairs.pairs[0].query == (
@@ -152,5 +153,5 @@ def test_bad_files_get_clear_messages(tmp_path, text, columns, message):
     path = tmp_path / "pairs.csv"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(InputError, match=message):
-        multi_query.read_table(path, columns or multi_query.guess_columns(multi_query.table_columns(path)),
+        judged_pairs.read_table(path, columns or judged_pairs.guess_columns(judged_pairs.table_columns(path)),
                                max_pairs=3)

@@ -10,6 +10,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from reranker.files import judged_pairs
 from reranker.ranking import multi_query
 from tests.app_server import serve
 from tests.test_multi_query import CSV
@@ -32,8 +33,8 @@ def test_pair_table_scored_measured_and_downloaded(app, tiny_model, hf_reranker,
     table = tmp_path / "pairs.csv"
     table.write_text(CSV, encoding="utf-8")
     summary, per_query, rejects, scored_file, rejects_file = score(Client(app, verbose=False), tiny_model, table=table)
-    expected = multi_query.run(hf_reranker, multi_query.read_table(table, multi_query.guess_columns(
-        multi_query.table_columns(table))), None, k=3)
+    expected = multi_query.run(hf_reranker, judged_pairs.read_table(table, judged_pairs.guess_columns(
+        judged_pairs.table_columns(table))), None, k=3)
     scored = pd.read_parquet(scored_file)
     assert scored["doc_id"].tolist() == expected.scored["doc_id"].tolist()
     assert scored["score"].tolist() == pytest.approx(expected.scored["score"].tolist(), abs=1e-5)
@@ -62,7 +63,7 @@ def test_trec_input(app, tiny_model, tmp_path):
 @pytest.mark.parametrize("kind, rows, message", [
     ("table", None, "Upload a pair table first"),
     ("trec", None, "Upload the topics and qrels and documents files"),
-    ("table", multi_query.MAX_PAIRS + 1, "python -m reranker score"),
+    ("table", judged_pairs.MAX_PAIRS + 1, "python -m reranker score"),
 ])
 def test_bad_input_is_a_message(app, tiny_model, tmp_path, kind, rows, message):
     table = None

@@ -17,7 +17,7 @@ from reranker.cli import main
 from reranker.integrations.frames import ScoreBatches
 from reranker.integrations.ray import score_dataset
 from reranker.jobs import BatchJob, run_batch
-from reranker.files.pair_files import PairTable
+from reranker.files.pair_tables import PairTable
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # a Ray cluster and its workers start in ~30 s here

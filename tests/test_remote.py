@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from reranker.scoring.backends.remote_backend import RemoteBackend, _same_model, parse_servers
-from reranker.scoring.model_flags import remote_options
+from reranker.cli.model_flags import remote_options
 from reranker.errors import BackendUnavailable, InputError, ModelError
 
 QUERIES = ["what is a panda?", "capital of France", "how do vaccines work"]

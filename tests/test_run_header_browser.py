@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 from tests.app_server import serve
 from tests.browser import ARTIFACTS, inspector_page
 

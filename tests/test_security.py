@@ -22,7 +22,7 @@ from gradio_client.exceptions import AppError
 
 from app import create_server
 from reranker.storage.judgements import document_hash
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 from reranker.serve.limits import client_address
 from reranker.storage import server_secret
 from reranker.storage.database import Database

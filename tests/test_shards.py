@@ -17,7 +17,8 @@ import pytest
 
 from reranker.cli import main
 from reranker.errors import InputError
-from reranker.files.pair_files import PairRow, PairTable, RejectRow
+from reranker.files.pair_tables import PairTable
+from reranker.files.rows import PairRow, RejectRow
 from reranker.jobs import BatchJob, run_batch
 from reranker.jobs.manifest import check_shards
 from reranker.jobs.shards import Shard, ShardRows, shard_of_query

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reranker.files.pair_files import PairTable
+from reranker.files.pair_tables import PairTable
 from reranker.jobs import BatchJob, run_batch
 
 pyspark = pytest.importorskip("pyspark")

@@ -7,7 +7,7 @@ import gradio as gr
 import pytest
 from gradio.utils import get_positional_input_parameters
 
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 from reranker.ui.common import DocumentInputs, Fields, ModelInputs, ViewInputs, bind
 from reranker.ui.inspector import Inspector
 

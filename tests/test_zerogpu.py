@@ -111,7 +111,7 @@ def test_on_zerogpu_the_app_loads_its_models_on_the_main_thread_before_zerogpus_
     import spaces.zero
 
     import app
-    from reranker.scoring.model_holder import ModelHolder, ModelSettings
+    from reranker.serve.model_holder import ModelHolder, ModelSettings
 
     events = []
     monkeypatch.setattr(spaces.zero, "startup", lambda: events.append("startup"), raising=False)

@@ -21,6 +21,7 @@ import pandas as pd
 from reranker.bakeoff.run import BakeoffResult
 from reranker.ranking.metrics import DEFAULT_K
 from reranker.tuning import leaderboard
+from reranker.view.numbers import number
 from reranker.tuning.leaderboard import ALPHA, N_PERMUTATIONS, N_RESAMPLES, Leaderboard
 
 
@@ -102,9 +103,9 @@ class BakeoffBoard:
                 f"{lift.mean:+.4f} [{lift.low:+.3f}, {lift.high:+.3f}]" + (" *" if lift.adjusted < self.board.alpha
                                                                             else ""))
             speed = self.result.speeds.get(name)
-            record["pairs/s"] = _number(speed.pairs_per_second if speed else None, "{:,.1f}")
-            record["latency (median)"] = _number(speed.latency_median if speed else None, "{:.3f} s")
-            record["cost / 1k pairs"] = _number(self.cost_per_1k(name), "{:.4f}")
+            record["pairs/s"] = number(speed.pairs_per_second if speed else None, form="{:,.1f}")
+            record["latency (median)"] = number(speed.latency_median if speed else None, form="{:.3f} s")
+            record["cost / 1k pairs"] = number(self.cost_per_1k(name), form="{:.4f}")
             info = self.result.info.get(name)
             record["licence"] = (info.licence or "—") if info else "—"
             record["from cache"] = row.cache_hits
@@ -134,10 +135,6 @@ class BakeoffBoard:
             if winner in counts:
                 counts[winner] += 1
         return counts
-
-
-def _number(value: float | None, form: str) -> str:
-    return "—" if value is None else form.format(value)
 
 
 def build(result: BakeoffResult, *, k: int = DEFAULT_K, relevant_from: int = 1, stat_test: str = "fisher",

@@ -11,7 +11,7 @@ import csv
 from pathlib import Path
 
 from reranker.errors import InputError
-from reranker.files import pair_files
+from reranker.files import rows, trec, trec_pairs
 from reranker.files.test_collection import TestCollection, drop_unknown, grade
 
 
@@ -32,7 +32,7 @@ def splits(folder: str | Path) -> list[str]:
 def read_qrels_tsv(path: Path) -> dict[str, dict[str, int]]:
     """BEIR qrels (``query-id corpus-id score``, a header line) or TREC qrels (``qid 0 docid label``)."""
     qrels: dict[str, dict[str, int]] = {}
-    with pair_files.open_binary(path) as handle:
+    with rows.open_binary(path) as handle:
         lines = (raw.decode("utf-8-sig") for raw in handle)
         for number, fields in enumerate(csv.reader(lines, delimiter="\t"), start=1):
             if len(fields) == 1:  # TREC qrels are separated by spaces
@@ -73,8 +73,8 @@ def read_beir(folder: str | Path, split: str = "test") -> TestCollection:
 
 def read_beir_files(corpus: str | Path, queries: str | Path, qrels: str | Path, source: str) -> TestCollection:
     """The collection of a BEIR folder's three files, given one by one (as a page's uploads give them)."""
-    texts = pair_files.read_topics(queries)
-    documents, problems = pair_files.read_corpus(corpus)
+    texts = trec.read_topics(queries)
+    documents, problems = trec_pairs.read_corpus(corpus)
     if not documents:
         raise InputError(f"{Path(corpus).name} holds no readable document ({'; '.join(problems[:3])}).")
     notes = [f"{len(problems):,} corpus entries could not be used, e.g. {problems[0]}"] if problems else []

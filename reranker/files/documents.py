@@ -6,7 +6,6 @@ what to fix; the UI shows that message and keeps the user's inputs.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -17,6 +16,8 @@ import pandas as pd
 
 from reranker.errors import InputError
 from reranker.files import columns as column_names
+from reranker.files.delimiters import first_line, header_delimiter
+from reranker.files.rows import json_lines
 
 SPLIT_MODES = {  # the page, the CLI's --split and the docs all split pasted text by split_text
     "line": "One document per line",
@@ -111,7 +112,7 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
     """An uploaded table (.csv/.tsv/.jsonl/.json/.xlsx/.parquet) as a DataFrame of strings, plus notes."""
     path = Path(path)
     name, suffix = path.name, path.suffix.lower()
-    _check_size(path)
+    check_size(path)
     notes: list[str] = []
     if suffix in (".xlsx", ".parquet"):
         frame = _read_binary_table(path, suffix)
@@ -156,11 +157,11 @@ def documents_from_table(frame: pd.DataFrame, text_column: str, id_column: str |
         raise InputError(f"Choose which column of {source} holds the document text.")
     documents, empty = [], []
     for row, (text, ident) in enumerate(zip(frame[text_column], frame[id_column] if id_column else frame.index)):
-        text = _cell(text)
+        text = cell(text)
         if not text.strip():
             empty.append(row + 1)
             continue
-        documents.append(Document(id=_cell(ident) if id_column else f"{source}:{row + 1}", text=text, source=source))
+        documents.append(Document(id=cell(ident) if id_column else f"{source}:{row + 1}", text=text, source=source))
     notes = []
     if empty:
         shown = ", ".join(map(str, empty[:10])) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
@@ -177,7 +178,7 @@ def read_upload(path: str | Path, mode: str, text_column: str | None,
         raise InputError(f"{path.name}: {suffix or 'no extension'} files are not supported; use one of "
                          f"{', '.join(SUPPORTED_SUFFIXES)}.")
     if suffix in TEXT_SUFFIXES:
-        _check_size(path)
+        check_size(path)
         text, note = decode_text(path.read_bytes(), path.name)
         pieces = split_text(text, mode)
         docs = [Document(id=f"{path.name}:{i + 1}", text=t, source=path.name) for i, t in enumerate(pieces)]
@@ -226,25 +227,25 @@ def collect(pasted: str, mode: str, upload: str | Path | None = None, text_colum
     return Collection(docs, notes, duplicates)
 
 
-def _check_size(path: Path) -> None:
+def check_size(path: Path) -> None:
+    """``InputError`` when an upload is over ``MAX_UPLOAD_BYTES``."""
     size = path.stat().st_size
     if size > MAX_UPLOAD_BYTES:
         raise InputError(f"{path.name} is {size / 1e6:.1f} MB; uploads are limited to {MAX_UPLOAD_BYTES // 2**20} MB.")
 
 
-def _cell(value) -> str:
+def cell(value) -> str:
+    """A table cell as text: empty for a missing value."""
     if value is None or (isinstance(value, float) and value != value):
         return ""
     return str(value)
 
 
 def read_delimited(text: str, name: str, sep: str | None) -> pd.DataFrame:
-    """Delimited text as a DataFrame of strings; ``sep=None`` sniffs the delimiter. ``InputError`` names ``name``."""
+    """Delimited text as a DataFrame of strings; ``sep=None``: the delimiter the header says (``delimiters``).
+    ``InputError`` names ``name``."""
     if sep is None:
-        try:
-            sep = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
-        except csv.Error:
-            sep = ","
+        sep = header_delimiter(first_line(text), ",", column_names.is_known)
     try:
         return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -254,13 +255,9 @@ def read_delimited(text: str, name: str, sep: str | None) -> pd.DataFrame:
 
 def _read_jsonl(text: str, name: str) -> pd.DataFrame:
     rows, bad = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            bad.append(f"line {number} is not JSON ({exc.msg})")
+    for number, value in json_lines(text):
+        if isinstance(value, json.JSONDecodeError):
+            bad.append(f"line {number} is not JSON ({value.msg})")
             continue
         if isinstance(value, str):
             value = {"text": value}

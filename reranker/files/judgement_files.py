@@ -21,7 +21,8 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from reranker.files import documents, tables
+from reranker.files import documents, tables, trec
+from reranker.files.rows import RejectRow
 from reranker.storage.judgements import (Annotation, AnnotationStore, MergeReport, document_hash, judgement_row,
                                          normalize_query)
 from reranker.storage.labels import LABELS, check_label
@@ -206,23 +207,16 @@ def _is_qrels(path: Path) -> bool:
 
 
 def _read_text(path: Path) -> tuple[str, list[str]]:
-    documents._check_size(path)
+    documents.check_size(path)
     text, note = documents.decode_text(path.read_bytes(), path.name)
     return text, [note] if note else []
 
 
 def _read_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """A table as strings; CSV is comma-separated unless the header says otherwise (no sniffing of the body,
-    whose document texts can hold any character)."""
-    if path.suffix.lower() != ".csv":
-        return documents.read_table(path)
-    text, notes = _read_text(path)
-    header = text.split("\n", 1)[0]
-    sep = "," if "," in header else next((s for s in (";", "\t", "|") if s in header), ",")
-    frame = documents.read_delimited(text, path.name, sep).map(tables.from_spreadsheet_safe)
-    if frame.empty:
-        raise InputError(f"{path.name} has no rows.")
-    frame.columns = [str(c).strip() for c in frame.columns]
+    """A table as strings (``documents.read_table``); CSV cells written safe for spreadsheets are read back."""
+    frame, notes = documents.read_table(path)
+    if path.suffix.lower() == ".csv":
+        frame = frame.map(tables.from_spreadsheet_safe)
     return frame, notes
 
 
@@ -238,8 +232,8 @@ def _read_companion(path: Path, lookup: _Lookup) -> None:
     has_queries = "query" in columns and "query_id" in columns
     if has_queries:
         for ident, text in zip(frame[columns["query_id"]], frame[columns["query"]]):
-            if documents._cell(text).strip():
-                lookup.add_query(documents._cell(ident).strip(), documents._cell(text))
+            if documents.cell(text).strip():
+                lookup.add_query(documents.cell(ident).strip(), documents.cell(text))
     text_column = columns.get("document")
     if text_column is None and not has_queries:
         text_column, _ = documents.guess_columns(frame)  # a plain documents table
@@ -247,9 +241,9 @@ def _read_companion(path: Path, lookup: _Lookup) -> None:
         return
     ids = frame[columns["doc_id"]] if "doc_id" in columns else [""] * len(frame)
     for ident, text in zip(ids, frame[text_column]):
-        text = documents._cell(text)
+        text = documents.cell(text)
         if text.strip():
-            lookup.add_document(documents._cell(ident).strip(), text)
+            lookup.add_document(documents.cell(ident).strip(), text)
 
 
 def _read_labelled_table(path: Path, lookup: _Lookup) -> ParsedJudgements:
@@ -268,7 +262,7 @@ def _read_labelled_table(path: Path, lookup: _Lookup) -> ParsedJudgements:
     parsed = ParsedJudgements(rows=len(frame), notes=notes)
     seen: dict[tuple[str, str], tuple[int, int]] = {}
     for number, record in enumerate(frame.to_dict(orient="records"), start=1):
-        get = {name: documents._cell(record[column]) for name, column in columns.items()}
+        get = {name: documents.cell(record[column]) for name, column in columns.items()}
         try:
             query = _resolve_query(get.get("query", ""), get.get("query_id", ""), lookup, qrels=False)
             document = _resolve_document(get.get("document", ""), get.get("doc_id", ""), lookup)
@@ -291,7 +285,7 @@ def _read_labelled_table(path: Path, lookup: _Lookup) -> ParsedJudgements:
 def _read_qrels(path: Path, lookup: _Lookup) -> ParsedJudgements:
     text, notes = _read_text(path)
     parsed = ParsedJudgements(notes=notes)
-    lines = [(n, line.split()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    lines = list(trec.qrels_lines(trec.text_lines(text)))
     if not lines:
         raise InputError(f"{path.name} has no qrels lines (expected “query_id 0 doc_id label” per line).")
     parsed.rows = len(lines)
@@ -301,17 +295,15 @@ def _read_qrels(path: Path, lookup: _Lookup) -> ParsedJudgements:
                             f"query {lookup.current_query!r}.")
         lookup.queries[guess] = lookup.current_query
     seen: dict[tuple[str, str], tuple[int, int]] = {}
-    for number, fields in lines:
-        where = f"line {number}"
-        if len(fields) != 4:
-            parsed.problems.append(f"{where}: expected 4 fields (query_id iteration doc_id label), "
-                                   f"found {len(fields)}.")
+    for line in lines:
+        where = f"line {line.row}"
+        if isinstance(line, RejectRow):
+            parsed.problems.append(f"{where}: {line.reason}.")
             continue
-        qid, _, did, label = fields
         try:
-            query = _resolve_query("", qid, lookup, qrels=True)
-            document = _resolve_document("", did, lookup)
-            label = check_label(label)
+            query = _resolve_query("", line.query_id, lookup, qrels=True)
+            document = _resolve_document("", line.doc_id, lookup)
+            label = check_label(line.label)
         except InputError as exc:
             parsed.problems.append(f"{where}: {exc}")
             continue
@@ -322,9 +314,9 @@ def _read_qrels(path: Path, lookup: _Lookup) -> ParsedJudgements:
     return parsed
 
 
-def _single_unknown_query(lines: list[tuple[int, list[str]]], lookup: _Lookup) -> str | None:
+def _single_unknown_query(lines: list[trec.QrelsLine | RejectRow], lookup: _Lookup) -> str | None:
     """The query id to read as the current query: the only one the qrels name, when nothing else maps it."""
-    ids = {fields[0] for _, fields in lines if len(fields) == 4}
+    ids = {line.query_id for line in lines if not isinstance(line, RejectRow)}
     if len(ids) == 1 and lookup.current_query:
         only = next(iter(ids))
         return None if only in lookup.queries else only
@@ -332,28 +324,27 @@ def _single_unknown_query(lines: list[tuple[int, list[str]]], lookup: _Lookup) -
 
 
 def _resolve_query(text: str, ident: str, lookup: _Lookup, *, qrels: bool) -> str:
-    if text.strip():
-        return text
-    ident = ident.strip()
-    if not ident:
-        raise InputError("the query is empty.")
-    if ident in lookup.queries:
-        return lookup.queries[ident]
     hint = ("import it with a CSV or JSONL exported here (it maps query ids to queries) as the documents file"
             if qrels else "give the query text in a query column")
-    raise InputError(f"unknown query id {ident!r}: {hint}.")
+    return _resolve(text, ident, lookup.queries, "query", f"unknown query id {ident.strip()!r}: {hint}.")
 
 
 def _resolve_document(text: str, ident: str, lookup: _Lookup) -> str:
+    return _resolve(text, ident, lookup.documents, "document",
+                    f"unknown document {ident.strip()!r}: it is neither in the documents file nor among the "
+                    "documents of the current ranking.")
+
+
+def _resolve(text: str, ident: str, known: dict[str, str], what: str, unknown: str) -> str:
+    """The text given, else the text of the id ``ident`` in ``known``; ``InputError`` when neither is there."""
     if text.strip():
         return text
     ident = ident.strip()
     if not ident:
-        raise InputError("the document is empty.")
-    if ident in lookup.documents:
-        return lookup.documents[ident]
-    raise InputError(f"unknown document {ident!r}: it is neither in the documents file nor among the documents "
-                     "of the current ranking.")
+        raise InputError(f"the {what} is empty.")
+    if ident in known:
+        return known[ident]
+    raise InputError(unknown)
 
 
 def _score(value: str) -> float:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from reranker.errors import InputError
-from reranker.files import pair_files
+from reranker.files import rows, trec
 from reranker.files.test_collection import TestCollection, drop_unknown, grade, title_and_text
 
 TEXT_FIELDS = ("text", "content", "contents", "body", "passage")
@@ -29,7 +29,7 @@ TEXT_FIELDS = ("text", "content", "contents", "body", "passage")
 
 def _records(path: Path) -> Any:
     """The file's JSON: one value, or a list of the values of a JSONL file's lines."""
-    with pair_files.open_binary(path) as handle:
+    with rows.open_binary(path) as handle:
         raw = handle.read()
     try:
         text = raw.decode("utf-8-sig")
@@ -40,13 +40,10 @@ def _records(path: Path) -> Any:
     except json.JSONDecodeError:
         pass
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path.name} line {number} is not valid JSON ({exc.msg} at column {exc.colno}).") from exc
+    for number, value in rows.json_lines(text):
+        if isinstance(value, json.JSONDecodeError):
+            raise InputError(f"{path.name} line {number} is not valid JSON ({value.msg} at column {value.colno}).")
+        records.append(value)
     return records
 
 
@@ -82,7 +79,7 @@ def read_search_responses(path: str | Path, qrels: str | Path, *, topics: str | 
     if not path.is_file():
         raise InputError(f"Cannot read {path}: there is no such file.")
     data = _records(path)
-    topic_texts = pair_files.read_topics(topics) if topics else None
+    topic_texts = trec.read_topics(topics) if topics else None
     responses: list[tuple[str, str | None, Any, str]] = []  # (query id, text, response, where)
     if isinstance(data, dict) and "responses" in data:
         if topic_texts is None:
@@ -136,7 +133,7 @@ def read_search_responses(path: str | Path, qrels: str | Path, *, topics: str | 
     if no_text:
         fields = text_field or " / ".join(TEXT_FIELDS)
         notes.append(f"{no_text:,} hits have no text in {fields}: left out (name the text field)")
-    judged, dropped = drop_unknown(pair_files.read_qrels(qrels), queries, None)
+    judged, dropped = drop_unknown(trec.read_qrels(qrels), queries, None)
     judged, graded = grade(judged)
     notes += [n for n in dropped]
     unjudged_queries = [q for q in queries if q not in judged]

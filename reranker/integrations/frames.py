@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from reranker.errors import RerankerError
-from reranker.files.pair_files import Columns, make_row
+from reranker.files.rows import Columns, make_row
 from reranker.jobs.chunk_scoring import score_chunk
 from reranker.jobs.job import RESULT_COLUMNS
 from reranker.scoring.engine import DEFAULT_MAX_LENGTH

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from reranker.errors import InputError
-from reranker.files.pair_files import EXCERPT_CHARS, PairRow, RejectRow, Row
+from reranker.files.rows import EXCERPT_CHARS, PairRow, RejectRow, Row
 from reranker.jobs.job import RESULT_COLUMNS
 from reranker.scoring.engine import Verdict
 

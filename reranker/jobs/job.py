@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Union
 
 from reranker.errors import InputError
-from reranker.files.pair_files import DEFAULT_CHUNK_ROWS, PairTable, TrecPairs
+from reranker.files.pair_tables import PairTable
+from reranker.files.rows import DEFAULT_CHUNK_ROWS
+from reranker.files.trec_pairs import TrecPairs
 from reranker.jobs.locations import Location, as_location, name_of, resolved, sibling
 from reranker.jobs.shards import Shard
 

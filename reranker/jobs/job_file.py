@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from reranker.errors import InputError, RerankerError
-from reranker.files.pair_files import RejectRow, Row
+from reranker.files.rows import RejectRow, Row
 from reranker.jobs.job import RESULT_COLUMNS
 from reranker.storage.database import migrate, with_tx
 

@@ -13,7 +13,7 @@ import json
 from typing import Iterator
 
 from reranker.errors import InputError
-from reranker.files.pair_files import PairRow
+from reranker.files.rows import PairRow
 from reranker.jobs.job import OUTPUT_FORMATS, RESULT_COLUMNS, suffix_of
 from reranker.jobs.job_file import EXPORT_BATCH
 from reranker.jobs.locations import Location, name_of, open_for_reading, sibling

@@ -17,7 +17,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from typing import Callable
 
 from reranker.errors import InputError
-from reranker.files.pair_files import RejectRow, Row
+from reranker.files.rows import RejectRow, Row
 from reranker.jobs.chunk_scoring import score_chunk
 from reranker.jobs.job import BatchJob, BatchSummary, describe_mismatch
 from reranker.jobs.job_file import JobFile

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from reranker.errors import InputError
-from reranker.files.pair_files import PairRow, Row
+from reranker.files.rows import PairRow, Row
 from reranker.jobs.locations import Location, name_of, sibling
 
 

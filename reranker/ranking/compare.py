@@ -14,7 +14,8 @@ from typing import Callable, Mapping
 
 from scipy import stats
 
-from reranker.storage.judgements import DEFAULT_THRESHOLD, disagreements, document_hash
+from reranker.storage.judgements import document_hash
+from reranker.ranking.disagreements import disagreements, DEFAULT_THRESHOLD
 from reranker.files.documents import Collection
 from reranker.scoring.engine import Reranker, resolve_instruction
 from reranker.ranking.inspection import RankedRow, RunResult, run

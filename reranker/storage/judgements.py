@@ -1,4 +1,4 @@
-"""Relevance judgements people record in the inspector, and where they disagree with the model.
+"""Relevance judgements people record in the inspector (where they disagree with the model: ``ranking.disagreements``).
 
 One row per (owner, query, document) in table ``annotations`` of the shared SQLite store (migrations 3 and 4
 of ``reranker.storage.database``); every method reads and writes one owner's judgements only (``""``: the
@@ -14,14 +14,13 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 from reranker.errors import InputError
 from reranker.storage.database import Database, with_tx
 from reranker.storage.labels import LABELS, check_label
 
 MAX_NOTE_CHARS = 2000
-DEFAULT_THRESHOLD = 0.5
 
 _COLUMNS = "query, doc_hash, document, instruction, model, score, label, note, created, updated"
 _READ = _COLUMNS + ", owner"
@@ -192,55 +191,3 @@ class AnnotationStore:
 
         with_tx(conn, write)
         return MergeReport(**counts)
-
-
-@dataclass(frozen=True)
-class Disagreement:
-    """A scored document whose judgement contradicts the model's verdict at the threshold."""
-
-    item: Any  # the scored document as given (e.g. an inspection.RankedRow)
-    doc_hash: str
-    score: float
-    label: int
-    kind: str  # "missed": judged relevant, scored low; "false alarm": judged not relevant, scored high
-
-    @property
-    def user_verdict(self) -> str:
-        return LABELS[self.label]
-
-    @property
-    def model_verdict(self) -> str:
-        return "not relevant" if self.kind == "missed" else "relevant"
-
-
-def _text_of(item: Any) -> str:
-    text = getattr(item, "text", None)
-    return text if text is not None else item.document
-
-
-def disagreements(judgements: Sequence[Any], labels: dict[str, int],
-                  threshold: float = DEFAULT_THRESHOLD) -> list[Disagreement]:
-    """The scored documents where the person and the model disagree, in the order given.
-
-    ``judgements`` are scored documents with a ``score`` and their text as ``text`` (``inspection.RankedRow``)
-    or ``document`` (``engine.Verdict``); ``labels`` maps document hash → label (``labels_for``).
-    The model says "relevant" when score ≥ ``threshold``. A disagreement is a document judged relevant (2)
-    that the model scored below the threshold ("missed"), or judged not relevant (0) that it scored at or
-    above it ("false alarm"). "Partly relevant" (1) is the middle verdict and agrees with either side,
-    so it never counts as a disagreement. Unjudged documents are skipped.
-    """
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        raise InputError(f"The disagreement threshold must be a number between 0 and 1, got {threshold!r}.") from None
-    if not 0.0 <= threshold <= 1.0:
-        raise InputError(f"The disagreement threshold must be between 0 and 1, got {threshold}.")
-    found = []
-    for item in judgements:
-        doc_hash = document_hash(_text_of(item))
-        label = labels.get(doc_hash)
-        if label == 2 and item.score < threshold:
-            found.append(Disagreement(item, doc_hash, item.score, label, "missed"))
-        elif label == 0 and item.score >= threshold:
-            found.append(Disagreement(item, doc_hash, item.score, label, "false alarm"))
-    return found

@@ -157,7 +157,8 @@ def paired_p(a, b, stat_test: str, *, n_permutations: int = N_PERMUTATIONS, seed
     return significance.randomisation_test(a, b, n_permutations=n_permutations, seed=seed).p_value
 
 
-def _ranx_names(k: int, relevant_from: int) -> dict[str, str]:
+def ranx_names(k: int, relevant_from: int) -> dict[str, str]:
+    """Our metric name → ranx's name for it, at cut-off ``k`` with relevance from grade ``relevant_from``."""
     suffix = "" if relevant_from == 1 else f"-l{relevant_from}"
     return dict(zip(metric_names(k), (f"ndcg@{k}", f"mrr{suffix}", f"map{suffix}", f"precision@{k}{suffix}")))
 
@@ -191,8 +192,8 @@ def build(result: SweepResult, *, k: int = DEFAULT_K, relevant_from: int = 1, st
     names = [run.name for run in result.runs]
     if len(set(names)) != len(names):
         raise InputError("Two runs share a name: give the imported run another name.")
-    ranx_names = _ranx_names(k, relevant_from)
-    metrics = list(ranx_names)
+    names_in_ranx = ranx_names(k, relevant_from)
+    metrics = list(names_in_ranx)
     from numba.core.errors import NumbaTypeSafetyWarning
     from ranx import Qrels, Run, evaluate
 
@@ -202,11 +203,11 @@ def build(result: SweepResult, *, k: int = DEFAULT_K, relevant_from: int = 1, st
         warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
         for run in result.runs:
             ranx_run = Run.from_dict(_ranked(run, query_ids), name=run.name)
-            scores = evaluate(qrels, ranx_run, list(ranx_names.values()), return_mean=False,
+            scores = evaluate(qrels, ranx_run, list(names_in_ranx.values()), return_mean=False,
                               save_results_in_run=False)
             position = {q: i for i, q in enumerate(ranx_run.get_query_ids())}
             order = [position[q] for q in query_ids]
-            per_query[run.name] = {m: np.asarray(scores[ranx_names[m]], dtype=float)[order] for m in metrics}
+            per_query[run.name] = {m: np.asarray(scores[names_in_ranx[m]], dtype=float)[order] for m in metrics}
     indices = np.random.default_rng(seed).integers(0, len(query_ids), size=(n_resamples, len(query_ids)))
     rows = [LeaderRow(run.name, run.imported,
                       means={m: float(per_query[run.name][m].mean()) for m in metrics},

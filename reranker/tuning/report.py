@@ -15,6 +15,7 @@ from reranker.files.tables import write_csv
 from reranker.tuning.calibration import Calibration, Threshold
 from reranker.tuning.leaderboard import Leaderboard
 from reranker.tuning.sweep import SweepResult
+from reranker.view.numbers import number
 
 COLORS = ["#4f46e5", "#0891b2", "#ca8a04", "#db2777"]
 
@@ -88,7 +89,7 @@ def _settings(board: Leaderboard, result: SweepResult) -> dict:
 
 def html_table(frame: pd.DataFrame) -> str:
     """A report table: every cell escaped, numbers to 4 decimals, missing values as a dash."""
-    return frame.to_html(index=False, escape=True, na_rep="—", float_format=lambda v: f"{v:.4f}",
+    return frame.to_html(index=False, escape=True, na_rep="—", float_format=number,
                          classes="table", border=0)
 
 
@@ -108,10 +109,6 @@ def write_document(path: Path, title: str, parts: list[str], figures: list[go.Fi
     return path
 
 
-def _number(value) -> str:
-    return "—" if value is None else f"{value:.4f}"
-
-
 def leaderboard_display(board: Leaderboard) -> pd.DataFrame:
     """The leaderboard for people: each metric as "mean [low, high]" with a † when it differs significantly from
     the best run (Holm-corrected), and the corrected p-value of the first metric."""
@@ -123,7 +120,7 @@ def leaderboard_display(board: Leaderboard) -> pd.DataFrame:
             low, high = row.intervals[metric]
             mark = " †" if row.significant(metric, board.alpha) else ""
             record[metric] = f"{row.means[metric]:.4f} [{low:.3f}, {high:.3f}]{mark}"
-        record[f"p vs best ({first}, Holm)"] = "best" if place == 1 else _number(row.adjusted.get(first))
+        record[f"p vs best ({first}, Holm)"] = "best" if place == 1 else number(row.adjusted.get(first))
         record["pairs"] = row.pairs
         record["from cache"] = row.cache_hits
         record["seconds"] = round(row.seconds, 2)

@@ -5,7 +5,7 @@ servers apply unchanged: pairs any earlier run scored are read back, not recompu
 half way resumes where it stopped when started again. Progress reports pairs done, pairs in all, and an ETA.
 
 The judged set comes from the judgements store (``storage.judgements``), a pair table with a label column or
-TREC topics + qrels + documents (both read by ``ranking.multi_query``). A TREC run (BM25, another reranker) can
+TREC topics + qrels + documents (both read by ``files.judged_pairs``). A TREC run (BM25, another reranker) can
 join as one more row of the leaderboard: ``read_baseline``.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from reranker.errors import InputError
-from reranker.files import judgement_files, pair_files
+from reranker.files import judgement_files, trec
 from reranker.ranking.metrics import trec_eval_order
-from reranker.ranking.multi_query import PairSet
+from reranker.files.judged_pairs import PairSet
 from reranker.scoring.engine import Reranker, resolve_instruction
 from reranker.storage.judgements import AnnotationStore
 
@@ -54,7 +54,7 @@ class JudgedSet:
 
 
 def from_pairs(pairs: PairSet, source: str) -> JudgedSet:
-    """A judged set from a pair table with labels or a TREC input (``multi_query.read_table`` / ``read_trec``)."""
+    """A judged set from a pair table with labels or a TREC input (``judged_pairs.read_table`` / ``read_trec``)."""
     if not pairs.has_labels:
         raise InputError(f"{source} has no label column: a sweep measures rankings against labels (0, 1, 2). "
                          "Choose the label column, or judge documents in the ranked table first.")
@@ -214,7 +214,7 @@ def run_sweep(variants: Sequence[Variant], judged: JudgedSet, *, batch_size: int
 
 def read_baseline(path: str | Path) -> dict[str, dict[str, float]]:
     """A TREC run file (``qid Q0 docid rank score tag``) as query id -> document id -> score."""
-    return pair_files.read_run(path)
+    return trec.read_run(path)
 
 
 def baseline_run(name: str, run: Mapping[str, Mapping[str, float]], judged: JudgedSet) -> tuple[VariantRun, str]:

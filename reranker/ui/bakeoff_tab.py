@@ -24,7 +24,7 @@ from reranker.errors import InputError, RerankerError
 from reranker.files import beir_folder, hf_datasets, ir_datasets_source, search_responses
 from reranker.ranking.first_stage import DEFAULT_DEPTH
 from reranker.ranking.metrics import DEFAULT_K
-from reranker.scoring.model_holder import ModelSettings
+from reranker.serve.model_holder import ModelSettings
 from reranker.tuning import leaderboard
 from reranker.tuning.report import leaderboard_figure
 from reranker.ui import common

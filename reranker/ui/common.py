@@ -20,10 +20,10 @@ import gradio as gr
 from reranker.errors import InputError, RerankerError
 from reranker.files import documents
 from reranker.ranking import inspection
-from reranker.scoring.model_holder import ModelSettings
+from reranker.serve.model_holder import ModelSettings
 from reranker.scoring.prompt import INSTRUCTION_PRESETS
 from reranker.serve.uploads import NOT_UPLOADED, uploaded
-from reranker.storage.judgements import DEFAULT_THRESHOLD
+from reranker.ranking.disagreements import DEFAULT_THRESHOLD
 from reranker.storage.labels import RELEVANT_FROM
 
 log = logging.getLogger(__name__)

@@ -20,10 +20,11 @@ from reranker.view import charts, results_table
 from reranker.ui import common
 from reranker.ui.common import DocumentInputs, Fields, ModelInputs, bind
 from reranker.ui.inspector import Inspector
-from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore, document_hash
+from reranker.storage.judgements import AnnotationStore, document_hash
+from reranker.ranking.disagreements import DEFAULT_THRESHOLD
 from reranker.ranking.compare import SIDES, Comparison, Side, compare
 from reranker.scoring.engine import resolve_instruction
-from reranker.scoring.model_holder import ModelSettings
+from reranker.serve.model_holder import ModelSettings
 from reranker.errors import RerankerError
 from reranker.ranking.metrics import DEFAULT_K, NO_JUDGEMENTS, metric_names
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION

@@ -18,7 +18,7 @@ from reranker.errors import RerankerError
 from reranker.explain import explanation as ex
 from reranker.explain import export as explain_export
 from reranker.ranking import inspection
-from reranker.scoring.model_holder import ModelHolder
+from reranker.serve.model_holder import ModelHolder
 from reranker.storage.judgements import document_hash
 from reranker.ui import common
 from reranker.ui.visitors import Visitors

@@ -15,7 +15,7 @@ from reranker.errors import RerankerError
 from reranker.files import documents
 from reranker.ranking import export, inspection
 from reranker.scoring.inputs import check_documents, check_query
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.serve.model_holder import ModelHolder, ModelSettings
 from reranker.storage.judgements import AnnotationStore, document_hash
 from reranker.storage.presets import PresetStore
 from reranker.ui import common, judging_tab

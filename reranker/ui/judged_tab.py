@@ -13,7 +13,8 @@ import pandas as pd
 
 from reranker.errors import RerankerError
 from reranker.ranking import metrics
-from reranker.storage.judgements import Annotation, disagreements
+from reranker.storage.judgements import Annotation
+from reranker.ranking.disagreements import disagreements
 from reranker.ui import common
 from reranker.ui.judging_tab import Annotator
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION

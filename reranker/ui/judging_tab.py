@@ -24,8 +24,8 @@ from reranker.view import results_table
 from reranker.ui import common
 from reranker.ui.common import Fields, Ranking, ViewInputs, bind
 from reranker.ui.visitors import Visitors
-from reranker.storage.judgements import (DEFAULT_THRESHOLD, Annotation, AnnotationStore, Disagreement, disagreements,
-                                         document_hash)
+from reranker.storage.judgements import Annotation, AnnotationStore, document_hash
+from reranker.ranking.disagreements import disagreements, DEFAULT_THRESHOLD, Disagreement
 from reranker.storage.labels import LABELS
 from reranker.errors import InputError, RerankerError
 

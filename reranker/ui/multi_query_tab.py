@@ -16,13 +16,15 @@ import gradio as gr
 import pandas as pd
 
 from reranker.files import tables
+from reranker.files import judged_pairs
+from reranker.view.numbers import number
 from reranker.ranking import multi_query
 from reranker.ui import common
 from reranker.ui.common import Fields, ModelInputs, bind
 from reranker.ui.inspector import Inspector
 from reranker.errors import RerankerError
 from reranker.ranking.metrics import DEFAULT_K, metric_names
-from reranker.ranking.multi_query import MAX_PAIRS, TableColumns
+from reranker.files.judged_pairs import MAX_PAIRS, TableColumns
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 from reranker.storage.labels import DEFAULT_RELEVANT_FROM
 
@@ -35,10 +37,6 @@ ROLES = ("query", "document", "label", "query_id", "doc_id")
 
 def _column(choice: str | None) -> str | None:
     return None if choice in (None, "", NONE) else choice
-
-
-def _number(value: float | None) -> str:
-    return "—" if value is None or pd.isna(value) else f"{value:.4f}"
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ class PairInputs:
     qrels: Any
     corpus: Any
 
-    def read(self) -> multi_query.PairSet:
+    def read(self) -> judged_pairs.PairSet:
         """The pairs these inputs name, or a message that says which file or column is missing."""
         path = common.upload_path
         if self.kind == "trec":
@@ -65,7 +63,7 @@ class PairInputs:
             if missing:
                 raise gr.Error(f"Upload the {' and '.join(missing)} file{'s' if len(missing) > 1 else ''} "
                                "for a TREC input.")
-            return multi_query.read_trec(files["topics"], files["qrels"], files["documents"])
+            return judged_pairs.read_trec(files["topics"], files["qrels"], files["documents"])
         if not path(self.table):
             raise gr.Error("Upload a pair table first (.csv, .tsv, .jsonl or .parquet with query and document "
                            "columns, and optionally a label column).")
@@ -73,7 +71,7 @@ class PairInputs:
             raise gr.Error("Choose which columns hold the query and the document.")
         columns = TableColumns(query=self.query_col, document=self.document_col, label=_column(self.label_col),
                                query_id=_column(self.query_id_col), doc_id=_column(self.doc_id_col))
-        return multi_query.read_table(path(self.table), columns)
+        return judged_pairs.read_table(path(self.table), columns)
 
 
 class MultiQueryTab:
@@ -89,12 +87,12 @@ class MultiQueryTab:
             path = common.upload_path(upload)
             if not path:
                 return hidden
-            columns = multi_query.table_columns(path)
+            columns = judged_pairs.table_columns(path)
         except RerankerError as exc:
             gr.Warning(common.message(str(exc)))
             return hidden
         try:
-            guessed = multi_query.guess_columns(columns)
+            guessed = judged_pairs.guess_columns(columns)
         except RerankerError as exc:
             gr.Warning(common.message(str(exc)))
             guessed = TableColumns(query="", document="")
@@ -130,7 +128,7 @@ class MultiQueryTab:
         common.prune(self.inspector.export_dir)
         stem = self.inspector.export_dir / f"multi-query-{uuid.uuid4().hex[:8]}"
         scored = multi_query.write_scored(result, stem.with_suffix(output_format))
-        rejects, rejects_frame = None, multi_query.rejects_frame(result.rejects)
+        rejects, rejects_frame = None, judged_pairs.rejects_frame(result.rejects)
         if result.rejects:
             rejects = stem.with_name(stem.name + "-rejects.csv")
             tables.write_csv(rejects_frame, rejects)
@@ -145,7 +143,7 @@ class MultiQueryTab:
         )
 
     @staticmethod
-    def summary(pairs: multi_query.PairSet, result: multi_query.MultiQueryResult, wall_s: float) -> str:
+    def summary(pairs: judged_pairs.PairSet, result: multi_query.MultiQueryResult, wall_s: float) -> str:
         """The run in a few lines; ``wall_s``: the whole action's wall time (reading, scoring, metrics, files)."""
         lines = [f"**{len(result.scored):,} pairs** for **{pairs.queries:,} queries** in {wall_s:.2f} s (the whole "
                  f"action; scoring {result.seconds:.2f} s) · {result.cache_hits:,} from the cache · "
@@ -166,7 +164,7 @@ class MultiQueryTab:
     def per_query_table(result: multi_query.MultiQueryResult) -> pd.DataFrame:
         table = result.per_query.copy()
         for name in metric_names(result.k):
-            table[name] = table[name].map(_number)
+            table[name] = table[name].map(number)
         return table
 
 

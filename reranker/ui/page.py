@@ -10,9 +10,9 @@ import gradio as gr
 from reranker.files import documents
 from reranker.ranking import inspection
 from reranker.view import results_table, run_header
-from reranker.scoring.model_holder import ModelHolder
+from reranker.serve.model_holder import ModelHolder
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION
-from reranker.storage.judgements import DEFAULT_THRESHOLD, AnnotationStore
+from reranker.storage.judgements import AnnotationStore
 from reranker.storage.presets import PresetStore
 from reranker.ui import (bakeoff_tab, common, compare_tab, explain_panel, judged_tab, judging_tab, multi_query_tab,
                          sweep_tab)

@@ -18,11 +18,12 @@ import gradio as gr
 import pandas as pd
 
 from reranker.errors import InputError, RerankerError
-from reranker.files.pair_files import RejectRow
-from reranker.ranking import multi_query
+from reranker.files.rows import RejectRow
+from reranker.files import judged_pairs
+from reranker.view.numbers import number
 from reranker.ranking.metrics import DEFAULT_K, metric_names
 from reranker.scoring.engine import MODELS
-from reranker.scoring.model_holder import ModelSettings
+from reranker.serve.model_holder import ModelSettings
 from reranker.tuning import calibration, leaderboard, report, sweep
 from reranker.ui import common
 from reranker.ui.inspector import Inspector
@@ -90,10 +91,6 @@ def _max_lengths(text: str | None, default: int) -> list[int]:
     return list(dict.fromkeys(lengths))
 
 
-def _number(value) -> str:
-    return "—" if value is None or pd.isna(value) else f"{value:.4f}"
-
-
 @dataclass(frozen=True)
 class VariantSettings:
     """What a sweep's state keeps of a variant: its instruction and model settings (never the engine)."""
@@ -129,13 +126,13 @@ class SweepTab:
             if missing:
                 raise InputError(f"Upload the {' and '.join(missing)} file{'s' if len(missing) > 1 else ''} "
                                  "for a TREC input.")
-            pairs = multi_query.read_trec(files["topics"], files["qrels"], files["documents"])
+            pairs = judged_pairs.read_trec(files["topics"], files["qrels"], files["documents"])
             return sweep.from_pairs(pairs, "TREC qrels"), pairs.rejects
         if not path(table):
             raise InputError("Upload a pair table (.csv, .tsv, .jsonl or .parquet with query, document and label "
                              "columns) or choose another judged set.")
         file = path(table)
-        pairs = multi_query.read_table(file, multi_query.guess_columns(multi_query.table_columns(file)))
+        pairs = judged_pairs.read_table(file, judged_pairs.guess_columns(judged_pairs.table_columns(file)))
         return sweep.from_pairs(pairs, "the uploaded pair table"), pairs.rejects
 
     def plan(self, chosen, pasted, models, max_lengths, backend, default_model, default_max_length,
@@ -261,7 +258,7 @@ class SweepTab:
         shown = frame.copy()
         shown.insert(1, "query", [texts[q] for q in shown["query_id"]])
         for column in (winner, baseline, "difference"):
-            shown[column] = shown[column].map(_number)
+            shown[column] = shown[column].map(number)
         ids = [str(q) for q in frame["query_id"]]
         return (shown, report.versus_figure(frame, winner, baseline, metric),
                 gr.update(choices=ids, value=ids[0] if ids else None))
@@ -351,7 +348,7 @@ class SweepTab:
         columns = ["query_id", "doc_id", "label", "score"] + (["calibrated_score"] if found.fit else [])
         table = found.pairs[columns].sort_values("score", ascending=False)
         for column in columns[3:]:
-            table[column] = table[column].map(_number)
+            table[column] = table[column].map(number)
         value = threshold.threshold
         return (state, "  \n".join(lines), report.reliability_figure(found), table,
                 # rounded down, so the pair the threshold was picked at stays at or above it

@@ -27,7 +27,7 @@ def warm() -> float:
     metrics.evaluate(["a", "b", "c"], {"a": 2, "b": 0, "c": 1})
     qrels = Qrels.from_dict({q: {"a": 2, "b": 1} for q in ("q1", "q2", "q3")})
     run = Run.from_dict({q: {"a": 2.0, "b": 1.0, "c": 0.5} for q in ("q1", "q2", "q3")}, name="r")
-    names = list(leaderboard._ranx_names(10, 1).values()) + list(leaderboard._ranx_names(10, 2).values())
+    names = list(leaderboard.ranx_names(10, 1).values()) + list(leaderboard.ranx_names(10, 2).values())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
         warnings.simplefilter("ignore", RuntimeWarning)  # scipy on these three identical toy queries

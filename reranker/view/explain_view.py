@@ -8,6 +8,7 @@ import html
 from typing import Sequence
 
 from reranker.explain.explanation import READ, Explanation, PartEffect, SentenceEffect
+from reranker.view.numbers import number, signed
 
 RAISES = (37, 99, 235)  # blue: the sentence raises the score (removing it lowers it)
 LOWERS = (234, 88, 12)  # orange: the sentence lowers the score
@@ -16,14 +17,6 @@ TABLE_TEXT_CHARS = 140
 
 def _e(text: str) -> str:
     return html.escape(text, quote=True)
-
-
-def _signed(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:+.{digits}f}".replace("-", "−")
-
-
-def _number(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def _shade(effect: float | None, scale: float) -> str:
@@ -37,8 +30,8 @@ def _shade(effect: float | None, scale: float) -> str:
 def _hover(sentence: SentenceEffect) -> str:
     parts = [f"sentence {sentence.index + 1}"]
     if sentence.logodds_effect is not None:
-        parts.append(f"removing it changes the score by {_signed(-sentence.score_effect, 4)} "
-                     f"({_signed(-sentence.logodds_effect, 4)} log-odds) to {sentence.score_without:.4f}")
+        parts.append(f"removing it changes the score by {signed(-sentence.score_effect, 4)} "
+                     f"({signed(-sentence.logodds_effect, 4)} log-odds) to {sentence.score_without:.4f}")
     if sentence.alone_score is not None:
         parts.append(f"alone it scores {sentence.alone_score:.4f}")
     return " · ".join(parts)
@@ -81,8 +74,8 @@ def _sentence_table(explanation: Explanation) -> str:
         star = "★ " if s.index == explanation.decisive else ""
         marked = ' class="rx-decisive-row"' if star else ""
         rows.append(f'<tr{marked}><td>{star}{s.index + 1}</td><td>{_e(short)}</td>'
-                    f'<td>{_signed(s.logodds_effect)}</td><td>{_signed(s.score_effect)}</td>'
-                    f'<td>{_number(s.score_without)}</td><td>{_number(s.alone_score)}</td></tr>')
+                    f'<td>{signed(s.logodds_effect)}</td><td>{signed(s.score_effect)}</td>'
+                    f'<td>{number(s.score_without, 3)}</td><td>{number(s.alone_score, 3)}</td></tr>')
     if not rows:
         return '<p class="rx-note">No sentence was read in full: nothing to explain.</p>'
     return ('<table class="rx-table"><thead><tr><th>#</th><th>Sentence</th><th title="log-odds with the sentence '
@@ -94,8 +87,8 @@ def _sentence_table(explanation: Explanation) -> str:
 def _part_table(parts: Sequence[PartEffect], what: str) -> str:
     if not parts:
         return ""
-    rows = "".join(f"<tr><td>{_e(p.text)}</td><td>{_signed(p.logodds_effect)}</td><td>{_signed(p.score_effect)}</td>"
-                   f"<td>{_number(p.score_without)}</td></tr>" for p in parts)
+    rows = "".join(f"<tr><td>{_e(p.text)}</td><td>{signed(p.logodds_effect)}</td><td>{signed(p.score_effect)}</td>"
+                   f"<td>{number(p.score_without, 3)}</td></tr>" for p in parts)
     return (f'<table class="rx-table rx-parts"><thead><tr><th>{what}</th><th>Effect (log-odds)</th>'
             f'<th>Effect (score)</th><th>Score without it</th></tr></thead><tbody>{rows}</tbody></table>')
 
@@ -112,9 +105,9 @@ def render_one(explanation: Explanation, label: str = "") -> str:
     """One explanation: header, legend, shaded document, and its numbers."""
     decisive = explanation.decisive_sentence
     head = [f"<b>{_e(label)}</b>" if label else "", f"score <b>{explanation.score:.4f}</b> "
-            f"(log-odds {_signed(explanation.logodds)})"]
+            f"(log-odds {signed(explanation.logodds)})"]
     if decisive is not None:
-        head.append(f"decisive: sentence {decisive.index + 1} ({_signed(decisive.score_effect)} score)")
+        head.append(f"decisive: sentence {decisive.index + 1} ({signed(decisive.score_effect)} score)")
     head.append(f"{explanation.pairs} pairs, {explanation.cached} from the cache")
     notes = []
     if explanation.truncated:

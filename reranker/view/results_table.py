@@ -10,7 +10,8 @@ import html
 import re
 from typing import Mapping, Sequence
 
-from reranker.storage.judgements import Annotation, Disagreement, document_hash, normalize_query
+from reranker.storage.judgements import Annotation, document_hash, normalize_query
+from reranker.ranking.disagreements import Disagreement
 from reranker.storage.labels import LABELS
 from reranker.ranking.inspection import RankedRow
 

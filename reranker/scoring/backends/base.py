@@ -7,6 +7,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from reranker.errors import BackendUnavailable
+
 
 class Backend(ABC):
     """Scores already-built token prompts. Batching above this, caching and ranking live in Reranker.
@@ -62,3 +64,19 @@ def relative_error(got, want) -> float:
     their references at load."""
     got, want = got.float(), want.float()
     return ((got - want).norm() / want.norm()).item()
+
+
+def import_torch(*classes: str) -> tuple:
+    """``torch`` and the named ``transformers`` classes, imported; ``BackendUnavailable`` with how to install them
+    when either cannot be imported (the one guard of every backend that runs the model in torch)."""
+    try:
+        import torch
+        import transformers
+
+        found = tuple(getattr(transformers, name) for name in classes)  # transformers imports its models lazily
+    except Exception as exc:
+        raise BackendUnavailable(
+            f"transformers/torch are not usable here ({type(exc).__name__}: {exc}). "
+            "Install them with `pip install -r requirements.txt`."
+        ) from exc
+    return (torch, *found)

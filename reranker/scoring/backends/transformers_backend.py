@@ -18,9 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
-from reranker.scoring.backends.base import Backend
+from reranker.scoring.backends.base import Backend, import_torch
 from reranker.scoring.backends.packed.packing import group_prompts
-from reranker.errors import BackendUnavailable, ModelError
+from reranker.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +45,7 @@ class TransformersBackend(Backend):
 
     def __init__(self, model: str, *, revision: str | None, dtype: str, yes_id: int, no_id: int,
                  batch_tokens: int = 16384, max_batch_size: int = 64, share_heads: bool = True):
-        try:
-            import torch
-            from transformers import AutoModelForCausalLM, DynamicCache
-        except Exception as exc:
-            raise BackendUnavailable(
-                f"transformers/torch are not usable here ({type(exc).__name__}: {exc}). "
-                "Install them with `pip install -r requirements.txt`."
-            ) from exc
+        torch, AutoModelForCausalLM, DynamicCache = import_torch("AutoModelForCausalLM", "DynamicCache")
         self.torch = torch
         self.cache_class = DynamicCache
         self.precision = dtype

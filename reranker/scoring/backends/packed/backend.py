@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from reranker.errors import BackendUnavailable, InputError, ModelError
-from reranker.scoring.backends.base import Backend
+from reranker.scoring.backends.base import Backend, import_torch
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +35,9 @@ class PackedBackend(Backend):
         warning), "fused" (refuse to start unless every operation is fused) or "reference" (torch only)."""
         if kernels not in KERNELS:
             raise InputError(f"Unknown kernels {kernels!r} for the fast backend: choose one of {', '.join(KERNELS)}.")
-        try:
-            import torch
-            from transformers import AutoConfig, AutoModelForCausalLM
+        torch, AutoConfig, AutoModelForCausalLM = import_torch("AutoConfig", "AutoModelForCausalLM")
+        from reranker.scoring.backends.packed import model as packed_model, ops as packed_ops  # they need torch
 
-            from reranker.scoring.backends.packed import model as packed_model, ops as packed_ops
-        except Exception as exc:
-            raise BackendUnavailable(
-                f"transformers/torch are not usable here ({type(exc).__name__}: {exc}). "
-                "Install them with `pip install -r requirements.txt`."
-            ) from exc
         self.torch, self._model = torch, packed_model
         on_gpu = torch.cuda.is_available()
         self.dev = torch.device("cuda" if on_gpu else "cpu")

@@ -12,12 +12,14 @@ from pathlib import Path
 
 from reranker.files.documents import SPLIT_MODES, split_text
 from reranker.errors import InputError, RerankerError
-from reranker.files.pair_files import DEFAULT_CHUNK_ROWS, FORMATS, Columns, PairTable, TrecPairs
+from reranker.files.pair_tables import FORMATS, PairTable
+from reranker.files.rows import DEFAULT_CHUNK_ROWS, Columns
+from reranker.files.trec_pairs import TrecPairs
 from reranker.jobs.job import BatchJob, Source
 from reranker.jobs.locations import Location, as_location, is_url, local_copy
 from reranker.jobs.shards import Shard
 from reranker.scoring.inputs import check_query
-from reranker.scoring.model_flags import add_model_arguments, backend_and_options
+from reranker.cli.model_flags import add_model_arguments, backend_and_options
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
