@@ -69,3 +69,11 @@ def s3_bucket():
     yield "s3://reranker-tests"
     patch.undo()
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def card_reference(tiny_model):
+    """The model card's float64 reference recipe on the tiny model (tests/support/reference.py)."""
+    from tests.support.reference import CardReference
+
+    return CardReference(tiny_model)

@@ -12,7 +12,7 @@ from reranker.ranking import export
 from reranker.files.judgement_files import import_judgements
 from reranker.storage.judgements import AnnotationStore, document_hash
 from reranker.storage.database import Database
-from tests.app_server import serve
+from tests.support.app_server import serve
 
 QUERY = "what causes the northern lights?"
 XSS = "<img src=x onerror=alert(1)>"

@@ -14,7 +14,7 @@ from app import create_server
 from reranker.scoring.check import run_check
 from reranker.serve import api as api_module
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
-from tests.app_server import run, serve
+from tests.support.app_server import run, serve
 
 KEY = "test-key-0123"
 AUTH = {"Authorization": f"Bearer {KEY}"}

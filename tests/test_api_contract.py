@@ -10,7 +10,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from reranker.serve.api import install_api
-from tests.app_server import serve
+from tests.support.app_server import serve
 
 KEY = "contract-key-0123"
 AUTH = {"Authorization": f"Bearer {KEY}"}

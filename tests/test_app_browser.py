@@ -4,8 +4,8 @@
 import pytest
 
 from reranker.ranking import export
-from tests.app_server import serve
-from tests.browser import ARTIFACTS, XSS, inspector_page
+from tests.support.app_server import serve
+from tests.support.browser import ARTIFACTS, XSS, inspector_page
 
 pytestmark = pytest.mark.browser
 DOCS = [

@@ -14,7 +14,7 @@ from gradio_client.exceptions import AppError
 from reranker.ranking import export
 from reranker.errors import InputError
 from reranker.ui.common import error as _error
-from tests.app_server import serve
+from tests.support.app_server import serve
 
 QUERY = "what causes the northern lights?"
 PASTED = "Auroras come from solar particles.\nBanana bread recipe\n<img src=x onerror=alert(1)>"

@@ -21,27 +21,19 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-import torch
 from fastapi import FastAPI
 
-from reranker import DEFAULT_INSTRUCTION, Reranker
+from reranker import Reranker
 from reranker.explain import explanation as ex
 from reranker.scoring.backends.base import Backend
 from reranker.scoring.check import CANARIES, CheckReport
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from reranker.serve.api import install_api
-from tests.app_server import run
-from tests.test_batch import committed_chunks, make_pairs, write_csv
-from tests.test_engine import card_tokens
+from tests.support.app_server import run
+from tests.support.pair_tables import committed_chunks, make_pairs, write_csv
+from tests.support.samples import CONTRACT_DOCS as DOCS, CONTRACT_QUERY as QUERY
 
 ROOT = Path(__file__).resolve().parent.parent
-QUERY = "what causes the northern lights?"
-DOCS = [
-    "Auroras happen when charged particles from the solar wind hit gases in the upper atmosphere. "
-    "Oxygen gives green light. The lights are seen near the poles.",
-    "A lighthouse warns ships of dangerous coastlines with a bright rotating beam.",
-    "Banana bread needs ripe bananas, flour, butter and sugar.",
-]
 BACKENDS = [
     pytest.param("transformers"),
     pytest.param("fast"),
@@ -86,28 +78,10 @@ def engine(request, tiny_model) -> Engine:
     return Engine(name, reranker, options, cli, env)
 
 
-@pytest.fixture(scope="module")
-def recipe(tiny_model):
-    """logit(yes) - logit(no) by the model card's recipe: one plain float32 forward pass per pair."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
-    yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
-
-    def logodds(query, document, instruction=DEFAULT_INSTRUCTION):
-        ids = card_tokens(tokenizer, instruction, query, document, 512)
-        with torch.inference_mode():
-            logits = model(torch.tensor([ids])).logits[0, -1].double()
-        return (logits[yes] - logits[no]).item()
-
-    return logodds
-
-
-def test_it_is_a_backend_and_scores_equal_the_float32_recipe(engine, recipe):
+def test_it_is_a_backend_and_scores_equal_the_float32_recipe(engine, card_reference):
     assert isinstance(engine.reranker.backend, Backend) and engine.reranker.backend_name == engine.name
     verdicts = engine.reranker.score([(QUERY, d) for d in DOCS] + [("q?", DOCS[0] * 40)])
-    want = [recipe(QUERY, d) for d in DOCS] + [recipe("q?", DOCS[0] * 40)]
+    want = [card_reference.logodds(QUERY, d) for d in DOCS] + [card_reference.logodds("q?", DOCS[0] * 40)]
     assert [v.logodds for v in verdicts] == pytest.approx(want, abs=1e-4)
     assert verdicts[-1].truncated and verdicts[-1].prompt_tokens == 512
     ranked = engine.reranker.rank(QUERY, DOCS)

@@ -14,7 +14,7 @@ from reranker.errors import InputError, ModelError
 from reranker.files import beir_folder
 from reranker.testing.cross_encoders import build_bert_cross_encoder, build_logit_score_reranker
 from reranker.testing.rerank_stub import RerankStub, overlap_score
-from tests.test_collections import write_beir
+from tests.support.collections import QRELS, register_ir_dataset, search_hit, write_beir
 
 QUERY = "what do giant pandas eat"
 DOCS = ["Bamboo is the main food of the giant panda.", "Pandas is a Python library for data frames.",
@@ -195,7 +195,6 @@ def test_search_engine_hits_are_the_no_rerank_row_as_trec_eval_measures_them(tmp
     import ir_measures
 
     from reranker.files.search_responses import read_search_responses
-    from tests.test_collections import QRELS, _hit
 
     qrels = tmp_path / "qrels.txt"
     qrels.write_text("".join(f"{q} 0 {d} {s}\n" for q, d, s in QRELS))
@@ -206,7 +205,7 @@ def test_search_engine_hits_are_the_no_rerank_row_as_trec_eval_measures_them(tmp
     queries = {"q1": "what do giant pandas eat", "q2": "python data frame library", "q3": "koala food"}
     path = tmp_path / "responses.jsonl"
     path.write_text("".join(json.dumps({"query_id": q, "query": queries[q], "response": {"hits": {"hits": [
-        _hit(d, s, t) for d, s, t in docs]}}}) + "\n" for q, docs in hits.items()))
+        search_hit(d, s, t) for d, s, t in docs]}}}) + "\n" for q, docs in hits.items()))
     collection = read_search_responses(path, qrels)
     with RerankStub() as stub:
         result = run_bakeoff(collection, [EndpointContender("api", stub.url, "m")], depth=3)
@@ -246,7 +245,6 @@ def test_candidate_lists_and_scoreddocs_become_the_first_stage(tmp_path, monkeyp
     import pandas as pd
 
     from reranker.files import hf_datasets, ir_datasets_source
-    from tests.test_collections import _register_ir_dataset
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
@@ -265,7 +263,7 @@ def test_candidate_lists_and_scoreddocs_become_the_first_stage(tmp_path, monkeyp
     assert query.documents[0][1] == "Bamboo is the main food of the giant panda."  # "giant", "panda", "food"
 
     monkeypatch.setenv("IR_DATASETS_HOME", str(tmp_path / "home"))
-    _register_ir_dataset(tmp_path, "reranker-test/bakeoff")
+    register_ir_dataset(tmp_path, "reranker-test/bakeoff")
     collection = ir_datasets_source.load("reranker-test/bakeoff")
     with RerankStub() as stub:
         result = run_bakeoff(collection, [EndpointContender("api", stub.url, "m")], depth=1)

@@ -8,9 +8,9 @@ import pytest
 
 from reranker.testing.cross_encoders import build_bert_cross_encoder
 from reranker.testing.rerank_stub import RerankStub
-from tests.app_server import serve
-from tests.browser import ARTIFACTS, XSS, inspector_page
-from tests.test_collections import write_beir
+from tests.support.app_server import serve
+from tests.support.browser import ARTIFACTS, XSS, inspector_page
+from tests.support.collections import write_beir
 
 pytestmark = pytest.mark.browser
 

@@ -15,8 +15,8 @@ from reranker.files.tables import read_csv
 from reranker.ranking.first_stage import bm25_run
 from reranker.testing.cross_encoders import build_bert_cross_encoder
 from reranker.testing.rerank_stub import RerankStub
-from tests.app_server import serve
-from tests.test_collections import write_beir
+from tests.support.app_server import serve
+from tests.support.collections import write_beir
 
 K = 3
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,21 +19,10 @@ from reranker.errors import InputError
 from reranker.files.pair_files import (
     Columns, PairRow, PairTable, RejectRow, iter_pair_chunks, iter_trec_chunks, read_qrels, read_run, read_topics,
 )
+from tests.support.pair_tables import committed_chunks, make_pairs, write_csv
+
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def make_pairs(n: int, docs_per_query: int = 10) -> list[dict]:
-    return [{"query_id": f"q{i // docs_per_query}", "query": f"what is topic {i // docs_per_query}",
-             "doc_id": f"d{i}", "document": f"passage {i} talks about topic {i % 7} and more"} for i in range(n)]
-
-
-def write_csv(path: Path, rows: list[dict], delimiter: str = ",") -> Path:
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter=delimiter)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def score_args(tiny_model: str, *extra: str) -> list[str]:
@@ -312,16 +299,6 @@ def test_wrong_column_names_stop_at_the_first_chunk(tiny_model, tmp_path, capsys
 
 # ---------------------------------------------------------------------------------------------------------
 # Resume after SIGKILL
-
-
-def committed_chunks(job_file: Path) -> int:
-    if not job_file.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{job_file}?mode=ro", uri=True, timeout=1) as conn:
-            return conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
 
 
 def run_cli(args: list[str], **kwargs) -> subprocess.Popen:

@@ -4,7 +4,6 @@ from local files through ir_datasets' own classes, a Hugging Face dataset folder
 
 from __future__ import annotations
 
-import gzip
 import json
 
 import pytest
@@ -13,31 +12,7 @@ from reranker.errors import InputError
 from reranker.files import beir_folder, hf_datasets, ir_datasets_source, search_responses
 from reranker.files.test_collection import TestCollection, grade
 from reranker.ranking.first_stage import BM25, bm25_run
-
-CORPUS = [("d1", "Pandas", "The giant panda is a bear native to China."),
-          ("d2", "", "Pandas is a Python library for data frames."),
-          ("d3", "Bears", "Bears are large mammals; the panda is one."),
-          ("d4", "Bamboo", "Bamboo is the main food of the giant panda."),
-          ("d5", "", "Koalas eat eucalyptus leaves.")]
-QUERIES = [("q1", "what do giant pandas eat"), ("q2", "python data frame library"), ("q3", "koala food"),
-           ("q4", "unjudged query")]
-QRELS = [("q1", "d4", 1), ("q1", "d1", 1), ("q1", "d2", 0), ("q2", "d2", 1), ("q3", "d5", 1), ("q3", "d9", 1)]
-
-
-def write_beir(folder, *, gz=False):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "qrels").mkdir(exist_ok=True)
-    corpus = "".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in CORPUS)
-    if gz:
-        with gzip.open(folder / "corpus.jsonl.gz", "wt", encoding="utf-8") as handle:
-            handle.write(corpus)
-    else:
-        (folder / "corpus.jsonl").write_text(corpus, encoding="utf-8")
-    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES),
-                                          encoding="utf-8")
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"{q}\t{d}\t{s}\n" for q, d, s in QRELS), encoding="utf-8")
-    return folder
+from tests.support.collections import CORPUS, QRELS, QUERIES, register_ir_dataset, search_hit, write_beir
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -80,32 +55,10 @@ def test_sampling_is_seeded_and_keeps_the_source_order(tmp_path):
         collection.sample(0)
 
 
-def _register_ir_dataset(tmp_path, name):
-    """A dataset made of ir_datasets' own classes over local files, registered under ``name``."""
-    import ir_datasets
-    from ir_datasets.datasets.base import Dataset
-    from ir_datasets.formats import TrecQrels, TrecScoredDocs, TsvDocs, TsvQueries
-    from ir_datasets.util import LocalDownload
-
-    (tmp_path / "docs.tsv").write_text("".join(f"{i}\t{(t + ' ' + x).strip()}\n" for i, t, x in CORPUS))
-    (tmp_path / "queries.tsv").write_text("".join(f"{q}\t{t}\n" for q, t in QUERIES))
-    (tmp_path / "qrels.txt").write_text("".join(f"{q} 0 {d} {s + 1}\n" for q, d, s in QRELS))  # graded 1..2
-    (tmp_path / "run.txt").write_text("q1 Q0 d1 1 7.5 bm25\nq1 Q0 d3 2 3.0 bm25\nq2 Q0 d2 1 2.0 bm25\n"
-                                      "q2 Q0 d9 2 1.0 bm25\n")
-    dataset = Dataset(TsvDocs(LocalDownload(tmp_path / "docs.tsv")),
-                      TsvQueries(LocalDownload(tmp_path / "queries.tsv")),
-                      TrecQrels(LocalDownload(tmp_path / "qrels.txt"), {1: "not", 2: "partly", 3: "relevant"}),
-                      TrecScoredDocs(LocalDownload(tmp_path / "run.txt")))
-    if name not in ir_datasets.registry:
-        ir_datasets.registry.register(name, dataset)
-    else:
-        ir_datasets.registry._registered[name] = dataset
-    return dataset
-
 
 def test_ir_datasets_id_through_its_local_files(tmp_path, monkeypatch):
     monkeypatch.setenv("IR_DATASETS_HOME", str(tmp_path / "home"))
-    _register_ir_dataset(tmp_path, "reranker-test/local")
+    register_ir_dataset(tmp_path, "reranker-test/local")
     collection = ir_datasets_source.load("reranker-test/local")
     assert collection.source == "ir_datasets reranker-test/local"
     assert collection.queries == {"q1": "what do giant pandas eat", "q2": "python data frame library",
@@ -186,20 +139,15 @@ def test_hf_dataset_in_neither_layout(tmp_path, offline_hub):
         hf_datasets.load(str(folder))
 
 
-def _hit(doc_id, score, text, title=None):
-    source = {"text": text} if title is None else {"text": text, "title": title}
-    return {"_index": "docs", "_id": doc_id, "_score": score, "_source": source}
-
-
 def test_opensearch_responses(tmp_path):
     qrels = tmp_path / "qrels.txt"
     qrels.write_text("".join(f"{q} 0 {d} {s}\n" for q, d, s in QRELS))
     records = [{"query_id": "q1", "query": "what do giant pandas eat",
                 "response": {"took": 3, "hits": {"total": {"value": 3}, "hits": [
-                    _hit("d1", 3.5, "The giant panda is a bear.", "Pandas"), _hit("d4", 3.5, "Bamboo."),
+                    search_hit("d1", 3.5, "The giant panda is a bear.", "Pandas"), search_hit("d4", 3.5, "Bamboo."),
                     {"_id": "d7", "_score": 1.0, "_source": {"other": 1}}]}}},
                {"query_id": "q2", "query": "python data frame library",
-                "response": {"hits": {"hits": [_hit("d2", 9.0, "Pandas is a Python library.")]}}}]
+                "response": {"hits": {"hits": [search_hit("d2", 9.0, "Pandas is a Python library.")]}}}]
     path = tmp_path / "responses.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     collection = search_responses.read_search_responses(path, qrels)

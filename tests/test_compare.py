@@ -13,7 +13,7 @@ from reranker.storage.judgements import disagreements, document_hash
 from reranker.ranking.compare import Shift, Side, compare
 from reranker.files.documents import collect
 from reranker.ranking.inspection import run
-from tests.backend_probe import CountingBackend
+from tests.support.counting_backend import CountingBackend
 
 QUERY = "what causes the northern lights?"
 DOCS = [

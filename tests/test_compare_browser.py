@@ -4,8 +4,8 @@ import pytest
 
 from reranker.storage.judgements import AnnotationStore
 from reranker.storage.database import Database
-from tests.app_server import serve
-from tests.browser import ARTIFACTS, inspector_page
+from tests.support.app_server import serve
+from tests.support.browser import ARTIFACTS, inspector_page
 
 pytestmark = pytest.mark.browser
 QUERY = "what causes the northern lights?"

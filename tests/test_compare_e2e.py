@@ -14,7 +14,7 @@ from reranker.storage.judgements import AnnotationStore, document_hash
 from reranker.ranking.compare import Side, compare
 from reranker.files.documents import collect
 from reranker.storage.database import Database
-from tests.app_server import serve
+from tests.support.app_server import serve
 
 QUERY = "what causes the northern lights?"
 DOCS = ["Auroras come from solar particles hitting the atmosphere.", "Banana bread recipe",

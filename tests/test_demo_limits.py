@@ -12,8 +12,8 @@ import app
 from reranker.scoring.backends import zerogpu_backend
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from reranker.serve import demo_limits as limits
-from tests.app_server import run
-from tests.test_public import DOCS, QUERY
+from tests.support.app_server import run
+from tests.support.samples import DEMO_DOCS as DOCS, DEMO_QUERY as QUERY
 
 
 @pytest.mark.parametrize("model", ["0.6B", "Qwen/Qwen3-Reranker-4B", "8B"])

@@ -23,7 +23,7 @@ from reranker.serve.api import install_api
 from reranker.storage.database import Database
 from reranker.storage.judgements import AnnotationStore
 from reranker.storage.presets import PresetStore
-from tests.app_server import run
+from tests.support.app_server import run
 
 QUERY = "what causes the northern lights?"
 DOCS = [

@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-import torch
 
 from reranker import DEFAULT_INSTRUCTION, InputError, Reranker
 from reranker.explain import explanation as ex
@@ -15,8 +14,7 @@ from reranker.explain import sentences as split
 from reranker.ranking.inspection import RankedRow, RunResult
 from reranker.scoring.engine import Verdict
 from reranker.view import explain_view
-from tests.backend_probe import CountingBackend
-from tests.test_engine import card_tokens
+from tests.support.counting_backend import CountingBackend
 
 QUERY = "What is the capital of South Korea?"
 SENTENCES = [
@@ -91,56 +89,38 @@ def test_instruction_clauses(instruction, expected, without):
 
 # ---- effects against the reference ------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def reference(tiny_model):
-    """Log-odds and p(yes) of one pair by a plain single-sequence forward pass of the model card's recipe."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
-    yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
-
-    def score(query, document, instruction=DEFAULT_INSTRUCTION, max_length=512):
-        ids = card_tokens(tokenizer, instruction, query, document, max_length)
-        with torch.inference_mode():
-            logits = model(torch.tensor([ids])).logits[0, -1].double()
-        return (logits[yes] - logits[no]).item(), torch.softmax(logits[[no, yes]], dim=0)[1].item()
-
-    return score
-
-
-def test_occlusion_and_sufficiency_equal_the_reference(hf_reranker, reference):
+def test_occlusion_and_sufficiency_equal_the_reference(hf_reranker, card_reference):
     korean = " ".join(KOREAN)
     planned = ex.plan(hf_reranker, QUERY, [("en", DOCUMENT), ("ko", korean)])
     for explanation, (document, parts) in zip(ex.explain(hf_reranker, planned), [(DOCUMENT, SENTENCES),
                                                                                    (korean, KOREAN)]):
-        full_logodds, full = reference(QUERY, document)
+        full_logodds, full = card_reference.scores(QUERY, document)
         assert explanation.score == pytest.approx(full, abs=1e-6)
         assert [s.text for s in explanation.sentences] == parts
         for i, sentence in enumerate(explanation.sentences):
-            gone_logodds, gone = reference(QUERY, " ".join(parts[:i] + parts[i + 1:]))  # written out independently
+            gone_logodds, gone = card_reference.scores(QUERY, " ".join(parts[:i] + parts[i + 1:]))  # written out independently
             assert sentence.score_effect == pytest.approx(full - gone, abs=1e-6)
             assert sentence.logodds_effect == pytest.approx(full_logodds - gone_logodds, abs=1e-5)
             assert sentence.score_without == pytest.approx(gone, abs=1e-6)
-            assert sentence.alone_score == pytest.approx(reference(QUERY, parts[i])[1], abs=1e-6)
+            assert sentence.alone_score == pytest.approx(card_reference.scores(QUERY, parts[i])[1], abs=1e-6)
         effects = [abs(s.logodds_effect) for s in explanation.sentences]
         assert explanation.decisive == effects.index(max(effects))
 
 
-def test_query_word_and_instruction_clause_effects_equal_the_reference(hf_reranker, reference):
+def test_query_word_and_instruction_clause_effects_equal_the_reference(hf_reranker, card_reference):
     instruction = "Given a question, retrieve passages that answer it"
     (explanation,) = ex.explain(hf_reranker, ex.plan(hf_reranker, QUERY, [("d", DOCUMENT)], instruction=instruction,
                                                      analyses=["query_words", "instruction_clauses"]))
-    full = reference(QUERY, DOCUMENT, instruction)[1]
+    full = card_reference.scores(QUERY, DOCUMENT, instruction)[1]
     words = QUERY.split()
     assert [w.text for w in explanation.query_words] == words
     for i, word in enumerate(explanation.query_words):
-        gone = reference(" ".join(words[:i] + words[i + 1:]), DOCUMENT, instruction)[1]
+        gone = card_reference.scores(" ".join(words[:i] + words[i + 1:]), DOCUMENT, instruction)[1]
         assert word.score_effect == pytest.approx(full - gone, abs=1e-6)
     clauses = ["Given a question", "retrieve passages that answer it"]
     assert [c.text for c in explanation.instruction_clauses] == clauses
     for clause, other in zip(explanation.instruction_clauses, reversed(clauses)):
-        assert clause.score_effect == pytest.approx(full - reference(QUERY, DOCUMENT, other)[1], abs=1e-6)
+        assert clause.score_effect == pytest.approx(full - card_reference.scores(QUERY, DOCUMENT, other)[1], abs=1e-6)
     assert all(s.logodds_effect is None and s.alone_score is None for s in explanation.sentences)
     assert explanation.decisive is None
 
@@ -163,7 +143,7 @@ def test_cost_is_known_before_scoring_and_repeats_come_from_the_cache(tiny_model
     assert again[0].cached == 9 and again[0].sentences == first[0].sentences
 
 
-def test_a_cut_document_is_explained_as_read(hf_reranker, reference):
+def test_a_cut_document_is_explained_as_read(hf_reranker, card_reference):
     sentences = [f"Sentence number {i} talks about Seoul and the capital." for i in range(120)]
     document = " ".join(sentences)
     (explanation,) = ex.explain(hf_reranker, ex.plan(hf_reranker, QUERY, [("long", document)],
@@ -176,11 +156,11 @@ def test_a_cut_document_is_explained_as_read(hf_reranker, reference):
         ["not read"] * (120 - n - (states[n] == "partly read"))
     assert all(s.logodds_effect is None for s in explanation.sentences if s.read != "read")
     # the row's score is the cut document's; the explanation's "as read" score is the same text, read whole
-    assert explanation.score == pytest.approx(reference(QUERY, document)[1], abs=1e-6)
-    assert explanation.score == pytest.approx(reference(QUERY, read)[1], abs=1e-6)
+    assert explanation.score == pytest.approx(card_reference.scores(QUERY, document)[1], abs=1e-6)
+    assert explanation.score == pytest.approx(card_reference.scores(QUERY, read)[1], abs=1e-6)
     gone = split.without(read, split.sentences(read)[0])
     assert explanation.sentences[0].score_effect == pytest.approx(
-        explanation.score - reference(QUERY, gone)[1], abs=1e-6)
+        explanation.score - card_reference.scores(QUERY, gone)[1], abs=1e-6)
 
 
 def test_one_sentence_document(hf_reranker):

@@ -11,7 +11,7 @@ from gradio_client import Client
 
 from reranker.explain import explanation as ex
 from reranker.explain import export as explain_export
-from tests.app_server import serve
+from tests.support.app_server import serve
 
 QUERY = "what causes the northern lights?"
 DOCS = [

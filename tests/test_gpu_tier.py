@@ -90,7 +90,7 @@ def test_each_fused_op_is_within_twice_torchs_own_error(fused, op, candidate, to
 
 def test_the_fast_backend_on_fused_kernels_is_as_close_to_the_float32_recipe_as_transformers(tiny_model):
     from reranker import Reranker
-    from tests.test_backend_contract import DOCS, QUERY
+    from tests.support.samples import CONTRACT_DOCS as DOCS, CONTRACT_QUERY as QUERY
 
     pairs = [(QUERY, d) for d in DOCS] + [(f"query {i}", d * (i + 1)) for i, d in enumerate(DOCS)]
     fast = Reranker(tiny_model, backend="fast", cache=False, max_length=512, dtype="bfloat16", kernels="fused")

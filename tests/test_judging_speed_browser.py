@@ -14,8 +14,8 @@ from reranker.errors import RerankerError
 from reranker.storage.database import Database
 from reranker.storage.judgements import AnnotationStore, document_hash
 from reranker.ui import judging_tab
-from tests.app_server import serve
-from tests.browser import ARTIFACTS, inspector_page
+from tests.support.app_server import serve
+from tests.support.browser import ARTIFACTS, inspector_page
 
 pytestmark = pytest.mark.browser
 

@@ -11,19 +11,7 @@ import pytest
 from reranker.ranking import metrics, multi_query
 from reranker.errors import InputError
 from reranker.ranking.multi_query import TableColumns
-
-CSV = (
-    "query,document,label\n"
-    "what is an aurora,Auroras are lights in the polar sky,2\n"
-    "what is an aurora,Banana bread needs ripe bananas,0\n"
-    "what is an aurora,Oxygen glows green high up,\n"  # unjudged
-    "what is an aurora,Solar wind particles hit the atmosphere,1\n"
-    "best bread recipe,Banana bread needs ripe bananas,2\n"
-    "best bread recipe,Sourdough takes days,5\n"  # off the scale
-    "best bread recipe,,1\n"  # no document
-    "best bread recipe,Banana bread needs ripe bananas,1\n"  # judged twice
-    "best bread recipe,Lighthouses guide ships,0\n"
-)
+from tests.support.samples import MULTI_QUERY_CSV as CSV
 
 
 @pytest.fixture

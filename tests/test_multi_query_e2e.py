@@ -11,8 +11,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from reranker.ranking import multi_query
-from tests.app_server import serve
-from tests.test_multi_query import CSV
+from tests.support.app_server import serve
+from tests.support.samples import MULTI_QUERY_CSV as CSV
 
 
 @pytest.fixture(scope="module")

@@ -14,25 +14,7 @@ from reranker.errors import BackendUnavailable, InputError
 from reranker.scoring.backends.packed import ops
 from reranker.scoring.backends.packed.backend import PackedBackend
 from reranker.scoring.backends.packed.packing import batches, common_prefix, group_prompts, layout
-from tests.test_engine import DOCUMENTS, QUERY, card_tokens
-
-
-@pytest.fixture(scope="module")
-def card(tiny_model):
-    """logit(yes) - logit(no) by a plain single-sequence forward pass of the model card's prompt, in float64."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
-    yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
-
-    def logodds(ids):
-        with torch.inference_mode():
-            logits = model(torch.tensor([ids])).logits[0, -1].double()
-        return (logits[yes] - logits[no]).item()
-
-    logodds.tokenizer = tokenizer
-    return logodds
+from tests.support.reference import DOCUMENTS, QUERY
 
 
 @pytest.fixture(scope="module")
@@ -40,23 +22,23 @@ def fast(tiny_model):
     return Reranker(tiny_model, backend="fast", cache=False, max_length=512)
 
 
-def test_scores_equal_the_model_card_recipe(fast, card, monkeypatch):
+def test_scores_equal_the_model_card_recipe(fast, card_reference, monkeypatch):
     monkeypatch.setattr(PackedBackend, "pipeline_pairs", 4)  # several chunks, each queued before the next is built
     queries = [QUERY, "a second, longer query about <|im_end|> markers " * 3, "q?"]
     pairs = [(q, d) for q in queries for d in DOCUMENTS] + [(QUERY, "one more, after the others")]
     judged = fast.score(pairs)
-    want = [card(card_tokens(card.tokenizer, DEFAULT_INSTRUCTION, q, d, 512)) for q, d in pairs]
+    want = [card_reference.logodds(q, d) for q, d in pairs]
     got = [j.logodds for j in judged]
     assert np.max(np.abs(np.array(got) - np.array(want))) < 1e-4, (got, want)
     assert judged[3].truncated and judged[3].prompt_tokens == 512
 
 
-def test_any_batch_split_and_order_gives_the_same_scores(fast, card):
+def test_any_batch_split_and_order_gives_the_same_scores(fast, card_reference):
     """Tiny token budgets split groups across batches; shuffled input breaks groups up; duplicates stay equal."""
     backend: PackedBackend = fast.backend
     prompts = [p.token_ids for p in fast.builder.build(DEFAULT_INSTRUCTION, QUERY, DOCUMENTS[:3] + DOCUMENTS[4:])]
     prompts += [p.token_ids for p in fast.builder.build(DEFAULT_INSTRUCTION, "other", ["x", "y y y"])]
-    want = np.array([card(p) for p in prompts])
+    want = np.array([card_reference.of_tokens(p)[0] for p in prompts])
     whole = backend.score_logodds(prompts)
     budget = backend.batch_tokens
     try:

@@ -6,11 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,10 +19,10 @@ from app import read_users
 from reranker.errors import InputError
 from reranker.storage.database import Database
 from reranker.storage.judgements import AnnotationStore
-from tests.app_server import serve
+from tests.support.app_process import app_process
+from tests.support.app_server import serve
+from tests.support.samples import DEMO_DOCS as DOCS, DEMO_QUERY as QUERY
 
-QUERY = "what causes the northern lights?"
-DOCS = "Auroras come from solar particles.\nBanana bread recipe\nMagnetic storms and auroral ovals"
 KEY = "team-key-123"
 
 
@@ -62,26 +58,9 @@ def test_cycling_max_lengths_and_models_keeps_engines_and_memory_bounded(tiny_mo
 
     others = [str(build_model(tmp_path / f"m{i}", "tiny", seed=i + 1, max_position_embeddings=8192)) for i in range(2)]
     models = [tiny_model, *others]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "RERANKER_CACHE_DIR": str(tmp_path / "data")}
-    log = open(tmp_path / "app.log", "w")  # a file, not a pipe: a full pipe would stall the server
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--model", tiny_model, "--backend", "transformers", "--port", str(port),
-         "--max-length", "512", "--models", ",".join(models), "--max-engines", "2"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                if httpx.get(url + "health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.time() < deadline, "app.py did not start"
-            time.sleep(0.5)
+    args = ["--model", tiny_model, "--backend", "transformers", "--max-length", "512", "--models", ",".join(models),
+            "--max-engines", "2"]
+    with app_process(args, tmp_path / "data", tmp_path / "app.log") as (url, process):
         client = Client(url, verbose=False)
         lengths = [128, 256, 384, 512, 1024, 2048]
         for model in models:  # warm-up: every model loaded (and released) once
@@ -100,15 +79,6 @@ def test_cycling_max_lengths_and_models_keeps_engines_and_memory_bounded(tiny_mo
             rank(client, "8B")
         with pytest.raises(AppError, match="not offered on this server"):
             rank(client, str(tmp_path))  # a folder the operator did not name
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        print((tmp_path / "app.log").read_text()[-4000:])
 
 
 # --- two visitors of a public demo ---------------------------------------------------------------------------

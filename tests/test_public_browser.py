@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from tests.app_server import serve
-from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.support.app_server import serve
+from tests.support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 QUERY = "what causes the northern lights?"

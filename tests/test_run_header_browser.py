@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
-from tests.app_server import serve
-from tests.browser import ARTIFACTS, inspector_page
+from tests.support.app_server import serve
+from tests.support.browser import ARTIFACTS, inspector_page
 
 pytestmark = pytest.mark.browser
 QUERY = "what causes the northern lights?"

@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,7 +27,8 @@ from reranker.storage.presets import PresetStore
 from reranker.scoring.prompt import INSTRUCTION_PRESETS
 from reranker.ui import common
 from reranker.ui.visitors import Visitors
-from tests.app_server import run, serve
+from tests.support.app_process import app_process
+from tests.support.app_server import run, serve
 
 QUERY = "what causes the northern lights?"
 DOCS = "Auroras come from solar particles.\nBanana bread recipe\nMagnetic storms and auroral ovals"
@@ -416,16 +414,9 @@ def test_visitor_sessions_sweeping_more_models_than_max_engines_keep_memory_boun
     table.write_text("query,document,label\n" + "".join(
         f"{q},{d},{label}\n" for q in ("northern lights", "banana bread") for d, label in
         (("auroras and solar wind", 2), ("a recipe", 0), ("magnetic storms", 1))), encoding="utf-8")
-    port = _free_port()
-    env = {**os.environ, "RERANKER_CACHE_DIR": str(tmp_path / "data")}
-    log = open(tmp_path / "app.log", "w")  # a file, not a pipe: a full pipe would stall the server
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--model", tiny_model, "--backend", "transformers", "--port", str(port),
-         "--max-length", "512", "--models", models, "--max-engines", "2", "--public", "--runs-per-minute", "1000"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_until_ready(process, url)
+    args = ["--model", tiny_model, "--backend", "transformers", "--max-length", "512", "--models", models,
+            "--max-engines", "2", "--public", "--runs-per-minute", "1000"]
+    with app_process(args, tmp_path / "data", tmp_path / "app.log") as (url, process):
 
         def one_visitor_sweeps():
             client = Client(url, verbose=False)  # a new visitor session, with its own state
@@ -443,30 +434,3 @@ def test_visitor_sessions_sweeping_more_models_than_max_engines_keep_memory_boun
         print(f"RSS warm {warm / 2**20:.0f} MB, grown {grown:.0f} MB over 5 visitor sessions")
         # a session that kept its sweep's engines held ~150 MB each (issue 23): 5 of them would be ~700 MB
         assert grown < 150, f"the server grew by {grown:.0f} MB over 5 visitor sessions"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        print((tmp_path / "app.log").read_text()[-4000:])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_ready(process, url: str, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while True:
-        try:
-            if httpx.get(url + "health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None and time.time() < deadline, "app.py did not start"
-        time.sleep(0.5)

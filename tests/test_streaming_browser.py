@@ -10,8 +10,8 @@ import time
 import pytest
 
 from reranker.scoring.engine import Reranker
-from tests.app_server import serve
-from tests.browser import ARTIFACTS, inspector_page
+from tests.support.app_server import serve
+from tests.support.browser import ARTIFACTS, inspector_page
 
 pytestmark = pytest.mark.browser
 DOCS = [f"Document {n}: " + ("auroras light up the polar sky" if n % 4 == 0 else f"unrelated note number {n}")

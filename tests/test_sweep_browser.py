@@ -5,9 +5,9 @@ import pytest
 
 from reranker.storage.database import Database
 from reranker.storage.judgements import AnnotationStore
-from tests.app_server import serve
-from tests.browser import ARTIFACTS, XSS, inspector_page
-from tests.test_sweep_e2e import JUDGED
+from tests.support.app_server import serve
+from tests.support.browser import ARTIFACTS, XSS, inspector_page
+from tests.support.samples import JUDGED
 
 pytestmark = pytest.mark.browser
 

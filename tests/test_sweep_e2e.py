@@ -18,26 +18,9 @@ from reranker.scoring.prompt import INSTRUCTION_PRESETS
 from reranker.storage.database import Database
 from reranker.storage.judgements import AnnotationStore, document_hash
 from reranker.storage.presets import PresetStore
-from tests.app_server import serve
+from tests.support.app_server import serve
+from tests.support.samples import JUDGED
 
-JUDGED = {
-    "what causes the northern lights?": [
-        ("Auroras happen when charged particles from the solar wind hit the upper atmosphere.", 2),
-        ("Oxygen atoms about 100 km up give the aurora its green colour.", 1),
-        ("A lighthouse warns ships with a rotating beam.", 0),
-        ("<img src=x onerror=alert(1)> banana bread", 0),
-    ],
-    "how do I bake sourdough bread": [
-        ("Feed the starter, mix flour and water, proof overnight, bake at 250 °C.", 2),
-        ("Sourdough gets its sour taste from lactic acid bacteria.", 1),
-        ("The northern lights are best seen from Tromsø.", 0),
-    ],
-    "python read csv with <b>semicolons</b>": [
-        ("pandas.read_csv('data.csv', sep=';') reads a semicolon-separated file.", 2),
-        ("Excel exports CSV with the locale's list separator.", 0),
-        ("Semicolons end statements in C.", 0),
-    ],
-}
 PRESETS = list(INSTRUCTION_PRESETS)[:2]
 PASTED = "Judge whether the passage is about the same topic as the query"
 K = 3

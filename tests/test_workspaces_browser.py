@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from reranker.ui import warmup
-from tests.app_server import serve
-from tests.browser import ARTIFACTS, inspector_page
+from tests.support.app_server import serve
+from tests.support.browser import ARTIFACTS, inspector_page
 
 pytestmark = pytest.mark.browser
 QUERY = "how do I add up a column in a spreadsheet?"
