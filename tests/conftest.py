@@ -77,3 +77,16 @@ def card_reference(tiny_model):
     from tests.support.reference import CardReference
 
     return CardReference(tiny_model)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the whole run (tests/support/browser.py); each visitor gets a context of its own."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import launch
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()

@@ -20,9 +20,9 @@ DOCS = [
 
 
 @pytest.fixture(scope="module")
-def page(tiny_model, tmp_path_factory):
+def page(chromium, tiny_model, tmp_path_factory):
     with serve(tiny_model, "transformers", tmp_path_factory.mktemp("annotate-data")) as url, \
-            inspector_page(url, viewport={"width": 1500, "height": 1100}) as page:
+            inspector_page(chromium, url, viewport={"width": 1500, "height": 1100}) as page:
         page.get_by_label("Query").fill(QUERY)
         page.get_by_label("Documents", exact=True).fill("\n".join(DOCS))
         page.get_by_text("4 documents (4 pasted)").wait_for()

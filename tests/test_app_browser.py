@@ -18,9 +18,9 @@ DOCS = [
 
 
 @pytest.fixture(scope="module")
-def page(tiny_model, tmp_path_factory):
+def page(chromium, tiny_model, tmp_path_factory):
     with serve(tiny_model, "transformers", tmp_path_factory.mktemp("browser-data")) as url, \
-            inspector_page(url, viewport={"width": 1400, "height": 1000}, accept_downloads=True) as page:
+            inspector_page(chromium, url, viewport={"width": 1400, "height": 1000}, accept_downloads=True) as page:
         yield page
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi import FastAPI
@@ -26,12 +27,14 @@ from fastapi import FastAPI
 from reranker import Reranker
 from reranker.explain import explanation as ex
 from reranker.scoring.backends.base import Backend
+from reranker.scoring.backends.remote_backend import RemoteBackend
 from reranker.scoring.check import CANARIES, CheckReport
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from reranker.serve.api import install_api
 from tests.support.app_server import run
+from tests.support.classify_stub import ClassifyStub
 from tests.support.pair_tables import committed_chunks, make_pairs, write_csv
-from tests.support.samples import CONTRACT_DOCS as DOCS, CONTRACT_QUERY as QUERY
+from tests.support.samples import CONTRACT_DOCS as DOCS, CONTRACT_QUERY as QUERY, varied_prompts
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = [
@@ -76,6 +79,30 @@ def engine(request, tiny_model) -> Engine:
         env = {"VLLM_CPU_KVCACHE_SPACE": "1"}  # processes of their own: 1 GiB of KV cache, not 30 % of the host
     reranker = Reranker(tiny_model, backend=name, cache=False, max_length=512, **options)
     return Engine(name, reranker, options, cli, env)
+
+
+@pytest.mark.slow
+def test_a_real_vllm_server_scores_equal_the_local_vllm_backend(remote_server, vllm_reranker, tiny_model):
+    """The remote backend's parity with a real vllm-cpu server (its failover tests use in-process stand-ins,
+    tests/scoring/test_remote.py): /classify's raw outputs equal the local vLLM engine's. A stand-in is the second
+    server, so the batches are spread."""
+    prompts = varied_prompts(vllm_reranker, 300)
+    prompts.append(prompts[7])  # a duplicate
+    local = vllm_reranker.backend.score_logodds(prompts)
+    with ClassifyStub(vllm_reranker.backend, tiny_model) as stand_in:
+        remote = RemoteBackend(tiny_model, [remote_server.url, stand_in.url], batch_size=16)
+        try:
+            values = remote.score_logodds(prompts)
+            assert values.dtype == np.float32 and values.shape == local.shape
+            assert np.max(np.abs(values - local)) <= 1e-6
+            assert values[-1] == values[7]
+            counts = remote.counts()
+            assert counts["pairs"] == len(prompts) and counts["failed_requests"] == 0
+            assert all(s["pairs"] > 0 for s in counts["servers"])  # both servers took part
+            real = counts["servers"][0]
+            assert real["url"] == remote_server.url and real["pairs"] > 0
+        finally:
+            remote.close()
 
 
 def test_it_is_a_backend_and_scores_equal_the_float32_recipe(engine, card_reference):

@@ -15,7 +15,7 @@ from tests.support.collections import write_beir
 pytestmark = pytest.mark.browser
 
 
-def test_bakeoff_tab_three_rerankers_and_no_rerank(tiny_model, tmp_path):
+def test_bakeoff_tab_three_rerankers_and_no_rerank(chromium, tiny_model, tmp_path):
     beir = write_beir(tmp_path / "beir")
     with open(beir / "queries.jsonl", "a", encoding="utf-8") as handle:  # a query holding markup
         handle.write(json.dumps({"_id": "q5", "text": f"giant panda {XSS}"}) + "\n")
@@ -23,7 +23,7 @@ def test_bakeoff_tab_three_rerankers_and_no_rerank(tiny_model, tmp_path):
         handle.write("q5\td1\t1\n")
     bert = build_bert_cross_encoder(tmp_path / "bert-ce")
     with serve(tiny_model, "transformers", tmp_path / "data") as url, RerankStub() as stub, \
-            inspector_page(url, viewport={"width": 1400, "height": 1000}) as page:
+            inspector_page(chromium, url, viewport={"width": 1400, "height": 1000}) as page:
         page.get_by_role("tab", name="Compare", exact=True).click()  # the bake-off is one of its tabs
         page.get_by_role("tab", name="Bake-off").click()
         page.locator("#rr-bakeoff-corpus input[type=file]").set_input_files(str(beir / "corpus.jsonl"))

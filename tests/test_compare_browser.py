@@ -18,12 +18,12 @@ DOCS = [
 ]
 
 
-def test_ab_flow_shows_both_tables_the_slope_chart_and_metrics(tiny_model, tmp_path):
+def test_ab_flow_shows_both_tables_the_slope_chart_and_metrics(chromium, tiny_model, tmp_path):
     store = AnnotationStore(Database(tmp_path / "reranker.sqlite3"))
     store.save(QUERY, DOCS[0], 2)
     store.save(QUERY, DOCS[4], 0)
     with serve(tiny_model, "transformers", tmp_path) as url, \
-            inspector_page(url, viewport={"width": 1400, "height": 1000}) as page:
+            inspector_page(chromium, url, viewport={"width": 1400, "height": 1000}) as page:
         page.get_by_label("Query").fill(QUERY)
         page.get_by_label("Documents", exact=True).fill("\n".join(DOCS))
         page.get_by_role("tab", name="Compare", exact=True).click()

@@ -17,9 +17,9 @@ DOCS = [
 ]
 
 
-def test_explain_a_row(tiny_model, tmp_path_factory):
+def test_explain_a_row(chromium, tiny_model, tmp_path_factory):
     with serve(tiny_model, "transformers", tmp_path_factory.mktemp("explain-browser")) as url, \
-            inspector_page(url, viewport={"width": 1400, "height": 1100}) as page:
+            inspector_page(chromium, url, viewport={"width": 1400, "height": 1100}) as page:
         def no_dialogs(dialog):
             raise AssertionError(f"a script in a document ran: {dialog.message}")
 

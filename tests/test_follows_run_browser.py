@@ -29,8 +29,8 @@ def rank(page, docs, expected: str):
     page.get_by_text(expected).first.wait_for(timeout=30_000)
 
 
-def test_prompt_and_explanations_follow_the_current_run(url):
-    with inspector_page(url, viewport={"width": 1440, "height": 900}) as page:
+def test_prompt_and_explanations_follow_the_current_run(chromium, url):
+    with inspector_page(chromium, url, viewport={"width": 1440, "height": 900}) as page:
         page.get_by_label("Query").fill(QUERY)
         rank(page, FIRST, f"{len(FIRST)} documents ranked")
         page.locator('.rr-table tr[data-rank="2"] button[data-action="explain"]').click()

@@ -52,9 +52,9 @@ def server(tiny_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def page(chromium, server):
     url, _ = server
-    with inspector_page(url, viewport={"width": 1440, "height": 900}) as page:
+    with inspector_page(chromium, url, viewport={"width": 1440, "height": 900}) as page:
         page.get_by_label("Query").fill(QUERY)
         page.get_by_label("Documents", exact=True).fill("\n".join(DOCS))
         page.get_by_text("40 documents (40 pasted)").wait_for()

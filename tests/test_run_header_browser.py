@@ -35,9 +35,9 @@ def rank(page):
 
 @pytest.mark.parametrize("viewport", [{"width": 1440, "height": 900}, {"width": 390, "height": 844}],
                          ids=["laptop", "phone"])
-def test_header_names_the_run_shows_a_failed_check_red_and_turns_stale(url, viewport):
+def test_header_names_the_run_shows_a_failed_check_red_and_turns_stale(chromium, url, viewport):
     name = f"{viewport['width']}x{viewport['height']}"
-    with inspector_page(url, viewport=viewport) as page:
+    with inspector_page(chromium, url, viewport=viewport) as page:
         status = page.locator(".rr-status").first
         # the 6 canary pairs are not the visitor's (the first page of this server: nothing ranked yet)
         assert ("0 pairs scored for visitors" if viewport["width"] > 1000 else "pairs scored for visitors") in \

@@ -38,8 +38,8 @@ def url(tiny_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(url):
-    with inspector_page(url, viewport={"width": 1440, "height": 900}) as page:
+def page(chromium, url):
+    with inspector_page(chromium, url, viewport={"width": 1440, "height": 900}) as page:
         page.get_by_label("Documents", exact=True).fill("\n".join(DOCS))
         page.get_by_text("80 documents (80 pasted)").wait_for()
         yield page

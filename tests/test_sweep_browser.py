@@ -12,13 +12,13 @@ from tests.support.samples import JUDGED
 pytestmark = pytest.mark.browser
 
 
-def test_sweep_tab_runs_and_sets_the_disagreement_threshold(tiny_model, tmp_path):
+def test_sweep_tab_runs_and_sets_the_disagreement_threshold(chromium, tiny_model, tmp_path):
     store = AnnotationStore(Database(tmp_path / "reranker.sqlite3"))
     for query, docs in JUDGED.items():
         for text, label in docs:
             store.save(query, text, label)
     with serve(tiny_model, "transformers", tmp_path) as url, \
-            inspector_page(url, viewport={"width": 1400, "height": 1000}) as page:
+            inspector_page(chromium, url, viewport={"width": 1400, "height": 1000}) as page:
         page.get_by_role("tab", name="Tune & calibrate").click()
         page.get_by_label("More instructions, one per line (edited or pasted)").fill(
             "Judge whether the passage is about the same topic as the query\n" + XSS)

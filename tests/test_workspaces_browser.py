@@ -33,8 +33,8 @@ def rank(page):
     page.locator(f'.rr-table tr[data-rank="{len(DOCS)}"] button[data-action=label]').first.wait_for(timeout=60_000)
 
 
-def test_the_csv_opens_unchanged_in_pandas_with_labels(url):
-    with inspector_page(url, viewport=VIEWPORTS[0], accept_downloads=True) as page:
+def test_the_csv_opens_unchanged_in_pandas_with_labels(chromium, url):
+    with inspector_page(chromium, url, viewport=VIEWPORTS[0], accept_downloads=True) as page:
         rank(page)
         page.locator('.rr-table tr[data-rank="1"]').focus()
         page.keyboard.type("20", delay=50)
@@ -56,8 +56,8 @@ def test_the_csv_opens_unchanged_in_pandas_with_labels(url):
         assert sorted(pd.read_excel(saved)["text"]) == sorted(DOCS)
 
 
-def test_an_example_says_what_it_replaced_and_undo_puts_it_back(url):
-    with inspector_page(url, viewport=VIEWPORTS[0]) as page:
+def test_an_example_says_what_it_replaced_and_undo_puts_it_back(chromium, url):
+    with inspector_page(chromium, url, viewport=VIEWPORTS[0]) as page:
         page.get_by_label("Query").fill(QUERY)
         page.get_by_label("Documents", exact=True).fill("\n".join(DOCS))
         page.get_by_label("Examples (English, 한국어, code)", exact=False).click()
@@ -71,8 +71,8 @@ def test_an_example_says_what_it_replaced_and_undo_puts_it_back(url):
         assert not page.locator("#rr-undo-replace").is_visible()
 
 
-def test_judged_queries_bring_a_query_back(url):
-    with inspector_page(url, viewport=VIEWPORTS[0]) as page:
+def test_judged_queries_bring_a_query_back(chromium, url):
+    with inspector_page(chromium, url, viewport=VIEWPORTS[0]) as page:
         page.get_by_role("tab", name="Judged data").click()
         cell = page.locator("#rr-judged-queries span.text", has_text=QUERY).first
         cell.wait_for(timeout=60_000)
@@ -88,9 +88,9 @@ def test_judged_queries_bring_a_query_back(url):
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=["laptop", "phone"])
-def test_each_workspace_fits_the_screen(url, viewport):
+def test_each_workspace_fits_the_screen(chromium, url, viewport):
     name = f"{viewport['width']}x{viewport['height']}"
-    with inspector_page(url, viewport=viewport) as page:
+    with inspector_page(chromium, url, viewport=viewport) as page:
         rank(page)
         page.locator('.rr-table tr[data-rank="2"]').focus()
         page.screenshot(path=ARTIFACTS / f"workspace-rank-{name}.png")

@@ -1,4 +1,6 @@
-"""Sample queries, documents and judged tables that several test modules use."""
+"""Sample queries, documents, judged tables and prompts that several test modules use."""
+
+import numpy as np
 
 # A query and three pasted documents, one a line, for the app's rank form.
 DEMO_QUERY = "what causes the northern lights?"
@@ -46,3 +48,18 @@ JUDGED = {
         ("Semicolons end statements in C.", 0),
     ],
 }
+
+# Three queries for prompts of varied lengths.
+VARIED_QUERIES = ["what is a panda?", "capital of France", "how do vaccines work"]
+
+
+def varied_prompts(reranker, count: int, seed: int = 0) -> list[list[int]]:
+    """``count`` real reranker prompts of varied lengths (8 to ~300 tokens), with duplicates."""
+    rng = np.random.default_rng(seed)
+    words = "panda bear bamboo library frame city river vaccine cell immune data python france".split()
+    prompts = []
+    while len(prompts) < count:
+        query = VARIED_QUERIES[len(prompts) % len(VARIED_QUERIES)]
+        docs = [" ".join(rng.choice(words, size=int(rng.integers(1, 250)))) for _ in range(20)]
+        prompts += [p.token_ids for p in reranker.builder.build("Judge relevance.", query, docs)]
+    return prompts[:count]
