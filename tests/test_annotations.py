@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -17,6 +16,7 @@ from reranker.storage.judgements import AnnotationStore, disagreements, document
 from reranker.storage.labels import LABELS, RELEVANT_FROM, check_relevant_from, scale
 from reranker.errors import InputError
 from reranker.storage.database import Database
+from tests.support import ROOT
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_a_process_killed_between_writes_loses_no_committed_judgement(tmp_path):
     path = tmp_path / "db.sqlite3"
     Database(path)  # migrate first, so the writer starts at once
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True,
-                              cwd=Path(__file__).resolve().parents[1])
+                              cwd=ROOT)
     acknowledged = -1
     try:
         for line in writer.stdout:  # each line is printed only after its save() committed

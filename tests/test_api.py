@@ -14,6 +14,7 @@ from app import create_server
 from reranker.scoring.check import run_check
 from reranker.serve import api as api_module
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from tests.support import ROOT
 from tests.support.app_server import run, serve
 
 KEY = "test-key-0123"
@@ -351,7 +352,7 @@ def test_latency_benchmark_reports_percentiles(api, tmp_path):
     import json
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "api_latency.py"
+    path = ROOT / "benchmarks" / "api_latency.py"
     spec = importlib.util.spec_from_file_location("api_latency", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -31,12 +31,12 @@ from reranker.scoring.backends.remote_backend import RemoteBackend
 from reranker.scoring.check import CANARIES, CheckReport
 from reranker.scoring.model_holder import ModelHolder, ModelSettings
 from reranker.serve.api import install_api
+from tests.support import ROOT
 from tests.support.app_server import run
 from tests.support.classify_stub import ClassifyStub
 from tests.support.pair_tables import committed_chunks, make_pairs, write_csv
 from tests.support.samples import CONTRACT_DOCS as DOCS, CONTRACT_QUERY as QUERY, varied_prompts
 
-ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = [
     pytest.param("transformers"),
     pytest.param("fast"),

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,10 +18,10 @@ from reranker.errors import InputError
 from reranker.files.pair_files import (
     Columns, PairRow, PairTable, RejectRow, iter_pair_chunks, iter_trec_chunks, read_qrels, read_run, read_topics,
 )
+from tests.support import ROOT
 from tests.support.pair_tables import committed_chunks, make_pairs, write_csv
 
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def score_args(tiny_model: str, *extra: str) -> list[str]:

@@ -10,6 +10,7 @@ import pytest
 from reranker import Reranker
 from reranker.scoring import engine as engine_module
 from reranker.scoring.backends import transformers_backend
+from tests.support import ROOT
 
 HELD_OUT = [
     ("서울의 인구는 얼마인가요?", "서울특별시의 인구는 약 940만 명으로 대한민국에서 가장 많습니다."),
@@ -74,7 +75,7 @@ def test_the_cpu_paths_benchmark_runs_and_compares_with_float32(tiny_model, tmp_
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "cpu_paths.py"
+    script = ROOT / "benchmarks" / "cpu_paths.py"
     out = tmp_path / "cpu"
     subprocess.run([sys.executable, str(script), "--model", tiny_model, "--out", str(out), "--docs", "3",
                     "--doc-tokens", "40", "--only", "transformers float32;transformers int8 (torch dynamic quantization)"],

@@ -18,10 +18,10 @@ from reranker.integrations.frames import ScoreBatches
 from reranker.integrations.ray import score_dataset
 from reranker.jobs import BatchJob, run_batch
 from reranker.files.pair_files import PairTable
+from tests.support import ROOT
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # a Ray cluster and its workers start in ~30 s here
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_pairs(n: int, docs_per_query: int) -> pd.DataFrame:

@@ -21,8 +21,8 @@ from reranker.files.pair_files import PairRow, PairTable, RejectRow
 from reranker.jobs import BatchJob, run_batch
 from reranker.jobs.manifest import check_shards
 from reranker.jobs.shards import Shard, ShardRows, shard_of_query
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_pairs(n: int, docs_per_query: int) -> pd.DataFrame:

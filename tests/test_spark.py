@@ -5,17 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from reranker.files.pair_files import PairTable
 from reranker.jobs import BatchJob, run_batch
+from tests.support import ROOT
 
 pyspark = pytest.importorskip("pyspark")
 pytestmark = pytest.mark.slow  # a JVM and a Python worker start in ~30 s here
-ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ("row long, query_id string, doc_id string, score double, confidence double, logodds double, "
           "truncated boolean, n_tokens long, cached boolean, reject string")
 

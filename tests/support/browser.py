@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"  # screenshots and downloads, kept by CI
+from tests.support import ROOT
+
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots and downloads, kept by CI
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
