@@ -90,3 +90,15 @@ def chromium():
         browser = launch(playwright)
         yield browser
         browser.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers): every ``slow`` test (vLLM engines and
+    servers, Ray, Spark, app.py processes) in one worker, one after another as in a serial run, so no two engines
+    start at once; every other test with the rest of its module, so a module's server starts once."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            group = "slow" if item.get_closest_marker("slow") else item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(group))
