@@ -184,7 +184,7 @@ def test_engine_options_come_from_the_backends_constructors():
 
 def test_the_backend_base_gives_every_default_but_scoring():
     """What a backend implements is score_logodds; the engine calls submit, report, close, kernels and reads
-    started_context on every backend alike (tests/test_backend_contract.py runs the same checks on each)."""
+    started_context on every backend alike (tests/scoring/test_backend_contract.py runs the same checks on each)."""
     calls = []
 
     class Echo(Backend):

@@ -233,7 +233,7 @@ def test_api_key_is_required_on_the_api_and_the_page(api):
         assert "key" in response.json()["message"]
     assert httpx.get(f"{api}/v1/models").status_code == 401
     assert post(api, "v2", {"query": QUERY, "documents": DOCS}).status_code == 200
-    assert httpx.get(f"{api}/config").status_code == 401  # the page logs in with the key (tests/test_public.py)
+    assert httpx.get(f"{api}/config").status_code == 401  # the page logs in with the key (tests/serve/test_public.py)
 
 
 def test_unexpected_errors_are_logged_not_shown(api, tiny_model, monkeypatch, caplog):
