@@ -18,7 +18,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev browser java
 	@# pytest exits with 5 when it collects no tests: say so rather than fail.
-	@# Two workers: the slow tests (vLLM engines and servers) in one, one after another; the rest by module (tests/conftest.py).
+	@# Two workers: the tests that use vLLM in one, one after another; the rest by module (tests/conftest.py).
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 

