@@ -75,6 +75,6 @@ tiktoken_file='/tmp/vllm-carry/qwen.tiktoken')" && du -sh "$MODEL" ;;
       --doc-sweep '' --time-limit 370; keep /tmp/r12 bench
     timeout 100 python3 benchmarks/profile_paths.py parity --model "$MODEL" --backends fast --out "$OUT/profile" ;;
   13)
-    timeout 580 python3 -m pytest -m gpu tests/test_gpu_tier.py -q -p no:cacheprovider 2>&1 | tail -40 ;;
+    timeout 580 python3 -m pytest -m gpu tests/scoring/test_gpu_tier.py -q -p no:cacheprovider 2>&1 | tail -40 ;;
 esac
 ls -R "$OUT"

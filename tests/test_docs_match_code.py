@@ -17,7 +17,8 @@ from typing import Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
+
 BLOCK = re.compile(r"(<!-- options: (?P<name>[\w-]+) -->\n)(?P<table>.*?)(<!-- /options -->)", re.S)
 
 
@@ -118,7 +119,8 @@ def test_every_command_with_options_has_its_table():
 def test_readme_backend_table_is_the_backend_registry():
     from reranker.scoring.backends import BACKENDS
 
-    listed = [row[0].strip("`") for row in _rows((ROOT / "README.md").read_text(encoding="utf-8"), "backend")]
+    listed = [re.match(r"`([^`]+)`", row[0])[1] for row in _rows((ROOT / "README.md").read_text(encoding="utf-8"),
+                                                                  "backend")]
     assert sorted(listed) == sorted(BACKENDS), "README's backend table must list every backend of the registry"
 
 
