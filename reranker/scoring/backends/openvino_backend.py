@@ -1,6 +1,6 @@
 """openvino backend: the transformers backend's model, converted to OpenVINO and run by its CPU plugin.
 
-The model is loaded by transformers in float32 and converted at load (``openvino.convert_model``) into one graph:
+The model is loaded by transformers in float32 and converted at load (OpenVINO's PyTorch frontend) into one graph:
 token ids, position ids, each row's last position and the keys and values of a shared head (of any length, none
 included) in; the log-odds at each row's last position and the keys and values of every position out. Two models
 are compiled from it: one that returns the keys and values (for a query's head, computed once) and one that
@@ -62,9 +62,7 @@ class OpenVINOBackend(TransformersBackend):
         self.device = "cpu (OpenVINO)"
         self.model, self.answer_rows = self.model.cpu(), self.answer_rows.cpu()
         try:
-            with self.torch.no_grad():
-                graph = ov.convert_model(_graph_module(self.model, self.answer_rows), example_input=self._example(),
-                                         input=self._inputs(ov))
+            graph = self._convert(ov)
             core = ov.Core()
             config = {"INFERENCE_PRECISION_HINT": HINTS[dtype]}
             self.scorer = core.compile_model(ov.Model([graph.output(0)], graph.get_parameters(), "logodds"), "CPU",
@@ -76,6 +74,23 @@ class OpenVINOBackend(TransformersBackend):
         config = self.model.config
         self.cache_shape = (config.num_hidden_layers, 2, config.num_key_value_heads, config.head_dim)
         del self.model  # the compiled models hold their own copy of the weights
+
+    def _convert(self, ov):
+        """The graph, through OpenVINO's PyTorch frontend (``openvino.convert_model`` does the same, but also sends
+        usage events to Google Analytics unless a consent file in the user's home says no; this does not)."""
+        from openvino.frontend import FrontEndManager
+        from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
+
+        with self.torch.no_grad():
+            # weights copied, not shared: the torch model is released once the graph is compiled
+            decoder = TorchScriptPythonDecoder(_graph_module(self.model, self.answer_rows),
+                                               example_input=self._example(), shared_memory=False)
+        frontend = FrontEndManager().load_by_framework("pytorch")
+        loaded = frontend.load(decoder)
+        for place, (shape, element_type) in zip(loaded.get_inputs(), self._inputs(ov)):
+            loaded.set_partial_shape(place, ov.PartialShape(shape))
+            loaded.set_element_type(place, element_type)
+        return frontend.convert(loaded)
 
     def _example(self):
         """Inputs to trace the graph with: two rows of 7 tokens after a head of 5 (shapes stay dynamic)."""
