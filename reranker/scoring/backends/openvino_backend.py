@@ -76,8 +76,8 @@ class OpenVINOBackend(TransformersBackend):
         del self.model  # the compiled models hold their own copy of the weights
 
     def _convert(self, ov):
-        """The graph, through OpenVINO's PyTorch frontend (``openvino.convert_model`` does the same, but also sends
-        usage events to Google Analytics unless a consent file in the user's home says no; this does not)."""
+        """The graph, through OpenVINO's PyTorch frontend (what ``openvino.convert_model`` does, without its usage
+        events; ``import openvino`` itself sends one unless the user opted out: README, "Installing")."""
         from openvino.frontend import FrontEndManager
         from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
 
