@@ -115,8 +115,8 @@ def small_cpu_machine(monkeypatch):
 
 
 def test_auto_picks_openvino_on_a_small_cpu_machine_when_it_agrees(tiny_model, small_cpu_machine, caplog):
-    with caplog.at_level(logging.INFO):
-        reranker = Reranker(tiny_model, backend="auto", cache=False, max_length=MAX_LENGTH)
+    with caplog.at_level(logging.INFO):  # (an engine option of its own: no engine loaded by another test is reused)
+        reranker = Reranker(tiny_model, backend="auto", cache=False, max_length=MAX_LENGTH, max_batch_size=32)
     assert reranker.backend_name == "openvino" and reranker.precision == "float32"
     assert "so OpenVINO first" in caplog.text
     assert "openvino float32 agrees with transformers float32 on the canary pairs" in caplog.text
@@ -126,7 +126,7 @@ def test_auto_falls_back_to_transformers_float32_when_openvino_disagrees(tiny_mo
                                                                          caplog):
     monkeypatch.setattr(engine_module, "FLOAT32_TOLERANCE", -1.0)  # as if the conversion were wrong
     with caplog.at_level(logging.INFO):
-        reranker = Reranker(tiny_model, backend="auto", cache=False, max_length=MAX_LENGTH)
+        reranker = Reranker(tiny_model, backend="auto", cache=False, max_length=MAX_LENGTH, max_batch_size=32)
     assert reranker.backend_name == "transformers" and reranker.precision == "float32"
     assert "openvino float32 differs from transformers float32" in caplog.text
     assert "released a openvino engine" in caplog.text  # not kept beside the one that scores
