@@ -61,19 +61,21 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
-def matmul_gflops(dtype: str, size: int = 2048, repeats: int = 5) -> float:
-    """This machine's rate for one large matrix product in torch (all cores), in GFLOP/s (median of ``repeats``)."""
+def matmul_gflops(dtype: str, size: int = 2048, repeats: int = 5, budget_s: float = 20) -> float:
+    """This machine's rate for one large matrix product in torch (all cores), in GFLOP/s: the median of up to
+    ``repeats`` products after a first one, fewer once ``budget_s`` is spent (bfloat16 is emulated, and slow, on
+    CPUs without bf16 units)."""
     import torch
 
     a = torch.randn(size, size).to(getattr(torch, dtype))
     b = torch.randn(size, size).to(getattr(torch, dtype))
-    a @ b  # warm-up
     times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
+    started = time.perf_counter()
+    while len(times) < repeats + 1 and (len(times) < 2 or time.perf_counter() - started < budget_s):
+        begun = time.perf_counter()
         a @ b
-        times.append(time.perf_counter() - started)
-    return 2 * size ** 3 / statistics.median(times) / 1e9
+        times.append(time.perf_counter() - begun)
+    return 2 * size ** 3 / statistics.median(times[1:]) / 1e9
 
 
 def arithmetic(config: dict, prompts) -> dict:
