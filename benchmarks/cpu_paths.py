@@ -61,7 +61,10 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
-def matmul_gflops(dtype: str, size: int = 2048, repeats: int = 5, budget_s: float = 20) -> float:
+MATMUL_SIZES = {"float32": 2048, "bfloat16": 1024}  # bfloat16 smaller: ~7 s a product where it is emulated
+
+
+def matmul_gflops(dtype: str, size: int, repeats: int = 5, budget_s: float = 20) -> float:
     """This machine's rate for one large matrix product in torch (all cores), in GFLOP/s: the median of up to
     ``repeats`` products after a first one, fewer once ``budget_s`` is spent (bfloat16 is emulated, and slow, on
     CPUs without bf16 units)."""
@@ -92,7 +95,7 @@ def arithmetic(config: dict, prompts) -> dict:
     whole = flops(c for p in prompts for c in range(1, len(p.token_ids) + 1))
     head = prompts[0].doc_start
     shared = flops(range(1, head + 1)) + flops(c for p in prompts for c in range(head + 1, len(p.token_ids) + 1))
-    rates = {dtype: matmul_gflops(dtype) for dtype in ("float32", "bfloat16")}
+    rates = {dtype: matmul_gflops(dtype, size) for dtype, size in MATMUL_SIZES.items()}
     return {"gflop_per_token_linear": per_token / 1e9, "gflop_whole": whole / 1e9, "gflop_shared": shared / 1e9,
             "matmul_gflops": rates,
             "floor_s": {f"{dtype}, {mode}": gflop / rate for dtype, rate in rates.items()
@@ -181,11 +184,11 @@ def table(results: dict) -> str:
                          f"{'yes' if row['same_order'] else 'no'} | {path['load_before']} → {path['load_after']} |")
     if "arithmetic" in results:
         a = results["arithmetic"]
-        rates = ", ".join(f"{dtype} {rate:.0f} GFLOP/s" for dtype, rate in a["matmul_gflops"].items())
+        rates = ", ".join(f"{dtype} {rate:.2f} GFLOP/s" for dtype, rate in a["matmul_gflops"].items())
         floors = "; ".join(f"{mode} {seconds:.1f} s" for mode, seconds in a["floor_s"].items())
         lines += ["", f"Arithmetic: {a['gflop_per_token_linear']:.2f} GFLOP per token in the linear layers; the request "
                       f"is {a['gflop_whole']:.0f} GFLOP with whole prompts, {a['gflop_shared']:.0f} GFLOP with the "
-                      f"shared head once. A 2048×2048 matrix product in torch on this machine: {rates}. Floor (the "
+                      f"shared head once. A square matrix product in torch on this machine (float32 2048, bfloat16 1024 rows): {rates}. Floor (the "
                       f"request's FLOPs at that rate): {floors}."]
     lines += ["", f"Started {results['started']}; load average at the start {results.get('load_start')}, at the end "
                   f"{results.get('load_end')}."]
