@@ -1,19 +1,21 @@
 """CPU scoring paths side by side, in one run: one query with 20 documents, the Qwen3-Reranker-0.6B shape.
 
     python benchmarks/cpu_paths.py --model /tmp/q06-rand --build \
-        --ort-python /work/venv-ort/bin/python --ov-python /work/venv-ov/bin/python \
-        --out benchmarks/results/cpu_paths
+        --ort-python /work/venv-ort/bin/python --out benchmarks/results/cpu_paths
 
-Paths: the transformers backend in float32, bfloat16, float32 under ``torch.compile`` (inductor, CPU) and with
-int8 linear layers (torch's dynamic quantization, applied here: not a product option), each timed through ``Reranker.rank`` (cache off) with and without
-the query's shared head computed once; ONNX Runtime (float32 and dynamic int8) and OpenVINO (float32) on the same
-prompts, in their own venvs (benchmarks/cpu_paths_worker.py), likewise. Every path's log-odds are compared with
-float32's (whole prompts): bfloat16's difference is the noise a kept path must stay within.
+Paths, each timed through ``Reranker.rank`` (cache off) with and without the query's shared head computed once:
+the transformers backend in float32, bfloat16, float32 under ``torch.compile`` (inductor, CPU) and with int8
+linear layers (torch's dynamic quantization, applied here: not a product option); the openvino backend in float32
+(the model converted at load); ONNX Runtime (float32 and dynamic int8) on the same prompts, in its own venv
+(benchmarks/cpu_paths_worker.py). Every path's log-odds are compared with float32's (whole prompts): bfloat16's
+difference is the noise a kept path must stay within.
 
 Writes RESULTS.json and RESULTS.md (the table, the machine from ``lscpu``, the load average before and after each
 path; other work on the machine slows every path, so compare within one run). Each request's CPU time (all the
 process's threads) is recorded too: divided by the cores, it is what the request takes on an otherwise idle
 machine when the path keeps every core busy, and it is far less disturbed by other work than the wall time.
+The arithmetic floor is written beside them: the request's floating-point operations over this machine's measured
+float32 (and bfloat16) matrix-multiply rate in torch.
 """
 
 from __future__ import annotations
@@ -37,16 +39,16 @@ sys.path.insert(0, str(ROOT))
 from reranker.bench.workload import WorkloadSpec, synthetic  # noqa: E402
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION, PromptBuilder  # noqa: E402
 
-TORCH_PATHS = {  # label: (dtype, what is done to the loaded model: None, "compile" or "int8")
-    "transformers float32": ("float32", None),
-    "transformers int8 (torch dynamic quantization)": ("float32", "int8"),
-    "transformers float32 + torch.compile": ("float32", "compile"),
-    "transformers bfloat16": ("bfloat16", None),
+TORCH_PATHS = {  # label: (backend, dtype, what is done to the loaded model: None, "compile" or "int8")
+    "transformers float32": ("transformers", "float32", None),
+    "openvino float32": ("openvino", "float32", None),
+    "transformers bfloat16": ("transformers", "bfloat16", None),
+    "transformers float32 + torch.compile": ("transformers", "float32", "compile"),
+    "transformers int8 (torch dynamic quantization)": ("transformers", "float32", "int8"),
 }
-WORKER_PATHS = {"onnxruntime int8 (dynamic)": "onnxruntime-int8", "onnxruntime float32": "onnxruntime",
-                "openvino float32": "openvino"}
-ORDER = ["transformers float32", "transformers int8 (torch dynamic quantization)", "onnxruntime int8 (dynamic)",
-         "onnxruntime float32", "openvino float32", "transformers float32 + torch.compile", "transformers bfloat16"]
+WORKER_PATHS = {"onnxruntime float32": "onnxruntime", "onnxruntime int8 (dynamic)": "onnxruntime-int8"}
+ORDER = ["transformers float32", "openvino float32", "transformers bfloat16", "transformers float32 + torch.compile",
+         "onnxruntime float32", "transformers int8 (torch dynamic quantization)", "onnxruntime int8 (dynamic)"]
 
 
 def machine() -> dict:
@@ -57,6 +59,47 @@ def machine() -> dict:
             "isa": [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
                     if f in flags],
             "python": platform.python_version()}
+
+
+MATMUL_SIZES = {"float32": 2048, "bfloat16": 1024}  # bfloat16 smaller: ~7 s a product where it is emulated
+
+
+def matmul_gflops(dtype: str, size: int, repeats: int = 5, budget_s: float = 20) -> float:
+    """This machine's rate for one large matrix product in torch (all cores), in GFLOP/s: the median of up to
+    ``repeats`` products after a first one, fewer once ``budget_s`` is spent (bfloat16 is emulated, and slow, on
+    CPUs without bf16 units)."""
+    import torch
+
+    a = torch.randn(size, size).to(getattr(torch, dtype))
+    b = torch.randn(size, size).to(getattr(torch, dtype))
+    times = []
+    started = time.perf_counter()
+    while len(times) < repeats + 1 and (len(times) < 2 or time.perf_counter() - started < budget_s):
+        begun = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - begun)
+    return 2 * size ** 3 / statistics.median(times[1:]) / 1e9
+
+
+def arithmetic(config: dict, prompts) -> dict:
+    """The request's floating-point operations (the linear layers' 2 per weight per token, and attention's scores
+    and sums over each token's context), whole and with the shared head once, and the floor they set at this
+    machine's measured matrix-multiply rates."""
+    hidden, layers, inter = config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"]
+    q_dim, kv_dim = config["num_attention_heads"] * config["head_dim"], config["num_key_value_heads"] * config["head_dim"]
+    per_token = 2 * layers * (hidden * (q_dim + 2 * kv_dim) + q_dim * hidden + 3 * hidden * inter)
+
+    def flops(token_contexts) -> float:
+        return sum(per_token + 4 * layers * q_dim * context for context in token_contexts)
+
+    whole = flops(c for p in prompts for c in range(1, len(p.token_ids) + 1))
+    head = prompts[0].doc_start
+    shared = flops(range(1, head + 1)) + flops(c for p in prompts for c in range(head + 1, len(p.token_ids) + 1))
+    rates = {dtype: matmul_gflops(dtype, size) for dtype, size in MATMUL_SIZES.items()}
+    return {"gflop_per_token_linear": per_token / 1e9, "gflop_whole": whole / 1e9, "gflop_shared": shared / 1e9,
+            "matmul_gflops": rates,
+            "floor_s": {f"{dtype}, {mode}": gflop / rate for dtype, rate in rates.items()
+                        for mode, gflop in (("whole prompts", whole / 1e9), ("shared head", shared / 1e9))}}
 
 
 def load() -> list[float]:
@@ -74,15 +117,16 @@ def workload(model: Path, docs: int, doc_tokens: int, seed: int):
     return query, documents, prompts, builder
 
 
-def time_torch(model: Path, label: str, query: str, documents: list[str], repeats: int, limit_s: float) -> dict:
+def time_torch(model: Path, label: str, query: str, documents: list[str], repeats: int, limit_s: float,
+               shares: tuple[bool, ...]) -> dict:
     import torch
 
     from reranker.scoring.backends import shutdown_all
     from reranker.scoring.engine import Reranker
 
-    dtype, change = TORCH_PATHS[label]
+    backend, dtype, change = TORCH_PATHS[label]
     started = time.perf_counter()
-    reranker = Reranker(str(model), backend="transformers", dtype=dtype, cache=False)
+    reranker = Reranker(str(model), backend=backend, dtype=dtype, cache=False)
     engine = reranker.backend
     if change == "compile":
         engine.model.model = torch.compile(engine.model.model, dynamic=True)
@@ -91,7 +135,7 @@ def time_torch(model: Path, label: str, query: str, documents: list[str], repeat
                                                                     dtype=torch.qint8)
     loaded = time.perf_counter() - started
     rows = []
-    for share in (False, True):
+    for share in shares:
         engine.share_heads = share
         started = time.perf_counter()
         reranker.rank(query, documents[:2])  # warm-up (compiles on the compiled path)
@@ -102,14 +146,14 @@ def time_torch(model: Path, label: str, query: str, documents: list[str], repeat
             verdicts = reranker.rank(query, documents)
             times.append(time.perf_counter() - started)
             cpu.append(time.process_time() - cpu_started)
-            if times[-1] > limit_s:
+            if sum(times) > limit_s:
                 break
         by_index = sorted(verdicts, key=lambda v: v.index)
         rows.append({"share_heads": share, "warmup_s": warm, "seconds": times, "median_s": statistics.median(times),
                      "cpu_seconds": cpu, "median_cpu_s": statistics.median(cpu),
                      "logodds": [v.logodds for v in by_index]})
     shutdown_all()
-    return {"load_s": loaded, "rows": rows}
+    return {"load_s": loaded, "checks": reranker.checks, "rows": rows}
 
 
 def time_worker(python: str, runtime: str, model: Path, work: Path, spec: dict) -> dict:
@@ -138,6 +182,16 @@ def table(results: dict) -> str:
                          f"{row['median_s']:.2f} s | {row['median_cpu_s'] / results['machine']['cores']:.2f} s | "
                          f"{len(row['seconds'])} | {row['max_abs_diff']:.4f} | "
                          f"{'yes' if row['same_order'] else 'no'} | {path['load_before']} → {path['load_after']} |")
+    if "arithmetic" in results:
+        a = results["arithmetic"]
+        rates = ", ".join(f"{dtype} {rate:.2f} GFLOP/s" for dtype, rate in a["matmul_gflops"].items())
+        floors = "; ".join(f"{mode} {seconds:.1f} s" for mode, seconds in a["floor_s"].items())
+        lines += ["", f"Arithmetic: {a['gflop_per_token_linear']:.2f} GFLOP per token in the linear layers; the request "
+                      f"is {a['gflop_whole']:.0f} GFLOP with whole prompts, {a['gflop_shared']:.0f} GFLOP with the "
+                      f"shared head once. A square matrix product in torch on this machine (float32 2048, bfloat16 1024 rows): {rates}. Floor (the "
+                      f"request's FLOPs at that rate): {floors}."]
+    lines += ["", f"Started {results['started']}; load average at the start {results.get('load_start')}, at the end "
+                  f"{results.get('load_end')}."]
     return "\n".join(lines) + "\n"
 
 
@@ -149,12 +203,14 @@ def main(argv=None) -> int:
     parser.add_argument("--docs", type=int, default=20)
     parser.add_argument("--doc-tokens", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--limit-s", type=float, default=60, help="no further repeat of a path once one took longer")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--limit-s", type=float, default=60,
+                        help="no further repeat of a path once its runs took longer together")
+    parser.add_argument("--shared-only", type=lambda text: [x.strip() for x in text.split(";")], default=[],
+                        help="paths timed only with the shared head (labels, ';'-separated)")
     parser.add_argument("--only", type=lambda text: [x.strip() for x in text.split(";")],
                         help="run only these paths (labels, ';'-separated)")
     parser.add_argument("--ort-python", help="python of a venv with optimum-onnx and onnxruntime")
-    parser.add_argument("--ov-python", help="python of a venv with openvino (and onnx)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "cpu-paths", help="exported models")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -172,9 +228,12 @@ def main(argv=None) -> int:
                "paths": []}
     spec = {"prompts": [p.token_ids for p in prompts], "heads": [p.doc_start for p in prompts],
             "warmup": [p.token_ids for p in prompts[:2]], "warmup_heads": [p.doc_start for p in prompts[:2]],
-            "yes_id": builder.yes_id, "no_id": builder.no_id, "repeats": args.repeats, "threads": os.cpu_count(),
+            "yes_id": builder.yes_id, "no_id": builder.no_id, "repeats": args.repeats, "limit_s": args.limit_s,
+            "threads": os.cpu_count(),
             "kv_heads": config["num_key_value_heads"], "head_dim": config["head_dim"]}
-    pythons = {"onnxruntime": args.ort_python, "onnxruntime-int8": args.ort_python, "openvino": args.ov_python}
+    results["arithmetic"] = arithmetic(config, prompts)
+    results["load_start"] = load()
+    pythons = {"onnxruntime": args.ort_python, "onnxruntime-int8": args.ort_python}
     for label in ORDER:
         if args.only and label not in args.only:
             continue
@@ -182,7 +241,8 @@ def main(argv=None) -> int:
         print(f"{time.strftime('%H:%M:%S')} {label} (load {before})", file=sys.stderr, flush=True)
         if label in TORCH_PATHS:
             try:
-                measured = time_torch(args.model, label, query, documents, args.repeats, args.limit_s)
+                shares = (True,) if label in args.shared_only else (False, True)
+                measured = time_torch(args.model, label, query, documents, args.repeats, args.limit_s, shares)
             except Exception as exc:  # a path that cannot run here is reported, not fatal
                 measured = {"error": f"{type(exc).__name__}: {exc}"}
         else:
@@ -192,14 +252,15 @@ def main(argv=None) -> int:
             measured = time_worker(pythons[runtime], runtime, args.model, args.work, spec)
         results["paths"].append({"label": label, "load_before": before, "load_after": load(), **measured})
         write(results, args.out)  # after every path: a long run's finished paths are kept
+    results["load_end"] = load()
     print(write(results, args.out))
     return 0
 
 
 def write(results: dict, out: Path) -> str:
     """Compare every path with float32 and write OUT.json and OUT.md; returns the table."""
-    reference = next((np.array(p["rows"][0]["logodds"]) for p in results["paths"]
-                      if p["label"] == "transformers float32" and "rows" in p), None)
+    reference = next((np.array(r["logodds"]) for p in results["paths"] if p["label"] == "transformers float32"
+                      for r in p.get("rows", []) if not r["share_heads"]), None)
     for path in results["paths"]:
         for row in path.get("rows", []):
             if reference is None:

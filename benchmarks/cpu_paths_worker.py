@@ -1,9 +1,9 @@
-"""One ONNX Runtime or OpenVINO path of benchmarks/cpu_paths.py, run in the venv that has that runtime.
+"""One ONNX Runtime path of benchmarks/cpu_paths.py, run in the venv that has that runtime.
 
     python benchmarks/cpu_paths_worker.py RUNTIME MODEL_DIR WORK_DIR PROMPTS.json RESULT.json
 
-RUNTIME: ``onnxruntime``, ``onnxruntime-int8`` (ONNX Runtime's dynamic int8 quantization of the MatMuls) or
-``openvino`` (OpenVINO reading the same ONNX file). The model is exported once into WORK_DIR by optimum's ONNX
+RUNTIME: ``onnxruntime`` or ``onnxruntime-int8`` (ONNX Runtime's dynamic int8 quantization of the MatMuls);
+OpenVINO is the project's own openvino backend, timed by cpu_paths.py itself. The model is exported once into WORK_DIR by optimum's ONNX
 exporter (``text-generation-with-past``: keys and values in and out, so a shared head can be fed back), and its
 lm_head is cut to the two rows the score needs ("no", "yes"), as the project's backends do. This script imports
 neither torch (except to export) nor the project: the runtimes' venvs hold other transformers versions.
@@ -75,27 +75,15 @@ class Session:
 
     def __init__(self, runtime: str, model: Path, threads: int, kv_heads: int, head_dim: int):
         self.runtime = runtime
-        if runtime.startswith("onnxruntime"):
-            import onnxruntime as ort
+        import onnxruntime as ort
 
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-            self.inputs = [i.name for i in self.session.get_inputs()]
-            self.outputs = [o.name for o in self.session.get_outputs()]
-            past = [i for i in self.session.get_inputs() if i.name.startswith("past_key_values")]
-        else:
-            import openvino as ov
-
-            core = ov.Core()
-            read = core.read_model(str(model))
-            self.compiled = core.compile_model(read, "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                             "INFERENCE_PRECISION_HINT": "f32"})
-            self.inputs = [i.any_name for i in read.inputs]
-            self.outputs = [o.any_name for o in read.outputs]
-            self.request = self.compiled.create_infer_request()
-            past = [i for i in read.inputs if i.any_name.startswith("past_key_values")]
-        self.past_names = [p.name if hasattr(p, "name") else p.any_name for p in past]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        past = [i for i in self.session.get_inputs() if i.name.startswith("past_key_values")]
+        self.past_names = [p.name for p in past]
         self.kv_heads, self.head_dim = kv_heads, head_dim
 
     def run(self, ids: np.ndarray, positions: np.ndarray, past: list[np.ndarray] | None):
@@ -105,11 +93,7 @@ class Session:
         feeds = {"input_ids": ids, "position_ids": positions,
                  "attention_mask": np.ones((batch, past[0].shape[2] + width), np.int64)}
         feeds.update(zip(self.past_names, past))
-        if self.runtime.startswith("onnxruntime"):
-            results = self.session.run(None, feeds)
-        else:
-            request = self.request.infer(feeds)
-            results = [request[o] for o in self.compiled.outputs]
+        results = self.session.run(None, feeds)
         named = dict(zip(self.outputs, results))
         return named["logits"], [named[n.replace("past_key_values", "present")] for n in self.past_names]
 
@@ -153,6 +137,8 @@ def main(runtime: str, model_dir: str, work_dir: str, prompts_file: str, result_
             logodds = score(session, spec["prompts"], spec["heads"], share)
             times.append(time.perf_counter() - started)
             cpu.append(time.process_time() - cpu_started)
+            if sum(times) > spec["limit_s"]:
+                break
         rows.append({"share_heads": share, "seconds": times, "median_s": statistics.median(times),
                      "cpu_seconds": cpu, "median_cpu_s": statistics.median(cpu), "logodds": logodds.tolist()})
     Path(result_file).write_text(json.dumps({"runtime": runtime, "export_s": exported, "load_s": loaded,

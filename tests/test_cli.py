@@ -86,12 +86,12 @@ def test_auto_falls_back_to_transformers_and_says_why(tiny_model, monkeypatch, c
     assert "vllm unavailable" in caplog.text
 
 
-def test_auto_prefers_transformers_on_a_small_cpu_machine(monkeypatch):
+def test_auto_prefers_openvino_then_transformers_on_a_small_cpu_machine(monkeypatch):
     monkeypatch.setattr(backends, "cuda_available", lambda: False)
     monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: {0, 1})
-    assert backends.auto_order() == ["transformers", "vllm"]
+    assert backends.auto_order() == ["openvino", "transformers", "vllm"]
     monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: set(range(16)))
-    assert backends.auto_order() == ["vllm", "transformers"]
+    assert backends.auto_order() == ["vllm", "openvino", "transformers"]
     monkeypatch.setattr(backends, "cuda_available", lambda: True)
     monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: {0, 1})
     assert backends.auto_order() == ["fast", "vllm", "transformers"]

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from reranker.scoring.backends import load_backend, using
+from reranker.scoring.backends import discard, load_backend, using
 from reranker.scoring.backends.base import cuda_available
 from reranker.scoring.backends.transformers_backend import cpu_computes_bf16
 from reranker.scoring.canaries import CANARIES
@@ -37,6 +37,11 @@ DEFAULT_MAX_LENGTH = 8192
 # 0.03-0.04 at most on 400 pairs (docs/benchmarks.md), and grows with the log-odds' size on real weights.
 BF16_TOLERANCE = 0.1
 BF16_RELATIVE = 0.02
+# A CPU path in float32 (OpenVINO) differs from transformers float32 only in the order of its sums: 1e-6 on the tiny
+# test model, well under 1e-3 on the 0.6B shape (benchmarks/results/cpu_paths.md); a wrong conversion differs by
+# whole units.
+FLOAT32_TOLERANCE = 0.01
+CPU_PATHS = ("transformers", "openvino")  # the backends whose precision ``auto`` chooses on a CPU
 
 
 @dataclass(frozen=True)
@@ -138,11 +143,13 @@ class Reranker:
         """Load (or reuse) the model.
 
         ``model``: a hub id, one of ``MODELS``' keys ("0.6B", "4B", "8B"), or a local folder.
-        ``backend``: "auto" (fast on an NVIDIA GPU; else vLLM or transformers, :func:`auto_order`), "fast", "vllm",
-        "transformers" or "remote" (pass ``servers=[urls]``). ``cache``: True for the user cache folder, a folder path,
-        or False. ``dtype``: the precision to compute in (default bfloat16 on an NVIDIA GPU or ZeroGPU, float32
-        elsewhere, except bfloat16 where the transformers backend runs on a CPU with fast bf16 kernels and agrees with
-        float32 on the canary pairs at load); scores are cached per precision. ``engine_options`` go to the backend
+        ``backend``: "auto" (fast on an NVIDIA GPU; else vLLM, OpenVINO or transformers, :func:`auto_order`), "fast",
+        "vllm", "transformers", "openvino" or "remote" (pass ``servers=[urls]``). ``cache``: True for the user cache
+        folder, a folder path, or False. ``dtype``: the precision to compute in (default bfloat16 on an NVIDIA GPU or ZeroGPU, float32
+        elsewhere, except bfloat16 where the transformers or openvino backend runs on a CPU with fast bf16 kernels and
+        agrees with float32 on the canary pairs at load); an OpenVINO engine is kept only where it agrees with
+        transformers float32 on the canary pairs at load (:meth:`_keep_cpu_path_if_it_agrees`); scores are cached
+        per precision. ``engine_options`` go to the backend
         (e.g. ``tensor_parallel_size``, ``memory_fraction``, ``max_num_batched_tokens``, ``servers``, the fast
         backend's ``kernels``, the transformers backend's ``share_heads``).
         """
@@ -155,11 +162,10 @@ class Reranker:
         self.builder = PromptBuilder(self.tokenizer, max_length)
         self._tokenizer_lock = threading.Lock()
         self.model_key = _model_key(self.model, revision, config)
-        check_bf16 = False
         if dtype is None:  # (on ZeroGPU CUDA is emulated outside @spaces.GPU, and may not be patched in yet)
             dtype = "bfloat16" if cuda_available() or on_zerogpu() else "float32"
-            if dtype == "float32" and _transformers_first(backend) and cpu_computes_bf16():
-                dtype, check_bf16 = "bfloat16", True  # kept only if it agrees with float32 (below)
+            if dtype == "float32" and _first_choice(backend) in CPU_PATHS and cpu_computes_bf16():
+                dtype = "bfloat16"  # kept only if it agrees with float32 (below)
         self._settings = dict(
             model=self.model,
             revision=revision,
@@ -170,36 +176,64 @@ class Reranker:
             **engine_options,
         )
         self.backend = self._engine = load_backend(backend, self._settings)  # _engine: the registry's
-        self.bf16_check: float | None = None  # on a CPU where bfloat16 was tried: its largest difference from float32
-        if check_bf16 and self.backend.name == "transformers":
-            self._keep_bf16_if_it_agrees(backend)
+        # each CPU path checked against transformers float32 at load ("openvino float32", "transformers bfloat16"):
+        # its largest canary log-odds difference
+        self.checks: dict[str, float] = {}
+        self._keep_cpu_path_if_it_agrees(backend)
         self.cache = _open_cache(cache)
         self.stats = Stats()
 
-    def _keep_bf16_if_it_agrees(self, backend: str) -> None:
-        """Score the canary pairs in bfloat16 and in float32 (a reference model loaded for this, then released):
-        keep bfloat16 only when every log-odds is within ``BF16_TOLERANCE`` of float32's, else load float32."""
+    def _keep_cpu_path_if_it_agrees(self, backend: str) -> None:
+        """Check a CPU path other than transformers float32 (bfloat16, or OpenVINO) against transformers float32 on
+        the canary pairs, and keep it only where every log-odds agrees (within ``BF16_TOLERANCE`` in bfloat16,
+        ``FLOAT32_TOLERANCE`` in float32); else bfloat16 gives way to float32, and ``auto``'s OpenVINO to
+        transformers. An OpenVINO engine asked for by name that disagrees is an error."""
+        while self.backend.name in CPU_PATHS and (self.backend.name, self.backend.precision) != (
+                "transformers", "float32"):
+            engine, path = self.backend, f"{self.backend.name} {self.backend.precision}"
+            if engine.float32_check is None:  # once per engine: later Rerankers on it reuse the result
+                engine.float32_check = self._canary_logodds(engine)
+            got, want = engine.float32_check
+            difference = self.checks[path] = float(np.abs(got - want).max())
+            if engine.precision == "bfloat16":
+                tolerance = BF16_TOLERANCE + BF16_RELATIVE * np.abs(want)
+            else:
+                tolerance = FLOAT32_TOLERANCE
+            if np.all(np.abs(got - want) <= tolerance):
+                log.info("%s agrees with transformers float32 on the canary pairs (largest log-odds difference "
+                         "%.4f): kept", path, difference)
+                return
+            if engine.precision == "bfloat16":
+                log.warning("%s differs from float32 on the canary pairs by up to %.4f log-odds: scoring in "
+                            "float32 instead", path, difference)
+                discard(engine.name, self._settings)
+                self._settings["dtype"] = "float32"
+                self.backend = self._engine = load_backend(backend, self._settings)
+            elif backend == "auto":
+                log.warning("auto backend: %s differs from transformers float32 on the canary pairs by up to %.4f "
+                            "log-odds: scoring with transformers float32 instead", path, difference)
+                discard(engine.name, self._settings)
+                self.backend = self._engine = load_backend("transformers", self._settings)
+            else:
+                raise ModelError(f"The {engine.name} backend's scores differ from transformers float32 by up to "
+                                 f"{difference:.4f} log-odds on the canary pairs: its conversion of this model is "
+                                 "not exact. Use backend='transformers'.")
+
+    def _canary_logodds(self, engine) -> tuple[np.ndarray, np.ndarray]:
+        """The canary pairs' log-odds on ``engine`` and on transformers float32 (a reference model loaded for this,
+        then released)."""
         from reranker.scoring.backends.transformers_backend import TransformersBackend
 
         groups = [(query, [relevant, irrelevant]) for query, relevant, irrelevant in CANARIES]
         prompts = [p for group in self.builder.build_groups(DEFAULT_INSTRUCTION, groups) for p in group]
         ids = [p.token_ids for p in prompts]
-        got = self.backend.score_logodds(ids)
+        got = engine.score_logodds(ids)
         reference = TransformersBackend(self.model, revision=self.revision, dtype="float32",
                                         yes_id=self.builder.yes_id, no_id=self.builder.no_id)
         try:
-            want = reference.score_logodds(ids)
+            return got, reference.score_logodds(ids)
         finally:
             reference.close()
-        self.bf16_check = float(np.abs(got - want).max())
-        if np.all(np.abs(got - want) <= BF16_TOLERANCE + BF16_RELATIVE * np.abs(want)):
-            log.info("bfloat16 on this CPU agrees with float32 on the canary pairs (largest log-odds difference "
-                     "%.4f): kept", self.bf16_check)
-            return
-        log.warning("bfloat16 on this CPU differs from float32 on the canary pairs by up to %.4f log-odds: "
-                    "scoring in float32 instead", self.bf16_check)
-        self._settings["dtype"] = "float32"
-        self.backend = self._engine = load_backend(backend, self._settings)
 
     def _check_max_length(self, max_length) -> None:
         if not isinstance(max_length, int) or max_length < 1:
@@ -419,11 +453,11 @@ class Reranker:
         }
 
 
-def _transformers_first(backend: str) -> bool:
-    """Whether ``backend`` scores with the transformers backend (itself, or ``auto`` picking it first)."""
+def _first_choice(backend: str) -> str:
+    """The backend ``backend`` scores with if it loads: itself, or the one ``auto`` tries first."""
     from reranker.scoring.backends import auto_order
 
-    return backend == "transformers" or (backend == "auto" and auto_order()[0] == "transformers")
+    return auto_order()[0] if backend == "auto" else backend
 
 
 def _chunks(groups: list[tuple[str, list[str]]], pairs: int) -> Iterable[list[tuple[str, list[str]]]]:

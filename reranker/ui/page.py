@@ -87,10 +87,11 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
             # custom values reach the server, which answers with the models it offers (an API caller sees them too)
             model = gr.Dropdown(ui.model_choices(), value=default.model, label="Model", allow_custom_value=True,
                                 info="the models this server offers (its operator sets them with --models)")
-            backends = holder.backends or ["auto", "fast", "vllm", "transformers"] + (
+            backends = holder.backends or ["auto", "fast", "vllm", "transformers", "openvino"] + (
                 ["remote"] if default.backend == "remote" else [])
             backend = gr.Radio(backends, value=default.backend, label="Backend", interactive=len(backends) > 1,
-                               info="auto = fast on a GPU, else vLLM when it runs here, else transformers")
+                               info="auto = fast on a GPU, else vLLM when it runs here (on ≤ 2 CPU cores OpenVINO "
+                                    "first), else transformers")
             max_length = gr.Number(default.max_length, label="Max length (tokens)", precision=0, minimum=64)
             batch_size = gr.Number(32, label="Batch size (documents per engine call)", precision=0, minimum=1)
             load_button = gr.Button("Load model", visible=not visitors.public)

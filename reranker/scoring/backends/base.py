@@ -23,6 +23,8 @@ class Backend(ABC):
     precision: str  # the numbers the scores are computed in ("float32", "bfloat16", ...): part of the cache key
     started_context: int | None = None  # the longest prompt the engine takes (None: any the model takes)
     pipeline_pairs: int | None = None  # pairs per submit() while the next chunk is tokenized (None: one call)
+    # the canary pairs' log-odds on this engine and on transformers float32, once the engine checks it at load
+    float32_check: tuple[np.ndarray, np.ndarray] | None = None
 
     @abstractmethod
     def score_logodds(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
