@@ -162,7 +162,7 @@ class Inspector:
         visitor, within the visitor's limit; closing the generator (Cancel) stops the scoring."""
         started = time.perf_counter()
         owner = self.visitors.owner(request, profile)
-        shown = self.annotator._shown(person, request, profile)
+        shown = self.annotator._whose(person, request, profile)
         settings = model.settings()
         with self.visitors.run(request, profile):
             try:
@@ -187,7 +187,7 @@ class Inspector:
             for note in result.notes:
                 gr.Info(common.message(note))
             ranking = Ranking(result, settings)
-            outputs = (*self._view(ranking, view, shown), *self.export(ranking, view, owner=shown))
+            outputs = (*self._view(ranking, view, *shown), *self.export(ranking, view, owner=shown[0]))
         wall_s = time.perf_counter() - started
         ranking.header = self.header(ranking, owner, wall_s, f"{len(result.rows)} documents ranked")
         yield (ranking, *outputs, self.summary(result, wall_s), *(self.status(model),) * 2, ranking.header)
@@ -224,16 +224,16 @@ class Inspector:
                 request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Table (with ``person``'s judgements), chart and row choices for the current filters (no model call, no
         files)."""
-        return self._view(ranking, view, self.annotator._shown(person, request, profile))
+        return self._view(ranking, view, *self.annotator._whose(person, request, profile))
 
-    def _view(self, ranking: Ranking | None, view: ViewInputs, shown: str):
+    def _view(self, ranking: Ranking | None, view: ViewInputs, shown: str, other: str | None = None):
         if ranking is None:
             empty = results_table.render([], "", max_length=0)
             return empty, None, gr.update(choices=[], value=None)
         result = ranking.result
         rows = view.rows(result)
         try:
-            table = self.annotator.render(result, rows, view.threshold, bool(view.only), shown)
+            table = self.annotator.render(result, rows, view.threshold, bool(view.only), shown, other)
         except RerankerError as exc:
             raise gr.Error(common.message(str(exc)))
         choices = [(f"#{r.rank} · {r.id} · {r.score:.3f}", r.rank) for r in sorted(rows, key=lambda r: r.rank)]

@@ -11,6 +11,7 @@ the table edits the note or label of one document and is also the API (``/save_j
 
 from __future__ import annotations
 
+import html
 import time
 import uuid
 from dataclasses import dataclass
@@ -86,6 +87,12 @@ class Annotator:
         """Whose judgements the table shows: the visitor's, or on a team server the person they chose."""
         return person if self.visitors.team and person else self.visitors.owner(request, profile)
 
+    def _whose(self, person, request, profile) -> tuple[str, str | None]:
+        """Whose judgements the table shows, and their name when they are not the visitor's own (None)."""
+        shown = self._shown(person, request, profile)
+        return shown, (shown if self.visitors.team and person and shown != self.visitors.owner(request, profile)
+                       else None)
+
     def _writer(self, person, request, profile) -> str:
         """The visitor, who may change only their own judgements."""
         me = self.visitors.owner(request, profile)
@@ -112,12 +119,13 @@ class Annotator:
         return judgements, {d.doc_hash: d for d in found}
 
     def render(self, result: inspection.RunResult, rows: list[inspection.RankedRow], threshold=DEFAULT_THRESHOLD,
-               only: bool = False, owner: str = "") -> str:
-        """The ranked table for ``rows`` with ``owner``'s judgements; only the disagreeing rows when ``only``."""
-        return self._render(result, rows, threshold, only, self.judged(result, threshold, owner))
+               only: bool = False, owner: str = "", other: str | None = None) -> str:
+        """The ranked table for ``rows`` with ``owner``'s judgements; only the disagreeing rows when ``only``;
+        ``other``: the person whose judgements they are when not the visitor's own (the table names them)."""
+        return self._render(result, rows, threshold, only, self.judged(result, threshold, owner), other)
 
     def _render(self, result: inspection.RunResult, rows: list[inspection.RankedRow], threshold, only: bool,
-                judged: tuple[dict, dict]) -> str:
+                judged: tuple[dict, dict], other: str | None = None) -> str:
         judgements, disagreeing = judged
         empty = None
         if only:
@@ -126,15 +134,18 @@ class Annotator:
                      f"({_judged_count(result, judgements)} of {len(result.rows)} judged).")
         return results_table.render(rows, result.query, max_length=result.max_length, total=len(result.rows),
                                     judgements=judgements, disagreeing=disagreeing, empty_message=empty,
-                                    explain=True)
+                                    explain=True, owner=other, instruction=result.instruction,
+                                    run=run_key(result))
 
     def view_changed(self, ranking: Ranking | None, view: ViewInputs,
                      person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Threshold, disagreements-only or the person changed: the table and the count again."""
-        return self._table_and_count(ranking, view, self._shown(person, request, profile))
+        return self._table_and_count(ranking, view, *self._whose(person, request, profile))
 
-    def _table_and_count(self, ranking: Ranking | None, view: ViewInputs, owner: str) -> tuple[str, str]:
-        """The table for the filters in ``view`` and the count line, from one read of ``owner``'s judgements."""
+    def _table_and_count(self, ranking: Ranking | None, view: ViewInputs, owner: str,
+                         other: str | None = None) -> tuple[str, str]:
+        """The table for the filters in ``view`` and the count line, from one read of ``owner``'s judgements
+        (``other``: their name when they are not the visitor's own)."""
         result = _result(ranking)
         if result is None:
             return results_table.render([], "", max_length=0), self.count(ranking, view.threshold)
@@ -143,8 +154,8 @@ class Annotator:
             judged = self.judged(result, view.threshold, owner)
         except (RerankerError, ValueError) as exc:
             raise gr.Error(common.message(f"Check the threshold: {exc}"))
-        return (self._render(result, rows, view.threshold, bool(view.only), judged),
-                _count_line(result, view.threshold, judged))
+        return (self._render(result, rows, view.threshold, bool(view.only), judged, other),
+                _count_line(result, view.threshold, judged, other))
 
     def count(self, ranking: Ranking | None, threshold, owner: str = "") -> str:
         """One line: disagreements at the threshold, and how much of this ranking ``owner`` judged."""
@@ -219,8 +230,9 @@ class Annotator:
         if row is None:
             raise InputError("That document is not in the last run.")
         action = data.get("action")
+        other = None
         if action == "select":
-            owner = self._shown(person, request, profile)
+            owner, other = self._whose(person, request, profile)
         else:
             owner = self._writer(person, request, profile)
             if action == "label":
@@ -236,7 +248,7 @@ class Annotator:
         stored = self.store.get(result.query, doc, owner=owner)
         ack.update(ok=True, label=stored.label if stored else None)
         if data.get("refresh"):
-            table, count = self._table_and_count(ranking, view, owner)
+            table, count = self._table_and_count(ranking, view, owner, other)
             update = gr.update(ack=ack, value=table)
         else:
             update, count = gr.update(ack=ack), self.count(ranking, view.threshold, owner)
@@ -338,7 +350,13 @@ class Annotator:
         return report.summary(), *self._table_and_count(ranking, view, owner)
 
 
-def _count_line(result: inspection.RunResult, threshold, judged: tuple[dict, dict]) -> str:
+def run_key(result: inspection.RunResult) -> str:
+    """What tells this run from the session's others (the table's ``data-run``): a new run starts the
+    one-document-at-a-time view again at its first document."""
+    return f"{result.timestamp}-{id(result):x}"
+
+
+def _count_line(result: inspection.RunResult, threshold, judged: tuple[dict, dict], other: str | None = None) -> str:
     judgements, disagreeing = judged
     in_run = {document_hash(r.text) for r in result.rows}
     labels = [judgements[k].label for k in in_run if k in judgements]
@@ -347,7 +365,8 @@ def _count_line(result: inspection.RunResult, threshold, judged: tuple[dict, dic
     n = len(disagreeing)
     return (f'<span class="rr-count-line"><b id="rr-disagreement-count">{n} disagreement{"s" if n != 1 else ""}'
             f'</b> at threshold {float(threshold):.2f} ({missed} relevant scored low · {n - missed} not '
-            f'relevant scored high) · {len(labels)} of {len(in_run)} documents judged: {by_label}</span>')
+            f'relevant scored high) · {len(labels)} of {len(in_run)} documents judged'
+            f'{" by " + html.escape(other) if other else ""}: {by_label}</span>')
 
 
 def _judged_count(result: inspection.RunResult, judgements: dict[str, Annotation]) -> int:
