@@ -109,16 +109,14 @@ class Inspector:
         """The status line of ``model_state``."""
         return self.model_state(model)[1]
 
+    @common.shows_errors
     def load(self, model: ModelInputs, progress=gr.Progress()):
         if self.visitors.public:
             raise gr.Error("On this public demo the operator chooses which models are loaded; pick one of the "
                            "offered models and rank: it loads on the first run.")
         settings = model.settings()
         progress(0, desc=f"Loading {settings.model_id}…")
-        try:
-            self.holder.get(settings)
-        except RerankerError as exc:
-            raise common.error(exc)
+        self.holder.get(settings)
         return (self.status(model),) * 2
 
     def poll_status(self, model: ModelInputs):
@@ -127,14 +125,12 @@ class Inspector:
         return text, text, gr.Timer(active=state == "loading")
 
     # --- ranking ---------------------------------------------------------------------------------
+    @common.shows_errors
     def check(self, query, docs: DocumentInputs, model: ModelInputs):
         """Refuse a run early (a message, no output touched) when the inputs cannot be ranked."""
         settings = model.settings()
-        try:
-            self.holder.allow(settings)
-            self.to_rank(query, docs)
-        except RerankerError as exc:
-            raise common.error(exc)
+        self.holder.allow(settings)
+        self.to_rank(query, docs)
 
     def to_rank(self, query, docs: DocumentInputs) -> documents.Collection:
         """The documents to rank against ``query``, or an ``InputError`` that says what is missing."""
@@ -153,6 +149,7 @@ class Inspector:
             progress(0, desc=loading)
         return self.holder.get(settings)
 
+    @common.shows_errors
     def run(self, query, instruction, docs: DocumentInputs, model: ModelInputs, batch_size, view: ViewInputs,
             person=judging_tab.EVERYONE, progress=gr.Progress(), request: gr.Request = None,
             profile: gr.OAuthProfile | None = None):
@@ -165,25 +162,22 @@ class Inspector:
         shown = self.annotator._whose(person, request, profile)
         settings = model.settings()
         with self.visitors.run(request, profile):
-            try:
-                found = self.to_rank(query, docs)
-                reranker = self.reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
-                total = len(found.documents)
-                scoring_started = time.perf_counter()
-                for step in inspection.stream(reranker, query, instruction, found,
-                                              batch_size=stream_batch(int(batch_size or 1), total)):
-                    if isinstance(step, inspection.RunResult):
-                        result = step
-                        break
-                    elapsed = time.perf_counter() - scoring_started
-                    left = elapsed / step.done * (step.total - step.done)
-                    progress((step.done, step.total), desc=f"Scoring · about {left:.0f} s left", unit="documents")
-                    table = results_table.render(step.rows, query, max_length=reranker.max_length, total=total,
-                                                 scoring=(step.done, step.total))
-                    yield (gr.skip(), table, *(gr.skip(),) * 7,
-                           run_header.scoring(step.done, step.total, left, time.perf_counter() - started))
-            except RerankerError as exc:
-                raise common.error(exc)
+            found = self.to_rank(query, docs)
+            reranker = self.reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
+            total = len(found.documents)
+            scoring_started = time.perf_counter()
+            for step in inspection.stream(reranker, query, instruction, found,
+                                          batch_size=stream_batch(int(batch_size or 1), total)):
+                if isinstance(step, inspection.RunResult):
+                    result = step
+                    break
+                elapsed = time.perf_counter() - scoring_started
+                left = elapsed / step.done * (step.total - step.done)
+                progress((step.done, step.total), desc=f"Scoring · about {left:.0f} s left", unit="documents")
+                table = results_table.render(step.rows, query, max_length=reranker.max_length, total=total,
+                                             scoring=(step.done, step.total))
+                yield (gr.skip(), table, *(gr.skip(),) * 7,
+                       run_header.scoring(step.done, step.total, left, time.perf_counter() - started))
             for note in result.notes:
                 gr.Info(common.message(note))
             ranking = Ranking(result, settings)
@@ -220,6 +214,7 @@ class Inspector:
             f"truncated · `{result.model}` on {result.backend} ({result.device}), max length {result.max_length:,}"
         )
 
+    @common.shows_errors
     def refresh(self, ranking: Ranking | None, view: ViewInputs, person=judging_tab.EVERYONE,
                 request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Table (with ``person``'s judgements), chart and row choices for the current filters (no model call, no
@@ -232,10 +227,7 @@ class Inspector:
             return empty, None, gr.update(choices=[], value=None)
         result = ranking.result
         rows = view.rows(result)
-        try:
-            table = self.annotator.render(result, rows, view.threshold, bool(view.only), shown, other)
-        except RerankerError as exc:
-            raise gr.Error(common.message(str(exc)))
+        table = self.annotator.render(result, rows, view.threshold, bool(view.only), shown, other)
         choices = [(f"#{r.rank} · {r.id} · {r.score:.3f}", r.rank) for r in sorted(rows, key=lambda r: r.rank)]
         figure = charts.ranking_figure(rows) if rows else None
         return table, figure, gr.update(choices=choices, value=choices[0][1] if choices else None)
@@ -273,6 +265,7 @@ class Inspector:
         row = next((r for r in ranking.result.rows if document_hash(r.text) == data.get("doc")), None)
         return (row.rank, row.rank) if row else (gr.skip(), gr.skip())
 
+    @common.shows_errors
     def inspect_row(self, ranking: Ranking | None, rank) -> str:
         """The exact prompt of one ranked row, with its full text."""
         if ranking is None or rank is None:
@@ -285,11 +278,8 @@ class Inspector:
         row = next((r for r in result.rows if r.rank == rank), None)
         if row is None:
             raise gr.Error(f"There is no row ranked {rank} in the last run.")
-        try:
-            reranker = self.holder.get(ranking.settings)
-            view = reranker.prompt(result.query, row.text, instruction=result.instruction)
-        except RerankerError as exc:
-            raise common.error(exc)
+        reranker = self.holder.get(ranking.settings)
+        view = reranker.prompt(result.query, row.text, instruction=result.instruction)
         full = (f'<details class="rr-full"><summary>Full document ({len(row.text):,} characters)</summary>'
                 f'<div class="rr-fulltext">{html.escape(row.text)}</div></details>')
         return prompt_view.render(view, document_id=row.id) + full
@@ -306,21 +296,17 @@ class Inspector:
     def choose_preset(self, name, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         return self.presets.all(owner=self.visitors.owner(request, profile)).get(name, gr.update())
 
+    @common.shows_errors
     def save_preset(self, name, instruction, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         owner = self.visitors.owner(request, profile)
-        try:
-            replaced = self.presets.save(name, instruction, owner=owner)
-        except RerankerError as exc:
-            raise common.error(exc)
+        replaced = self.presets.save(name, instruction, owner=owner)
         name = " ".join(name.split())
         gr.Info(common.message(f"Preset {name!r} {'updated' if replaced else 'saved'}."))
         return gr.update(choices=list(self.presets.all(owner=owner)), value=name), ""
 
+    @common.shows_errors
     def delete_preset(self, name, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         owner = self.visitors.owner(request, profile)
-        try:
-            self.presets.delete(name, owner=owner)
-        except RerankerError as exc:
-            raise common.error(exc)
+        self.presets.delete(name, owner=owner)
         gr.Info(common.message(f"Preset {name!r} deleted."))
         return gr.update(choices=list(self.presets.all(owner=owner)), value=common.DEFAULT_PRESET)

@@ -142,6 +142,7 @@ class Annotator:
         """Threshold, disagreements-only or the person changed: the table and the count again."""
         return self._table_and_count(ranking, view, *self._whose(person, request, profile))
 
+    @common.shows_errors
     def _table_and_count(self, ranking: Ranking | None, view: ViewInputs, owner: str,
                          other: str | None = None) -> tuple[str, str]:
         """The table for the filters in ``view`` and the count line, from one read of ``owner``'s judgements
@@ -152,21 +153,18 @@ class Annotator:
         rows = view.rows(result)
         try:
             judged = self.judged(result, view.threshold, owner)
-        except (RerankerError, ValueError) as exc:
+        except ValueError as exc:
             raise gr.Error(common.message(f"Check the threshold: {exc}"))
         return (self._render(result, rows, view.threshold, bool(view.only), judged, other),
                 _count_line(result, view.threshold, judged, other))
 
+    @common.shows_errors
     def count(self, ranking: Ranking | None, threshold, owner: str = "") -> str:
         """One line: disagreements at the threshold, and how much of this ranking ``owner`` judged."""
         result = _result(ranking)
         if result is None:
             return '<span class="rr-count-line">Judge documents once a ranking is shown.</span>'
-        try:
-            judged = self.judged(result, threshold, owner)
-        except InputError as exc:
-            raise gr.Error(common.message(str(exc)))
-        return _count_line(result, threshold, judged)
+        return _count_line(result, threshold, self.judged(result, threshold, owner))
 
     # --- judging ----------------------------------------------------------------------------------
     def _row(self, result: inspection.RunResult, rank) -> inspection.RankedRow:
@@ -179,13 +177,11 @@ class Annotator:
             raise gr.Error(f"There is no document ranked {rank} in the last run.")
         return row
 
+    @common.shows_errors(title='Please check the judgement')
     def _save(self, result: inspection.RunResult, row: inspection.RankedRow, label, note: str,
               owner: str) -> Annotation:
-        try:
-            return self.store.save(result.query, row.text, label, instruction=result.instruction, model=result.model,
-                                   score=row.score, note=note, owner=owner)
-        except RerankerError as exc:
-            raise gr.Error(common.message(str(exc)), title="Please check the judgement")
+        return self.store.save(result.query, row.text, label, instruction=result.instruction, model=result.model,
+                               score=row.score, note=note, owner=owner)
 
     def _after(self, ranking: Ranking, rank, view: ViewInputs, owner: str) -> tuple:
         """Outputs after a change: table, count, and the panel showing document ``rank``."""
@@ -308,6 +304,7 @@ class Annotator:
                 *self._stored(result, first, owner))
 
     # --- export / import --------------------------------------------------------------------------
+    @common.shows_errors
     def export(self, scope, ranking: Ranking | None,
                person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> list[str]:
         """CSV, JSONL and qrels files of this query's judgements or of all of them (the visitor's own, or on a
@@ -324,29 +321,21 @@ class Annotator:
             raise gr.Error("There are no judgements to export yet.")
         common.prune(self.export_dir)
         stem = self.export_dir / f"judgements-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        try:
-            return [str(write(chosen, stem.with_suffix(f".{fmt}"))) for fmt, write in judgement_files.EXPORTERS.items()]
-        except RerankerError as exc:
-            raise gr.Error(common.message(str(exc)))
+        return [str(write(chosen, stem.with_suffix(f".{fmt}"))) for fmt, write in judgement_files.EXPORTERS.items()]
 
+    @common.shows_errors(title='The file cannot be imported')
     def import_file(self, upload, companion, overwrite, ranking: Ranking | None, view: ViewInputs,
                     person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Pre-fill the visitor's judgements from a file; the report lists every row that was not imported."""
         owner = self._writer(person, request, profile)
-        try:
-            path, companion = common.upload_path(upload), common.upload_path(companion)
-        except RerankerError as exc:
-            raise common.error(exc)
+        path, companion = common.upload_path(upload), common.upload_path(companion)
         if not path:
             raise gr.Error("Choose a judgements file to import (CSV/JSONL with a label column, or TREC qrels).")
         result = _result(ranking)
-        try:
-            report = judgement_files.import_judgements(
-                self.store, path, overwrite=bool(overwrite), companion=companion,
-                current_query=result.query if result else None,
-                current_documents=[(r.id, r.text) for r in result.rows] if result else (), owner=owner)
-        except RerankerError as exc:
-            raise gr.Error(common.message(str(exc)), title="The file cannot be imported")
+        report = judgement_files.import_judgements(
+            self.store, path, overwrite=bool(overwrite), companion=companion,
+            current_query=result.query if result else None,
+            current_documents=[(r.id, r.text) for r in result.rows] if result else (), owner=owner)
         return report.summary(), *self._table_and_count(ranking, view, owner)
 
 
