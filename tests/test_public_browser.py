@@ -117,3 +117,29 @@ def test_an_anonymous_visitor_keeps_judgements_presets_and_run_count_across_a_re
             assert alice.dialogs == [] and bob.dialogs == []
         finally:
             browser.close()
+
+
+def test_a_public_page_names_no_server_path_and_offers_only_the_operators_models(tiny_model, tmp_path):
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serve(tiny_model, "transformers", tmp_path, public=True, runs_per_minute=1000) as url, \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = _visitor(browser)
+            _rank(page, url)
+            page.get_by_text("loaded · backend").first.wait_for(timeout=30_000)
+            page.screenshot(path=ARTIFACTS / "public-no-paths.png")
+            shown = page.locator("body").inner_text()
+            for path in (str(tmp_path), str(Path(tiny_model).parent)):
+                assert path not in shown, path
+            assert Path(tiny_model).name in shown  # the model, by its name
+            config = page.request.get(url + "config").json()
+            model_box = next(c for c in config["components"] if c.get("props", {}).get("label") == "Model")
+            assert model_box["props"]["allow_custom_value"] is False  # chosen from the operator's list only
+            assert [name for name, _ in model_box["props"]["choices"]] == [Path(tiny_model).name]
+        finally:
+            browser.close()

@@ -15,7 +15,7 @@ from reranker.errors import RerankerError
 from reranker.files import documents
 from reranker.ranking import export, inspection
 from reranker.scoring.inputs import check_documents, check_query
-from reranker.scoring.model_holder import ModelHolder, ModelSettings
+from reranker.scoring.model_holder import ModelHolder, ModelSettings, display_name
 from reranker.storage.judgements import AnnotationStore, document_hash
 from reranker.storage.presets import PresetStore
 from reranker.ui import common, judging_tab
@@ -87,7 +87,7 @@ class Inspector:
         except gr.Error as exc:
             return "invalid", f'<span class="rr-error">⚠ {html.escape(exc.message)}</span>'
         state, reranker, error = self.holder.state(settings)
-        name = html.escape(settings.model_id)
+        name = html.escape(self.model_name(settings.model_id))
         if state == "ready":
             info = reranker.info()
             check = self.holder.check(settings)
@@ -139,9 +139,16 @@ class Inspector:
         check_documents(len(found.documents), "paste some or upload a file")
         return found
 
-    def model_choices(self) -> list[str]:
-        """The model dropdowns' choices: the models the operator offers (``--models``)."""
+    def model_choices(self) -> list[str] | list[tuple[str, str]]:
+        """The model dropdowns' choices: the models the operator offers (``--models``); on a public demo named
+        without server paths (a local folder by its name)."""
+        if self.visitors.public:
+            return [(display_name(m), m) for m in self.holder.models]
         return list(self.holder.models)
+
+    def model_name(self, model: str) -> str:
+        """How the page names ``model``: as it is, or on a public demo without a server path."""
+        return display_name(model) if self.visitors.public else model
 
     def reranker(self, settings: ModelSettings, progress, loading: str):
         """The model for ``settings``; ``loading`` is shown while its first use loads it."""
@@ -198,20 +205,19 @@ class Inspector:
         precision = reranker.info()["precision"] if reranker is not None else "?"
         preset = next((name for name, text in self.presets.all(owner=owner).items()
                        if text.strip() == (result.instruction or "").strip()), None)
-        return run_header.render(model=result.model, backend=result.backend, device=result.device,
+        return run_header.render(model=self.model_name(result.model), backend=result.backend, device=result.device,
                                  precision=precision, check=self.holder.check(ranking.settings),
                                  instruction=result.instruction, preset=preset, max_length=result.max_length,
                                  when=result.timestamp, wall_s=wall_s, action=action)
 
-    @staticmethod
-    def summary(result: inspection.RunResult, wall_s: float) -> str:
+    def summary(self, result: inspection.RunResult, wall_s: float) -> str:
         rows = result.rows
         relevant = sum(r.score >= 0.5 for r in rows)
         cut = sum(r.truncated for r in rows)
         return (
             f"**{len(rows)} documents** ranked in {wall_s:.2f} s (the whole action; scoring "
             f"{result.seconds:.2f} s) · **{relevant}** scored ≥ 0.5 · {result.cache_hits} from the cache · {cut} "
-            f"truncated · `{result.model}` on {result.backend} ({result.device}), max length {result.max_length:,}"
+            f"truncated · `{self.model_name(result.model)}` on {result.backend} ({result.device}), max length {result.max_length:,}"
         )
 
     @common.shows_errors
