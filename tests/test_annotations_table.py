@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import gradio as gr
+import pytest
+
 from reranker.view import results_table
 from reranker.storage.judgements import AnnotationStore, disagreements, document_hash
 from reranker.ranking.inspection import RankedRow, RunResult
@@ -120,5 +123,7 @@ def test_the_team_view_of_another_persons_judgements_says_whose_they_are(tmp_pat
     assert "alice: <b>relevant</b>" in table and "you:" not in table and "Your note" not in table
     assert "showing <b>alice</b>'s judgements (read only)" in table
     assert "1 of 3 documents judged by alice" in count
+    with pytest.raises(gr.Error, match="looking at alice"):  # bob judges only as himself
+        annotator.save(ranking, 1, 2, "", view, "alice", request=bob)
     own, count = annotator.view_changed(ranking, view, "", request=bob)  # bob's own: none yet
     assert "<th>Your judgement</th>" in own and "alice" not in own and "judged by" not in count

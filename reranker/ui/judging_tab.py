@@ -85,21 +85,16 @@ class Annotator:
 
     def _shown(self, person, request, profile) -> str:
         """Whose judgements the table shows: the visitor's, or on a team server the person they chose."""
-        return person if self.visitors.team and person else self.visitors.owner(request, profile)
+        return self.visitors.resolve(request, profile).shown(person)
 
     def _whose(self, person, request, profile) -> tuple[str, str | None]:
         """Whose judgements the table shows, and their name when they are not the visitor's own (None)."""
-        shown = self._shown(person, request, profile)
-        return shown, (shown if self.visitors.team and person and shown != self.visitors.owner(request, profile)
-                       else None)
+        visitor = self.visitors.resolve(request, profile)
+        return visitor.shown(person), visitor.other(person)
 
     def _writer(self, person, request, profile) -> str:
         """The visitor, who may change only their own judgements."""
-        me = self.visitors.owner(request, profile)
-        if self.visitors.team and person and person != me:
-            raise gr.Error(common.message(f"You are looking at {person}'s judgements: choose your own under "
-                                          "“Whose judgements” to judge."))
-        return me
+        return self.visitors.resolve(request, profile).writer(person)
 
     def people(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """The person filter's choices: everyone with judgements here (team servers only)."""
