@@ -11,7 +11,6 @@ the table edits the note or label of one document and is also the API (``/save_j
 
 from __future__ import annotations
 
-import html
 import time
 import uuid
 from dataclasses import dataclass
@@ -151,15 +150,15 @@ class Annotator:
         except ValueError as exc:
             raise gr.Error(common.message(f"Check the threshold: {exc}"))
         return (self._render(result, rows, view.threshold, bool(view.only), judged, other),
-                _count_line(result, view.threshold, judged, other))
+                results_table.count_line(result.rows, view.threshold, judged, other))
 
     @common.shows_errors
     def count(self, ranking: Ranking | None, threshold, owner: str = "") -> str:
         """One line: disagreements at the threshold, and how much of this ranking ``owner`` judged."""
         result = _result(ranking)
         if result is None:
-            return '<span class="rr-count-line">Judge documents once a ranking is shown.</span>'
-        return _count_line(result, threshold, self.judged(result, threshold, owner))
+            return results_table.count_line([], threshold, ({}, {}))
+        return results_table.count_line(result.rows, threshold, self.judged(result, threshold, owner))
 
     # --- judging ----------------------------------------------------------------------------------
     def _row(self, result: inspection.RunResult, rank) -> inspection.RankedRow:
@@ -338,19 +337,6 @@ def run_key(result: inspection.RunResult) -> str:
     """What tells this run from the session's others (the table's ``data-run``): a new run starts the
     one-document-at-a-time view again at its first document."""
     return f"{result.timestamp}-{id(result):x}"
-
-
-def _count_line(result: inspection.RunResult, threshold, judged: tuple[dict, dict], other: str | None = None) -> str:
-    judgements, disagreeing = judged
-    in_run = {document_hash(r.text) for r in result.rows}
-    labels = [judgements[k].label for k in in_run if k in judgements]
-    missed = sum(d.kind == "missed" for d in disagreeing.values())
-    by_label = ", ".join(f"{labels.count(label)} {name.split()[0]}" for label, name in LABELS.items())
-    n = len(disagreeing)
-    return (f'<span class="rr-count-line"><b id="rr-disagreement-count">{n} disagreement{"s" if n != 1 else ""}'
-            f'</b> at threshold {float(threshold):.2f} ({missed} relevant scored low · {n - missed} not '
-            f'relevant scored high) · {len(labels)} of {len(in_run)} documents judged'
-            f'{" by " + html.escape(other) if other else ""}: {by_label}</span>')
 
 
 def _judged_count(result: inspection.RunResult, judgements: dict[str, Annotation]) -> int:

@@ -229,3 +229,22 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
         f'<th>Rank</th><th>Id</th><th>Score</th><th>Confidence</th><th>Document</th><th></th>{judge_header}</tr>'
         '</thead><tbody>' + "".join(body) + "</tbody></table></div>"
     )
+
+
+def count_line(rows: Sequence[RankedRow], threshold, judged: tuple[Mapping[str, Annotation], Mapping[str, Disagreement]],
+               other: str | None = None) -> str:
+    """The line above the table: the disagreements at ``threshold`` and how many of the run's ``rows`` are
+    judged, by label (``judged``: judgements and disagreements by document hash; ``other``: whose, when not the
+    visitor's own). Without rows: what to do first."""
+    if not rows:
+        return '<span class="rr-count-line">Judge documents once a ranking is shown.</span>'
+    judgements, disagreeing = judged
+    in_run = {document_hash(r.text) for r in rows}
+    labels = [judgements[k].label for k in in_run if k in judgements]
+    missed = sum(d.kind == "missed" for d in disagreeing.values())
+    by_label = ", ".join(f"{labels.count(label)} {name.split()[0]}" for label, name in LABELS.items())
+    n = len(disagreeing)
+    return (f'<span class="rr-count-line"><b id="rr-disagreement-count">{n} disagreement{"s" if n != 1 else ""}'
+            f'</b> at threshold {float(threshold):.2f} ({missed} relevant scored low · {n - missed} not '
+            f'relevant scored high) · {len(labels)} of {len(in_run)} documents judged'
+            f'{" by " + html.escape(other) if other else ""}: {by_label}</span>')
