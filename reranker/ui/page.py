@@ -85,9 +85,8 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         with gr.Sidebar(label="Settings", open=False, position="right"):
             gr.Markdown("### Model settings\nShared by everyone using this server; a new model loads once.")
             # custom values reach the server, which answers with the models it offers (an API caller sees them too)
-            # public: the operator's models only (no typing); elsewhere also a hub id or folder typed in
-            model = gr.Dropdown(ui.model_choices(), value=default.model, label="Model",
-                                allow_custom_value=not visitors.public,
+            # public: the operator's models named without server paths
+            model = gr.Dropdown(ui.model_choices(), value=default.model, label="Model", allow_custom_value=True,
                                 info="the models this server offers (its operator sets them with --models)")
             backends = holder.backends or ["auto", "fast", "vllm", "transformers"] + (
                 ["remote"] if default.backend == "remote" else [])
