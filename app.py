@@ -79,7 +79,8 @@ def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MA
     if sign_in is None:
         sign_in = public and bool(os.environ.get(SPACE_ENV))
     demo = build_app(holder, presets, max_documents=max_documents, visitors=visitors, sign_in=sign_in,
-                     data_note=(limits_note + "  \n" if limits_note else "") + data_note(folder, public=public), queue_size=queue_size)
+                     data_note=(limits_note + "  \n" if limits_note else "") + data_note(folder, public=public),
+                     queue_size=queue_size)
     server = FastAPI(title="Qwen3 Reranker")
     # the REST API's routes come before Gradio is mounted at "/" (Gradio's catch-all routes must come last)
     install_api(server, holder, api_key=api_key, max_documents=max_documents, max_request_bytes=max_request_bytes,

@@ -217,7 +217,8 @@ class Inspector:
         return (
             f"**{len(rows)} documents** ranked in {wall_s:.2f} s (the whole action; scoring "
             f"{result.seconds:.2f} s) · **{relevant}** scored ≥ 0.5 · {result.cache_hits} from the cache · {cut} "
-            f"truncated · `{self.model_name(result.model)}` on {result.backend} ({result.device}), max length {result.max_length:,}"
+            f"truncated · `{self.model_name(result.model)}` on {result.backend} ({result.device}), max length "
+            f"{result.max_length:,}"
         )
 
     @common.shows_errors

@@ -155,7 +155,8 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                                               min_width=90)
                         judging = judging_tab.build_controls(ui.annotator)
                         table = gr.HTML(results_table.render([], "", max_length=0), js_on_load=judging_tab.TABLE_JS,
-                                        css_template=judging_tab.TABLE_CSS, ack=None, elem_id="rr-ranked")  # ack: each judgement's answer
+                                        # ack: each judgement's answer
+                                        css_template=judging_tab.TABLE_CSS, ack=None, elem_id="rr-ranked")
                         with gr.Row():
                             # the buttons write the ranking as shown when clicked, then the hidden download buttons
                             # fetch it; a run fills the hidden ones too, for the API's /rank (its outputs 4 and 5)

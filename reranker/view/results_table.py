@@ -231,8 +231,8 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
     )
 
 
-def count_line(rows: Sequence[RankedRow], threshold, judged: tuple[Mapping[str, Annotation], Mapping[str, Disagreement]],
-               other: str | None = None) -> str:
+def count_line(rows: Sequence[RankedRow], threshold,
+               judged: tuple[Mapping[str, Annotation], Mapping[str, Disagreement]], other: str | None = None) -> str:
     """The line above the table: the disagreements at ``threshold`` and how many of the run's ``rows`` are
     judged, by label (``judged``: judgements and disagreements by document hash; ``other``: whose, when not the
     visitor's own). Without rows: what to do first."""
