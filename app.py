@@ -80,7 +80,8 @@ def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MA
     if sign_in is None:
         sign_in = public and bool(os.environ.get(SPACE_ENV))
     demo = build_app(holder, presets, max_documents=max_documents, visitors=visitors, sign_in=sign_in,
-                     data_note=(limits_note + "  \n" if limits_note else "") + data_note(folder), queue_size=queue_size)
+                     data_note=(limits_note + "  \n" if limits_note else "") + data_note(folder, public=public),
+                     queue_size=queue_size)
     server = FastAPI(title="Qwen3 Reranker")
     # the REST API's routes come before Gradio is mounted at "/" (Gradio's catch-all routes must come last)
     install_api(server, holder, api_key=api_key, max_documents=max_documents, max_request_bytes=max_request_bytes,
@@ -115,15 +116,16 @@ def _auth_message(users, api_key) -> str:
     return "This server is protected by its API key: sign in with any name and the API key as the password."
 
 
-def data_note(folder: Path) -> str:
-    """Where judgements, presets and the score cache live, and whether they survive a restart."""
-    where = f"Judgements, presets and cached scores are stored in `{folder}`"
+def data_note(folder: Path, public: bool = False) -> str:
+    """Where judgements, presets and the score cache live, and whether they survive a restart (a public page
+    names no server path)."""
+    where = "Judgements, presets and cached scores are stored " + ("on this server" if public else f"in `{folder}`")
     if folder.resolve().is_relative_to(SPACE_STORAGE):
         return where + ": the Space's persistent storage, kept when the Space restarts."
     if os.environ.get(SPACE_ENV):
         return (where + ": this Space has no persistent storage, so they are lost when it restarts. Export your "
                 "judgements to keep them (or ask the owner to add persistent storage).")
-    return where + " on the server; they survive restarts."
+    return where + ("; they survive restarts." if public else " on the server; they survive restarts.")
 
 
 def read_users(pairs: list[str] | None, files: list[str] | None) -> list[tuple[str, str]]:

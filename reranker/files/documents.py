@@ -134,12 +134,20 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
     return frame, notes
 
 
+def numeric_only(values: pd.Series) -> bool:
+    """Whether every non-empty value of ``values`` is a number (ids, scores, counts: not document text)."""
+    cells = values.dropna().astype(str).str.strip()
+    cells = cells[cells != ""]
+    return bool(len(cells)) and bool(pd.to_numeric(cells, errors="coerce").notna().all())
+
+
 def guess_columns(frame: pd.DataFrame) -> tuple[str, str | None]:
-    """The likeliest text column (by name in ``columns.ALIASES``, else the longest text on average) and id column
-    (by name)."""
+    """The likeliest text column (by name in ``columns.ALIASES``, else the longest text on average among the
+    columns that are not numbers only) and id column (by name)."""
     text = column_names.find(frame.columns, "document")
     if text is None:
-        lengths = {c: frame[c].astype(str).str.len().mean() for c in frame.columns}
+        candidates = [c for c in frame.columns if not numeric_only(frame[c])] or list(frame.columns)
+        lengths = {c: frame[c].astype(str).str.len().mean() for c in candidates}
         text = max(lengths, key=lengths.get)
     return text, column_names.find(frame.columns, "doc_id", taken=[text])
 
@@ -154,7 +162,8 @@ def documents_from_table(frame: pd.DataFrame, text_column: str, id_column: str |
                 + ", ".join(repr(c) for c in frame.columns) + "."
             )
     if not text_column:
-        raise InputError(f"Choose which column of {source} holds the document text.")
+        raise InputError(f"Choose which column of {source} holds the document text; its columns are: "
+                         + ", ".join(repr(c) for c in frame.columns) + ".")
     documents, empty = [], []
     for row, (text, ident) in enumerate(zip(frame[text_column], frame[id_column] if id_column else frame.index)):
         text = cell(text)
@@ -163,6 +172,11 @@ def documents_from_table(frame: pd.DataFrame, text_column: str, id_column: str |
             continue
         documents.append(Document(id=cell(ident) if id_column else f"{source}:{row + 1}", text=text, source=source))
     notes = []
+    if numeric_only(frame[text_column]):
+        others = [repr(c) for c in frame.columns if c != text_column]
+        notes.append(f"Column {text_column!r} of {source} holds only numbers, so the documents are numbers: if the "
+                     "text is in another column, choose it as the text column"
+                     + (f" (the other columns: {', '.join(others)})." if others else "."))
     if empty:
         shown = ", ".join(map(str, empty[:10])) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
         notes.append(f"{len(empty)} row(s) of {source} skipped because column {text_column!r} is empty: rows {shown}.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -37,6 +38,13 @@ class ModelSettings:
     def loaded_as(self) -> tuple[str, str]:
         """What one loaded Reranker is shared by: the model and the backend (every max length)."""
         return _normal(self.model_id), self.backend
+
+
+def display_name(model: str) -> str:
+    """``model`` named without a server path: an alias or hub id as it is, a local folder by its folder name."""
+    path = Path(model).expanduser()
+    local = path.is_absolute() or model.startswith((".", "~")) or path.exists()
+    return path.name if local else model
 
 
 def _normal(model_id: str) -> str:

@@ -20,7 +20,7 @@ import gradio as gr
 from reranker.bakeoff import board as bakeoff_board, report
 from reranker.bakeoff.contenders import Contender, QwenContender, open_cache
 from reranker.bakeoff.run import run_bakeoff
-from reranker.errors import InputError, RerankerError
+from reranker.errors import InputError
 from reranker.files import beir_folder, hf_datasets, ir_datasets_source, search_responses
 from reranker.ranking.first_stage import DEFAULT_DEPTH
 from reranker.ranking.metrics import DEFAULT_K
@@ -151,32 +151,30 @@ class BakeoffTab:
                              endpoint_model, api_key, endpoint_price, hourly, k, relevant_from, stat_test, backend,
                              max_length, progress)
 
+    @common.shows_errors
     def _run(self, kind, corpus, queries, qrels, dataset_id, split, responses, response_qrels, topics, text_field,
              sample, seed, depth, qwen_models, instructions, cross_encoders, endpoint_url, endpoint_model, api_key,
              endpoint_price, hourly, k, relevant_from, stat_test, backend, max_length, progress):
-        try:
-            sample = _number(sample, "The number of queries", whole=True) or None  # 0: every query
-            seed = _number(seed, "The seed", whole=True) or 0
-            depth = _number(depth, "The depth", whole=True, minimum=1) or DEFAULT_DEPTH
-            progress(0, desc="Loading the collection…")
-            collection = self.collection(kind, corpus, queries, qrels, dataset_id, split, responses, response_qrels,
-                                         topics, text_field).sample(sample, seed)
-            contenders, kept = self.contenders(qwen_models, instructions, cross_encoders, endpoint_url, endpoint_model,
-                                         api_key, endpoint_price, hourly, backend, max_length, progress)
-            pairs = sum(min(depth, len(collection.run.get(q, {})) if collection.run else depth)
-                        for q in collection.queries) * len(contenders)
-            if pairs > MAX_PAIRS:
-                raise InputError(f"This bake-off would score up to {pairs:,} pairs; the page takes {MAX_PAIRS:,}. "
-                                 "Sample fewer queries, lower the depth, or run `python -m reranker bakeoff`.")
+        sample = _number(sample, "The number of queries", whole=True) or None  # 0: every query
+        seed = _number(seed, "The seed", whole=True) or 0
+        depth = _number(depth, "The depth", whole=True, minimum=1) or DEFAULT_DEPTH
+        progress(0, desc="Loading the collection…")
+        collection = self.collection(kind, corpus, queries, qrels, dataset_id, split, responses, response_qrels,
+                                     topics, text_field).sample(sample, seed)
+        contenders, kept = self.contenders(qwen_models, instructions, cross_encoders, endpoint_url, endpoint_model,
+                                     api_key, endpoint_price, hourly, backend, max_length, progress)
+        pairs = sum(min(depth, len(collection.run.get(q, {})) if collection.run else depth)
+                    for q in collection.queries) * len(contenders)
+        if pairs > MAX_PAIRS:
+            raise InputError(f"This bake-off would score up to {pairs:,} pairs; the page takes {MAX_PAIRS:,}. "
+                             "Sample fewer queries, lower the depth, or run `python -m reranker bakeoff`.")
 
-            def report_progress(done, total, eta, name):
-                progress((done, total), desc=f"Scoring {name} · about {eta:.0f} s left", unit="pairs")
+        def report_progress(done, total, eta, name):
+            progress((done, total), desc=f"Scoring {name} · about {eta:.0f} s left", unit="pairs")
 
-            result = run_bakeoff(collection, contenders, depth=depth, progress=report_progress)
-            board = bakeoff_board.build(result, k=k, relevant_from=int(relevant_from), stat_test=stat_test,
-                                        seed=seed)
-        except RerankerError as exc:
-            raise common.error(exc)
+        result = run_bakeoff(collection, contenders, depth=depth, progress=report_progress)
+        board = bakeoff_board.build(result, k=k, relevant_from=int(relevant_from), stat_test=stat_test,
+                                    seed=seed)
         for note in result.notes:
             gr.Info(common.message(note))
         common.prune(self.exports)
@@ -192,6 +190,7 @@ class BakeoffTab:
                 board.winners(), report.example_prompts(board, contenders), collection.summary(), str(csv_path),
                 str(html_path))
 
+    @common.shows_errors
     def prompt(self, state, name, query_id, candidate) -> str:
         """The exact prompt ``name`` reads for one query's candidate (1 = the first stage's first)."""
         if not state:
@@ -208,19 +207,16 @@ class BakeoffTab:
             raise gr.Error(f"Query {common.message(query_id)} has {len(query.documents)} candidates: choose 1 to "
                            f"{len(query.documents)}.")
         doc_id, text = query.documents[position - 1]
-        try:
-            if isinstance(contender, QwenEntry):
-                reranker = self.inspector.holder.get(contender.settings)
-                view = reranker.prompt(query.query, text, instruction=contender.instruction)
-                return prompt_view.render(view, document_id=doc_id)
-            prompt = contender.prompt(query.query, text)
-            if prompt is None:
-                return f'<div class="rr-empty">{html.escape(contender.describe())}: a remote endpoint builds its own ' \
-                       'prompt; it is not shown.</div>'
-            return prompt_view.render_text(prompt, text, prompt_tokens=len(contender.prompt_ids(query.query, text)),
-                                           name=doc_id)
-        except RerankerError as exc:
-            raise common.error(exc)
+        if isinstance(contender, QwenEntry):
+            reranker = self.inspector.holder.get(contender.settings)
+            view = reranker.prompt(query.query, text, instruction=contender.instruction)
+            return prompt_view.render(view, document_id=doc_id)
+        prompt = contender.prompt(query.query, text)
+        if prompt is None:
+            return f'<div class="rr-empty">{html.escape(contender.describe())}: a remote endpoint builds its own ' \
+                   'prompt; it is not shown.</div>'
+        return prompt_view.render_text(prompt, text, prompt_tokens=len(contender.prompt_ids(query.query, text)),
+                                       name=doc_id)
 
     @staticmethod
     def summary(board: bakeoff_board.BakeoffBoard) -> str:

@@ -45,6 +45,34 @@ def error(exc: RerankerError) -> gr.Error:
     return gr.Error(message(str(exc)), title="Model problem")
 
 
+def shows_errors(fn: Callable | None = None, *, title: str | None = None) -> Callable:
+    """``fn`` (an event handler, or a helper of one) with the library's errors shown to the visitor: a
+    ``RerankerError`` (``InputError`` and the rest) leaves it as ``error``'s toast, or one titled ``title``, never
+    as a traceback. A generator stays a generator (Gradio streams it). Use as ``@shows_errors`` or
+    ``@shows_errors(title=...)``."""
+    if fn is None:
+        return functools.partial(shows_errors, title=title)
+
+    def shown(exc: RerankerError) -> gr.Error:
+        return error(exc) if title is None else gr.Error(message(str(exc)), title=title, print_exception=False)
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except RerankerError as exc:
+                raise shown(exc) from exc
+    else:
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except RerankerError as exc:
+                raise shown(exc) from exc
+    return call
+
+
 def prune(folder: Path, max_age_s: float = 3600) -> None:
     """Delete export files older than ``max_age_s`` (Gradio keeps its own copy of served files)."""
     cutoff = time.time() - max_age_s

@@ -25,7 +25,6 @@ from reranker.ranking.disagreements import DEFAULT_THRESHOLD
 from reranker.ranking.compare import SIDES, Comparison, Side, compare
 from reranker.scoring.engine import resolve_instruction
 from reranker.serve.model_holder import ModelSettings
-from reranker.errors import RerankerError
 from reranker.ranking.metrics import DEFAULT_K, NO_JUDGEMENTS, metric_names
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 from reranker.storage.labels import DEFAULT_RELEVANT_FROM, LABELS
@@ -191,26 +190,24 @@ class CompareTab:
                                        progress, owner)
         return summary_markdown(result, time.perf_counter() - started), *shown
 
+    @common.shows_errors
     def _run(self, query, docs: DocumentInputs, backend, batch_size, side_a: SideInputs, side_b: SideInputs, k,
              relevant_from, threshold, progress, owner: str):
         inputs = (side_a, side_b)
         sides = [side.settings(name, backend) for name, side in zip(SIDES, inputs)]
         k = common.k_value(k)
-        try:
-            found = self.inspector.to_rank(query, docs)
-            for settings in sides:  # both sides refused before either loads
-                self.inspector.holder.allow(settings)
-            rerankers = [self.inspector.reranker(settings, progress, f"Loading {settings.model_id} for side {name}…")
-                         for name, settings in zip(SIDES, sides)]
-            a, b = (Side(reranker, side.instruction) for reranker, side in zip(rerankers, inputs))
-            labels = self.annotations.labels_for(query, owner=owner)
-            result = compare(
-                query, found, a, b, batch_size=int(batch_size or 1), labels=labels, k=k,
-                relevant_from=int(relevant_from), threshold=float(threshold),
-                progress=lambda done, total, side: progress((done, total), desc=f"Scoring side {side}",
-                                                             unit="documents"))
-        except RerankerError as exc:
-            raise common.error(exc)
+        found = self.inspector.to_rank(query, docs)
+        for settings in sides:  # both sides refused before either loads
+            self.inspector.holder.allow(settings)
+        rerankers = [self.inspector.reranker(settings, progress, f"Loading {settings.model_id} for side {name}…")
+                     for name, settings in zip(SIDES, sides)]
+        a, b = (Side(reranker, side.instruction) for reranker, side in zip(rerankers, inputs))
+        labels = self.annotations.labels_for(query, owner=owner)
+        result = compare(
+            query, found, a, b, batch_size=int(batch_size or 1), labels=labels, k=k,
+            relevant_from=int(relevant_from), threshold=float(threshold),
+            progress=lambda done, total, side: progress((done, total), desc=f"Scoring side {side}",
+                                                         unit="documents"))
         for note in result.notes:
             gr.Info(common.message(note))
         label_a, label_b = side_labels(a, b)

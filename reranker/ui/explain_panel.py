@@ -14,7 +14,6 @@ from pathlib import Path
 
 import gradio as gr
 
-from reranker.errors import RerankerError
 from reranker.explain import explanation as ex
 from reranker.explain import export as explain_export
 from reranker.ranking import inspection
@@ -75,15 +74,13 @@ class Explainer:
                            f"(ranks 1 to {len(result.rows)}).")
         return [by_rank[r] for r in ranks]
 
+    @common.shows_errors
     def _plan(self, state, ranks: list[int], analyses):
         result = self._result(state)
         rows = self._rows(result, ranks)
-        try:
-            reranker = self.holder.get(state.settings)
-            planned = ex.plan(reranker, result.query, [(r.id, r.text) for r in rows], instruction=result.instruction,
-                              analyses=list(analyses or ()))
-        except RerankerError as exc:
-            raise common.error(exc)
+        reranker = self.holder.get(state.settings)
+        planned = ex.plan(reranker, result.query, [(r.id, r.text) for r in rows], instruction=result.instruction,
+                          analyses=list(analyses or ()))
         return result, rows, reranker, planned
 
     def cost(self, state, k, analyses) -> str:
@@ -142,6 +139,7 @@ class Explainer:
         with self.visitors.run(request, profile):
             return self._explain(state, explained, ranks, analyses, batch_size, progress)
 
+    @common.shows_errors
     def _explain(self, state, explained, ranks: list[int], analyses, batch_size, progress):
         result, rows, reranker, planned = self._plan(state, ranks, analyses)
         cached = planned.cached(reranker)
@@ -149,11 +147,8 @@ class Explainer:
         cost = f"Explaining {what}: {planned.summary()}, {cached} already in the cache"
         progress((0, planned.pairs), desc=cost, unit="pairs")
         started = time.perf_counter()
-        try:
-            done = ex.explain(reranker, planned, batch_size=int(batch_size) if batch_size else None,
-                              progress=lambda n, total: progress((n, total), desc=cost, unit="pairs"))
-        except RerankerError as exc:
-            raise common.error(exc)
+        done = ex.explain(reranker, planned, batch_size=int(batch_size) if batch_size else None,
+                          progress=lambda n, total: progress((n, total), desc=cost, unit="pairs"))
         seconds = time.perf_counter() - started
         if not explained or explained.get("run") != _run_key(result):
             explained = {"run": _run_key(result), "by_rank": {}}

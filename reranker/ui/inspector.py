@@ -15,7 +15,7 @@ from reranker.errors import RerankerError
 from reranker.files import documents
 from reranker.ranking import export, inspection
 from reranker.scoring.inputs import check_documents, check_query
-from reranker.serve.model_holder import ModelHolder, ModelSettings
+from reranker.serve.model_holder import ModelHolder, ModelSettings, display_name
 from reranker.storage.judgements import AnnotationStore, document_hash
 from reranker.storage.presets import PresetStore
 from reranker.ui import common, judging_tab
@@ -87,7 +87,7 @@ class Inspector:
         except gr.Error as exc:
             return "invalid", f'<span class="rr-error">⚠ {html.escape(exc.message)}</span>'
         state, reranker, error = self.holder.state(settings)
-        name = html.escape(settings.model_id)
+        name = html.escape(self.model_name(settings.model_id))
         if state == "ready":
             info = reranker.info()
             check = self.holder.check(settings)
@@ -109,16 +109,14 @@ class Inspector:
         """The status line of ``model_state``."""
         return self.model_state(model)[1]
 
+    @common.shows_errors
     def load(self, model: ModelInputs, progress=gr.Progress()):
         if self.visitors.public:
             raise gr.Error("On this public demo the operator chooses which models are loaded; pick one of the "
                            "offered models and rank: it loads on the first run.")
         settings = model.settings()
         progress(0, desc=f"Loading {settings.model_id}…")
-        try:
-            self.holder.get(settings)
-        except RerankerError as exc:
-            raise common.error(exc)
+        self.holder.get(settings)
         return (self.status(model),) * 2
 
     def poll_status(self, model: ModelInputs):
@@ -127,14 +125,12 @@ class Inspector:
         return text, text, gr.Timer(active=state == "loading")
 
     # --- ranking ---------------------------------------------------------------------------------
+    @common.shows_errors
     def check(self, query, docs: DocumentInputs, model: ModelInputs):
         """Refuse a run early (a message, no output touched) when the inputs cannot be ranked."""
         settings = model.settings()
-        try:
-            self.holder.allow(settings)
-            self.to_rank(query, docs)
-        except RerankerError as exc:
-            raise common.error(exc)
+        self.holder.allow(settings)
+        self.to_rank(query, docs)
 
     def to_rank(self, query, docs: DocumentInputs) -> documents.Collection:
         """The documents to rank against ``query``, or an ``InputError`` that says what is missing."""
@@ -143,9 +139,16 @@ class Inspector:
         check_documents(len(found.documents), "paste some or upload a file")
         return found
 
-    def model_choices(self) -> list[str]:
-        """The model dropdowns' choices: the models the operator offers (``--models``)."""
+    def model_choices(self) -> list[str] | list[tuple[str, str]]:
+        """The model dropdowns' choices: the models the operator offers (``--models``); on a public demo named
+        without server paths (a local folder by its name)."""
+        if self.visitors.public:
+            return [(display_name(m), m) for m in self.holder.models]
         return list(self.holder.models)
+
+    def model_name(self, model: str) -> str:
+        """How the page names ``model``: as it is, or on a public demo without a server path."""
+        return display_name(model) if self.visitors.public else model
 
     def reranker(self, settings: ModelSettings, progress, loading: str):
         """The model for ``settings``; ``loading`` is shown while its first use loads it."""
@@ -153,6 +156,7 @@ class Inspector:
             progress(0, desc=loading)
         return self.holder.get(settings)
 
+    @common.shows_errors
     def run(self, query, instruction, docs: DocumentInputs, model: ModelInputs, batch_size, view: ViewInputs,
             person=judging_tab.EVERYONE, progress=gr.Progress(), request: gr.Request = None,
             profile: gr.OAuthProfile | None = None):
@@ -162,32 +166,29 @@ class Inspector:
         visitor, within the visitor's limit; closing the generator (Cancel) stops the scoring."""
         started = time.perf_counter()
         owner = self.visitors.owner(request, profile)
-        shown = self.annotator._shown(person, request, profile)
+        shown = self.annotator._whose(person, request, profile)
         settings = model.settings()
         with self.visitors.run(request, profile):
-            try:
-                found = self.to_rank(query, docs)
-                reranker = self.reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
-                total = len(found.documents)
-                scoring_started = time.perf_counter()
-                for step in inspection.stream(reranker, query, instruction, found,
-                                              batch_size=stream_batch(int(batch_size or 1), total)):
-                    if isinstance(step, inspection.RunResult):
-                        result = step
-                        break
-                    elapsed = time.perf_counter() - scoring_started
-                    left = elapsed / step.done * (step.total - step.done)
-                    progress((step.done, step.total), desc=f"Scoring · about {left:.0f} s left", unit="documents")
-                    table = results_table.render(step.rows, query, max_length=reranker.max_length, total=total,
-                                                 scoring=(step.done, step.total))
-                    yield (gr.skip(), table, *(gr.skip(),) * 7,
-                           run_header.scoring(step.done, step.total, left, time.perf_counter() - started))
-            except RerankerError as exc:
-                raise common.error(exc)
+            found = self.to_rank(query, docs)
+            reranker = self.reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
+            total = len(found.documents)
+            scoring_started = time.perf_counter()
+            for step in inspection.stream(reranker, query, instruction, found,
+                                          batch_size=stream_batch(int(batch_size or 1), total)):
+                if isinstance(step, inspection.RunResult):
+                    result = step
+                    break
+                elapsed = time.perf_counter() - scoring_started
+                left = elapsed / step.done * (step.total - step.done)
+                progress((step.done, step.total), desc=f"Scoring · about {left:.0f} s left", unit="documents")
+                table = results_table.render(step.rows, query, max_length=reranker.max_length, total=total,
+                                             scoring=(step.done, step.total))
+                yield (gr.skip(), table, *(gr.skip(),) * 7,
+                       run_header.scoring(step.done, step.total, left, time.perf_counter() - started))
             for note in result.notes:
                 gr.Info(common.message(note))
             ranking = Ranking(result, settings)
-            outputs = (*self._view(ranking, view, shown), *self.export(ranking, view, owner=shown))
+            outputs = (*self._view(ranking, view, *shown), *self.export(ranking, view, owner=shown[0]))
         wall_s = time.perf_counter() - started
         ranking.header = self.header(ranking, owner, wall_s, f"{len(result.rows)} documents ranked")
         yield (ranking, *outputs, self.summary(result, wall_s), *(self.status(model),) * 2, ranking.header)
@@ -204,38 +205,36 @@ class Inspector:
         precision = reranker.info()["precision"] if reranker is not None else "?"
         preset = next((name for name, text in self.presets.all(owner=owner).items()
                        if text.strip() == (result.instruction or "").strip()), None)
-        return run_header.render(model=result.model, backend=result.backend, device=result.device,
+        return run_header.render(model=self.model_name(result.model), backend=result.backend, device=result.device,
                                  precision=precision, check=self.holder.check(ranking.settings),
                                  instruction=result.instruction, preset=preset, max_length=result.max_length,
                                  when=result.timestamp, wall_s=wall_s, action=action)
 
-    @staticmethod
-    def summary(result: inspection.RunResult, wall_s: float) -> str:
+    def summary(self, result: inspection.RunResult, wall_s: float) -> str:
         rows = result.rows
         relevant = sum(r.score >= 0.5 for r in rows)
         cut = sum(r.truncated for r in rows)
         return (
             f"**{len(rows)} documents** ranked in {wall_s:.2f} s (the whole action; scoring "
             f"{result.seconds:.2f} s) · **{relevant}** scored ≥ 0.5 · {result.cache_hits} from the cache · {cut} "
-            f"truncated · `{result.model}` on {result.backend} ({result.device}), max length {result.max_length:,}"
+            f"truncated · `{self.model_name(result.model)}` on {result.backend} ({result.device}), max length "
+            f"{result.max_length:,}"
         )
 
+    @common.shows_errors
     def refresh(self, ranking: Ranking | None, view: ViewInputs, person=judging_tab.EVERYONE,
                 request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Table (with ``person``'s judgements), chart and row choices for the current filters (no model call, no
         files)."""
-        return self._view(ranking, view, self.annotator._shown(person, request, profile))
+        return self._view(ranking, view, *self.annotator._whose(person, request, profile))
 
-    def _view(self, ranking: Ranking | None, view: ViewInputs, shown: str):
+    def _view(self, ranking: Ranking | None, view: ViewInputs, shown: str, other: str | None = None):
         if ranking is None:
             empty = results_table.render([], "", max_length=0)
             return empty, None, gr.update(choices=[], value=None)
         result = ranking.result
         rows = view.rows(result)
-        try:
-            table = self.annotator.render(result, rows, view.threshold, bool(view.only), shown)
-        except RerankerError as exc:
-            raise gr.Error(common.message(str(exc)))
+        table = self.annotator.render(result, rows, view.threshold, bool(view.only), shown, other)
         choices = [(f"#{r.rank} · {r.id} · {r.score:.3f}", r.rank) for r in sorted(rows, key=lambda r: r.rank)]
         figure = charts.ranking_figure(rows) if rows else None
         return table, figure, gr.update(choices=choices, value=choices[0][1] if choices else None)
@@ -273,6 +272,7 @@ class Inspector:
         row = next((r for r in ranking.result.rows if document_hash(r.text) == data.get("doc")), None)
         return (row.rank, row.rank) if row else (gr.skip(), gr.skip())
 
+    @common.shows_errors
     def inspect_row(self, ranking: Ranking | None, rank) -> str:
         """The exact prompt of one ranked row, with its full text."""
         if ranking is None or rank is None:
@@ -285,11 +285,8 @@ class Inspector:
         row = next((r for r in result.rows if r.rank == rank), None)
         if row is None:
             raise gr.Error(f"There is no row ranked {rank} in the last run.")
-        try:
-            reranker = self.holder.get(ranking.settings)
-            view = reranker.prompt(result.query, row.text, instruction=result.instruction)
-        except RerankerError as exc:
-            raise common.error(exc)
+        reranker = self.holder.get(ranking.settings)
+        view = reranker.prompt(result.query, row.text, instruction=result.instruction)
         full = (f'<details class="rr-full"><summary>Full document ({len(row.text):,} characters)</summary>'
                 f'<div class="rr-fulltext">{html.escape(row.text)}</div></details>')
         return prompt_view.render(view, document_id=row.id) + full
@@ -306,21 +303,17 @@ class Inspector:
     def choose_preset(self, name, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         return self.presets.all(owner=self.visitors.owner(request, profile)).get(name, gr.update())
 
+    @common.shows_errors
     def save_preset(self, name, instruction, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         owner = self.visitors.owner(request, profile)
-        try:
-            replaced = self.presets.save(name, instruction, owner=owner)
-        except RerankerError as exc:
-            raise common.error(exc)
+        replaced = self.presets.save(name, instruction, owner=owner)
         name = " ".join(name.split())
         gr.Info(common.message(f"Preset {name!r} {'updated' if replaced else 'saved'}."))
         return gr.update(choices=list(self.presets.all(owner=owner)), value=name), ""
 
+    @common.shows_errors
     def delete_preset(self, name, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         owner = self.visitors.owner(request, profile)
-        try:
-            self.presets.delete(name, owner=owner)
-        except RerankerError as exc:
-            raise common.error(exc)
+        self.presets.delete(name, owner=owner)
         gr.Info(common.message(f"Preset {name!r} deleted."))
         return gr.update(choices=list(self.presets.all(owner=owner)), value=common.DEFAULT_PRESET)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from reranker.errors import RerankerError
 from reranker.ranking import metrics
 from reranker.storage.judgements import Annotation
 from reranker.ranking.disagreements import disagreements
@@ -45,6 +44,7 @@ class JudgedQueries:
             by_query.setdefault(judgement.query, []).append(judgement)
         return by_query
 
+    @common.shows_errors
     def table(self, threshold, person="", request: gr.Request = None,
               profile: gr.OAuthProfile | None = None) -> pd.DataFrame:
         """One row per judged query, the most recently judged first."""
@@ -53,11 +53,8 @@ class JudgedQueries:
             scored = [j for j in judged if j.score is not None]
             ranking = [j.doc_hash for j in sorted(scored, key=lambda j: -j.score)]
             labels = {j.doc_hash: j.label for j in judged}
-            try:
-                ndcg = metrics.evaluate(ranking, labels).value("nDCG@10") if ranking else None
-                found = disagreements(scored, labels, threshold)
-            except RerankerError as exc:
-                raise common.error(exc)
+            ndcg = metrics.evaluate(ranking, labels).value("nDCG@10") if ranking else None
+            found = disagreements(scored, labels, threshold)
             instructions = {j.instruction for j in judged}
             rows.append({"Query": query, "Judged": len(judged),
                          "Relevant": sum(j.label == 2 for j in judged),

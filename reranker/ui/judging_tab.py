@@ -84,15 +84,16 @@ class Annotator:
 
     def _shown(self, person, request, profile) -> str:
         """Whose judgements the table shows: the visitor's, or on a team server the person they chose."""
-        return person if self.visitors.team and person else self.visitors.owner(request, profile)
+        return self.visitors.resolve(request, profile).shown(person)
+
+    def _whose(self, person, request, profile) -> tuple[str, str | None]:
+        """Whose judgements the table shows, and their name when they are not the visitor's own (None)."""
+        visitor = self.visitors.resolve(request, profile)
+        return visitor.shown(person), visitor.other(person)
 
     def _writer(self, person, request, profile) -> str:
         """The visitor, who may change only their own judgements."""
-        me = self.visitors.owner(request, profile)
-        if self.visitors.team and person and person != me:
-            raise gr.Error(common.message(f"You are looking at {person}'s judgements: choose your own under "
-                                          "“Whose judgements” to judge."))
-        return me
+        return self.visitors.resolve(request, profile).writer(person)
 
     def people(self, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """The person filter's choices: everyone with judgements here (team servers only)."""
@@ -112,12 +113,13 @@ class Annotator:
         return judgements, {d.doc_hash: d for d in found}
 
     def render(self, result: inspection.RunResult, rows: list[inspection.RankedRow], threshold=DEFAULT_THRESHOLD,
-               only: bool = False, owner: str = "") -> str:
-        """The ranked table for ``rows`` with ``owner``'s judgements; only the disagreeing rows when ``only``."""
-        return self._render(result, rows, threshold, only, self.judged(result, threshold, owner))
+               only: bool = False, owner: str = "", other: str | None = None) -> str:
+        """The ranked table for ``rows`` with ``owner``'s judgements; only the disagreeing rows when ``only``;
+        ``other``: the person whose judgements they are when not the visitor's own (the table names them)."""
+        return self._render(result, rows, threshold, only, self.judged(result, threshold, owner), other)
 
     def _render(self, result: inspection.RunResult, rows: list[inspection.RankedRow], threshold, only: bool,
-                judged: tuple[dict, dict]) -> str:
+                judged: tuple[dict, dict], other: str | None = None) -> str:
         judgements, disagreeing = judged
         empty = None
         if only:
@@ -126,36 +128,37 @@ class Annotator:
                      f"({_judged_count(result, judgements)} of {len(result.rows)} judged).")
         return results_table.render(rows, result.query, max_length=result.max_length, total=len(result.rows),
                                     judgements=judgements, disagreeing=disagreeing, empty_message=empty,
-                                    explain=True)
+                                    explain=True, owner=other, instruction=result.instruction,
+                                    run=run_key(result))
 
     def view_changed(self, ranking: Ranking | None, view: ViewInputs,
                      person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Threshold, disagreements-only or the person changed: the table and the count again."""
-        return self._table_and_count(ranking, view, self._shown(person, request, profile))
+        return self._table_and_count(ranking, view, *self._whose(person, request, profile))
 
-    def _table_and_count(self, ranking: Ranking | None, view: ViewInputs, owner: str) -> tuple[str, str]:
-        """The table for the filters in ``view`` and the count line, from one read of ``owner``'s judgements."""
+    @common.shows_errors
+    def _table_and_count(self, ranking: Ranking | None, view: ViewInputs, owner: str,
+                         other: str | None = None) -> tuple[str, str]:
+        """The table for the filters in ``view`` and the count line, from one read of ``owner``'s judgements
+        (``other``: their name when they are not the visitor's own)."""
         result = _result(ranking)
         if result is None:
             return results_table.render([], "", max_length=0), self.count(ranking, view.threshold)
         rows = view.rows(result)
         try:
             judged = self.judged(result, view.threshold, owner)
-        except (RerankerError, ValueError) as exc:
+        except ValueError as exc:
             raise gr.Error(common.message(f"Check the threshold: {exc}"))
-        return (self._render(result, rows, view.threshold, bool(view.only), judged),
-                _count_line(result, view.threshold, judged))
+        return (self._render(result, rows, view.threshold, bool(view.only), judged, other),
+                results_table.count_line(result.rows, view.threshold, judged, other))
 
+    @common.shows_errors
     def count(self, ranking: Ranking | None, threshold, owner: str = "") -> str:
         """One line: disagreements at the threshold, and how much of this ranking ``owner`` judged."""
         result = _result(ranking)
         if result is None:
-            return '<span class="rr-count-line">Judge documents once a ranking is shown.</span>'
-        try:
-            judged = self.judged(result, threshold, owner)
-        except InputError as exc:
-            raise gr.Error(common.message(str(exc)))
-        return _count_line(result, threshold, judged)
+            return results_table.count_line([], threshold, ({}, {}))
+        return results_table.count_line(result.rows, threshold, self.judged(result, threshold, owner))
 
     # --- judging ----------------------------------------------------------------------------------
     def _row(self, result: inspection.RunResult, rank) -> inspection.RankedRow:
@@ -168,13 +171,11 @@ class Annotator:
             raise gr.Error(f"There is no document ranked {rank} in the last run.")
         return row
 
+    @common.shows_errors(title='Please check the judgement')
     def _save(self, result: inspection.RunResult, row: inspection.RankedRow, label, note: str,
               owner: str) -> Annotation:
-        try:
-            return self.store.save(result.query, row.text, label, instruction=result.instruction, model=result.model,
-                                   score=row.score, note=note, owner=owner)
-        except RerankerError as exc:
-            raise gr.Error(common.message(str(exc)), title="Please check the judgement")
+        return self.store.save(result.query, row.text, label, instruction=result.instruction, model=result.model,
+                               score=row.score, note=note, owner=owner)
 
     def _after(self, ranking: Ranking, rank, view: ViewInputs, owner: str) -> tuple:
         """Outputs after a change: table, count, and the panel showing document ``rank``."""
@@ -219,8 +220,9 @@ class Annotator:
         if row is None:
             raise InputError("That document is not in the last run.")
         action = data.get("action")
+        other = None
         if action == "select":
-            owner = self._shown(person, request, profile)
+            owner, other = self._whose(person, request, profile)
         else:
             owner = self._writer(person, request, profile)
             if action == "label":
@@ -236,7 +238,7 @@ class Annotator:
         stored = self.store.get(result.query, doc, owner=owner)
         ack.update(ok=True, label=stored.label if stored else None)
         if data.get("refresh"):
-            table, count = self._table_and_count(ranking, view, owner)
+            table, count = self._table_and_count(ranking, view, owner, other)
             update = gr.update(ack=ack, value=table)
         else:
             update, count = gr.update(ack=ack), self.count(ranking, view.threshold, owner)
@@ -296,6 +298,7 @@ class Annotator:
                 *self._stored(result, first, owner))
 
     # --- export / import --------------------------------------------------------------------------
+    @common.shows_errors
     def export(self, scope, ranking: Ranking | None,
                person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> list[str]:
         """CSV, JSONL and qrels files of this query's judgements or of all of them (the visitor's own, or on a
@@ -312,42 +315,28 @@ class Annotator:
             raise gr.Error("There are no judgements to export yet.")
         common.prune(self.export_dir)
         stem = self.export_dir / f"judgements-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        try:
-            return [str(write(chosen, stem.with_suffix(f".{fmt}"))) for fmt, write in judgement_files.EXPORTERS.items()]
-        except RerankerError as exc:
-            raise gr.Error(common.message(str(exc)))
+        return [str(write(chosen, stem.with_suffix(f".{fmt}"))) for fmt, write in judgement_files.EXPORTERS.items()]
 
+    @common.shows_errors(title='The file cannot be imported')
     def import_file(self, upload, companion, overwrite, ranking: Ranking | None, view: ViewInputs,
                     person=EVERYONE, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Pre-fill the visitor's judgements from a file; the report lists every row that was not imported."""
         owner = self._writer(person, request, profile)
-        try:
-            path, companion = common.upload_path(upload), common.upload_path(companion)
-        except RerankerError as exc:
-            raise common.error(exc)
+        path, companion = common.upload_path(upload), common.upload_path(companion)
         if not path:
             raise gr.Error("Choose a judgements file to import (CSV/JSONL with a label column, or TREC qrels).")
         result = _result(ranking)
-        try:
-            report = judgement_files.import_judgements(
-                self.store, path, overwrite=bool(overwrite), companion=companion,
-                current_query=result.query if result else None,
-                current_documents=[(r.id, r.text) for r in result.rows] if result else (), owner=owner)
-        except RerankerError as exc:
-            raise gr.Error(common.message(str(exc)), title="The file cannot be imported")
+        report = judgement_files.import_judgements(
+            self.store, path, overwrite=bool(overwrite), companion=companion,
+            current_query=result.query if result else None,
+            current_documents=[(r.id, r.text) for r in result.rows] if result else (), owner=owner)
         return report.summary(), *self._table_and_count(ranking, view, owner)
 
 
-def _count_line(result: inspection.RunResult, threshold, judged: tuple[dict, dict]) -> str:
-    judgements, disagreeing = judged
-    in_run = {document_hash(r.text) for r in result.rows}
-    labels = [judgements[k].label for k in in_run if k in judgements]
-    missed = sum(d.kind == "missed" for d in disagreeing.values())
-    by_label = ", ".join(f"{labels.count(label)} {name.split()[0]}" for label, name in LABELS.items())
-    n = len(disagreeing)
-    return (f'<span class="rr-count-line"><b id="rr-disagreement-count">{n} disagreement{"s" if n != 1 else ""}'
-            f'</b> at threshold {float(threshold):.2f} ({missed} relevant scored low · {n - missed} not '
-            f'relevant scored high) · {len(labels)} of {len(in_run)} documents judged: {by_label}</span>')
+def run_key(result: inspection.RunResult) -> str:
+    """What tells this run from the session's others (the table's ``data-run``): a new run starts the
+    one-document-at-a-time view again at its first document."""
+    return f"{result.timestamp}-{id(result):x}"
 
 
 def _judged_count(result: inspection.RunResult, judgements: dict[str, Annotation]) -> int:

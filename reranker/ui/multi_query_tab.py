@@ -68,7 +68,9 @@ class PairInputs:
             raise gr.Error("Upload a pair table first (.csv, .tsv, .jsonl or .parquet with query and document "
                            "columns, and optionally a label column).")
         if not _column(self.query_col) or not _column(self.document_col):
-            raise gr.Error("Choose which columns hold the query and the document.")
+            names = ", ".join(repr(c) for c in multi_query.table_columns(path(self.table)))
+            raise gr.Error(common.message(f"Choose which columns hold the query and the document; the file's "
+                                          f"columns are: {names}."))
         columns = TableColumns(query=self.query_col, document=self.document_col, label=_column(self.label_col),
                                query_id=_column(self.query_id_col), doc_id=_column(self.doc_id_col))
         return judged_pairs.read_table(path(self.table), columns)
@@ -112,19 +114,17 @@ class MultiQueryTab:
                                               progress)
         return self.summary(pairs, result, time.perf_counter() - started), *shown
 
+    @common.shows_errors
     def _run(self, source: PairInputs, instruction, model: ModelInputs, batch_size, k, relevant_from, output_format,
              progress):
         settings = model.settings()
         k = common.k_value(k)
-        try:
-            progress(0, desc="Reading the file…")
-            pairs = source.read()
-            reranker = self.inspector.reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
-            result = multi_query.run(
-                reranker, pairs, instruction, batch_size=int(batch_size or 1), k=k, relevant_from=int(relevant_from),
-                progress=lambda done, total: progress((done, total), desc="Scoring", unit="pairs"))
-        except RerankerError as exc:
-            raise common.error(exc)
+        progress(0, desc="Reading the file…")
+        pairs = source.read()
+        reranker = self.inspector.reranker(settings, progress, f"Loading {settings.model_id} (first run only)…")
+        result = multi_query.run(
+            reranker, pairs, instruction, batch_size=int(batch_size or 1), k=k, relevant_from=int(relevant_from),
+            progress=lambda done, total: progress((done, total), desc="Scoring", unit="pairs"))
         common.prune(self.inspector.export_dir)
         stem = self.inspector.export_dir / f"multi-query-{uuid.uuid4().hex[:8]}"
         scored = multi_query.write_scored(result, stem.with_suffix(output_format))

@@ -85,6 +85,7 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         with gr.Sidebar(label="Settings", open=False, position="right"):
             gr.Markdown("### Model settings\nShared by everyone using this server; a new model loads once.")
             # custom values reach the server, which answers with the models it offers (an API caller sees them too)
+            # public: the operator's models named without server paths
             model = gr.Dropdown(ui.model_choices(), value=default.model, label="Model", allow_custom_value=True,
                                 info="the models this server offers (its operator sets them with --models)")
             backends = holder.backends or ["auto", "fast", "vllm", "transformers", "openvino"] + (
@@ -155,7 +156,8 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                                               min_width=90)
                         judging = judging_tab.build_controls(ui.annotator)
                         table = gr.HTML(results_table.render([], "", max_length=0), js_on_load=judging_tab.TABLE_JS,
-                                        css_template=judging_tab.TABLE_CSS, ack=None)  # ack: each judgement's answer
+                                        # ack: each judgement's answer
+                                        css_template=judging_tab.TABLE_CSS, ack=None, elem_id="rr-ranked")
                         with gr.Row():
                             # the buttons write the ranking as shown when clicked, then the hidden download buttons
                             # fetch it; a run fills the hidden ones too, for the API's /rank (its outputs 4 and 5)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from reranker.errors import InputError, RerankerError
+from reranker.errors import InputError
 from reranker.files.rows import RejectRow
 from reranker.files import judged_pairs
 from reranker.view.numbers import number
@@ -177,28 +177,26 @@ class SweepTab:
                              baseline_name, k, relevant_from, stat_test, model, backend, max_length, batch_size,
                              progress, owner, started)
 
+    @common.shows_errors
     def _run(self, source, table, topics, qrels, corpus, chosen, pasted, models, max_lengths, baseline_file,
              baseline_name, k, relevant_from, stat_test, model, backend, max_length, batch_size, progress, owner,
              started: float):
-        try:
-            planned = self.plan(chosen, pasted, models, max_lengths, backend, model, max_length, owner)
-            progress(0, desc="Reading the judged set…")
-            judged, rejects = self.judged_set(source, table, topics, qrels, corpus, owner)
-            baselines = {}
-            if common.upload_path(baseline_file):
-                name = " ".join((baseline_name or "").split()) or "imported run"
-                baselines[name] = sweep.read_baseline(common.upload_path(baseline_file))
-            variants = self.variants(*planned, progress)
+        planned = self.plan(chosen, pasted, models, max_lengths, backend, model, max_length, owner)
+        progress(0, desc="Reading the judged set…")
+        judged, rejects = self.judged_set(source, table, topics, qrels, corpus, owner)
+        baselines = {}
+        if common.upload_path(baseline_file):
+            name = " ".join((baseline_name or "").split()) or "imported run"
+            baselines[name] = sweep.read_baseline(common.upload_path(baseline_file))
+        variants = self.variants(*planned, progress)
 
-            def report_progress(done, total, eta, variant):
-                left = f" · about {eta:.0f} s left" if eta is not None else ""
-                progress((done, total), desc=f"Scoring {variant}{left}", unit="pairs")
+        def report_progress(done, total, eta, variant):
+            left = f" · about {eta:.0f} s left" if eta is not None else ""
+            progress((done, total), desc=f"Scoring {variant}{left}", unit="pairs")
 
-            result = sweep.run_sweep(variants, judged, batch_size=int(batch_size or 1), baselines=baselines,
-                                     progress=report_progress)
-            board = leaderboard.build(result, k=k, relevant_from=int(relevant_from), stat_test=stat_test)
-        except RerankerError as exc:
-            raise common.error(exc)
+        result = sweep.run_sweep(variants, judged, batch_size=int(batch_size or 1), baselines=baselines,
+                                 progress=report_progress)
+        board = leaderboard.build(result, k=k, relevant_from=int(relevant_from), stat_test=stat_test)
         if rejects:
             gr.Warning(common.message(f"{len(rejects)} row(s) of the judged set could not be used; the first: "
                                       f"row {rejects[0].row}: {rejects[0].reason}."))
@@ -263,14 +261,12 @@ class SweepTab:
         return (shown, report.versus_figure(frame, winner, baseline, metric),
                 gr.update(choices=ids, value=ids[0] if ids else None))
 
+    @common.shows_errors
     def versus(self, state, baseline, metric):
         """The winner against ``baseline`` per query on ``metric``, worst loss first."""
         if not state:
             raise gr.Error("Run a sweep first.")
-        try:
-            return self._versus(state, baseline, metric)
-        except RerankerError as exc:
-            raise common.error(exc)
+        return self._versus(state, baseline, metric)
 
     def _exports(self, state, baseline=None) -> tuple[str, str]:
         common.prune(self.inspector.export_dir)
@@ -303,6 +299,7 @@ class SweepTab:
                 sides += [variant.instruction, variant.model, variant.max_length]
         return (query.query, documents, "dashes", None, *sides)
 
+    @common.shows_errors
     def save_winner(self, state, name, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """Save the best run's instruction as one of the visitor's presets."""
         if not state:
@@ -312,15 +309,13 @@ class SweepTab:
         if variant is None:
             raise gr.Error(common.message(f"The best row, {best.name!r}, is an imported run: there is no "
                                           "instruction to save."))
-        try:
-            replaced = self.inspector.presets.save(name, variant.resolved_instruction,
-                                                   owner=self.inspector.visitors.owner(request, profile))
-        except RerankerError as exc:
-            raise common.error(exc)
+        replaced = self.inspector.presets.save(name, variant.resolved_instruction,
+                                               owner=self.inspector.visitors.owner(request, profile))
         gr.Info(common.message(f"Preset {' '.join(name.split())!r} {'updated' if replaced else 'saved'}."))
         return gr.update(value="")
 
     # --- calibration ---------------------------------------------------------------------------------
+    @common.shows_errors
     def calibrate(self, state, run_name, n_bins, method, target, goal, baseline):
         """Reliability, ECE, Brier (raw and fitted) and a threshold for the target, for one run."""
         if not state:
@@ -330,12 +325,9 @@ class SweepTab:
         except (TypeError, ValueError):
             raise gr.Error(common.message(f"The number of bins must be a whole number, got {n_bins!r}."))
         board: leaderboard.Leaderboard = state["board"]
-        try:
-            pairs = calibration.judged_pairs(state["result"], run_name, board.relevant_from)
-            found = calibration.calibrate(pairs, n_bins=n_bins, method=method)
-            threshold = calibration.pick_threshold(pairs["score"], pairs["relevant"], target=target, goal=goal)
-        except RerankerError as exc:
-            raise common.error(exc)
+        pairs = calibration.judged_pairs(state["result"], run_name, board.relevant_from)
+        found = calibration.calibrate(pairs, n_bins=n_bins, method=method)
+        threshold = calibration.pick_threshold(pairs["score"], pairs["relevant"], target=target, goal=goal)
         state = {**state, "calibration": found, "threshold": threshold, "calibrated": run_name}
         lines = [f"**{len(pairs):,} judged pairs** of **{html.escape(run_name, quote=False)}** ({int(pairs['relevant'].sum())} "
                  f"relevant) · ECE **{found.ece:.4f}** · Brier **{found.brier:.4f}**"]

@@ -16,12 +16,14 @@ ids (clearing the browser's storage) does not buy more runs.
 from __future__ import annotations
 
 import hashlib
+import html
 import hmac
 import logging
 import secrets
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator
 
 import gradio as gr
@@ -38,6 +40,31 @@ def refusal(text: str, title: str = "Busy") -> gr.Error:
     """A visitor's action refused: a toast for them, one line in the log (not a traceback)."""
     log.info("refused: %s", text)
     return gr.Error(text, title=title, print_exception=False)
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """One request's visitor, resolved once (``Visitors.resolve``): the owner of the data they write, and on a
+    team server whose judgements they may look at."""
+
+    owner: str
+    team: bool = False
+
+    def shown(self, person: str = "") -> str:
+        """Whose judgements they see: their own, or on a team server the ``person`` they chose."""
+        return person if self.team and person else self.owner
+
+    def other(self, person: str = "") -> str | None:
+        """The chosen ``person`` when that is someone else (the page then names them), else None."""
+        shown = self.shown(person)
+        return shown if shown != self.owner else None
+
+    def writer(self, person: str = "") -> str:
+        """Whose judgements a change writes: only their own, refused while they look at someone else's."""
+        if self.other(person):
+            raise gr.Error(html.escape(f"You are looking at {person}'s judgements: choose your own under "
+                                       "“Whose judgements” to judge.", quote=False))
+        return self.owner
 
 
 class Visitors:
@@ -94,6 +121,10 @@ class Visitors:
         return token
 
     # --- identity -----------------------------------------------------------------------------------------
+    def resolve(self, request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Visitor:
+        """The visitor of ``request`` (signed in, logged in, or their browser's signed id; see ``owner``)."""
+        return Visitor(self.owner(request, profile), team=self.team)
+
     def owner(self, request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> str:
         """Whose data this request reads and writes (see the module's docstring)."""
         if profile is not None:

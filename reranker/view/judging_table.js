@@ -6,9 +6,14 @@
 // that sends one at a time, in order, each naming its document (data-doc, the hash of its text) and the ranking's
 // query (data-query), never a row position. The server answers each in the table's `ack` prop with what it stored;
 // the row then shows saved or failed. Ctrl+Z (⌘Z) undoes the last judgement made here.
+//
+// "One document at a time" (long documents) is the same table shown differently: only the current row, its whole
+// text at reading width, the run's query and instruction pinned above it, previous / next. Keys, the queue, undo
+// and the save states are the ones above. A new run (data-run) starts it again at the first document; the page's
+// stale mark (STALE_JS sets data-stale on the component) says the inputs changed since the run.
 const ACK_TIMEOUT_MS = 60000;
 const state = {queue: [], inflight: null, seq: 0, desired: new Map(), status: new Map(), errors: new Map(),
-               undo: []};
+               undo: [], one: false, current: null, run: null};
 const table = () => element.querySelector('table.rr-table');
 const rowOf = (node) => node && node.closest ? node.closest('tr[data-doc]') : null;
 const rowsOf = (doc) => Array.from(element.querySelectorAll('tr[data-doc]')).filter((tr) => tr.dataset.doc === doc);
@@ -36,12 +41,40 @@ function mark(doc) {
 }
 
 function count() {
-  const out = element.querySelector('.rr-judged-count');
-  if (!out) return;
   const labels = new Map();
   element.querySelectorAll('tr[data-doc]').forEach((tr) => labels.set(tr.dataset.doc, labelOf(tr)));
   const judged = Array.from(labels.values()).filter((l) => l !== null).length;
-  out.textContent = `judged ${judged} / ${labels.size}`;
+  element.querySelectorAll('.rr-judged-count, .rr-onecount').forEach((out) => {
+    out.textContent = `judged ${judged} / ${labels.size}`;
+  });
+}
+
+const rows = () => Array.from(element.querySelectorAll('tr[data-doc]'));
+
+function setCurrent(tr) {
+  // the document the one-at-a-time view shows (kept by document, so a re-rendered table keeps it)
+  const all = rows();
+  const current = tr || all.find((r) => r.dataset.doc === state.current) || all[0];
+  all.forEach((r) => r.classList.toggle('rr-current', r === current));
+  state.current = current ? current.dataset.doc : null;
+  const at = current ? all.indexOf(current) : -1;
+  const pos = element.querySelector('.rr-onepos');
+  if (pos) pos.textContent = current ? `document ${at + 1} of ${all.length} (rank ${current.dataset.rank})` : '';
+  element.querySelectorAll('button[data-nav]').forEach((b) => {
+    b.disabled = !current || (b.dataset.nav === '-1' ? at <= 0 : at >= all.length - 1);
+  });
+  return current;
+}
+
+function showMode() {
+  element.classList.toggle('rr-one-mode', state.one);
+  element.querySelectorAll('button[data-mode]').forEach((b) => {
+    b.setAttribute('aria-pressed', String(state.one));
+    b.textContent = state.one ? 'Back to the table' : 'One document at a time';
+  });
+  const root = element.closest('[data-stale]');
+  element.querySelectorAll('.rr-onestale').forEach((n) => { n.hidden = !root; });
+  setCurrent(null);
 }
 
 function pump() {
@@ -106,9 +139,47 @@ function reapply() {
   count();
 }
 
-const focusRow = (tr) => { if (tr) tr.focus({preventScroll: false}); };
+// the page's pinned run header: the one-at-a-time view's query sticks right under it
+const runHeader = document.querySelector('#rr-run-header');
+const pinUnder = () => element.style.setProperty('--rr-pinned-top', `${runHeader ? runHeader.offsetHeight : 0}px`);
+if (runHeader && window.ResizeObserver) new ResizeObserver(pinUnder).observe(runHeader);
+
+function toTop() {
+  // the pinned query and the start of the current document in sight
+  const wrap = element.querySelector('.rr-table-wrap');
+  if (!wrap) return;
+  pinUnder();
+  const top = wrap.getBoundingClientRect().top;
+  const pinned = runHeader ? runHeader.offsetHeight : 0;
+  if (top < pinned || top > window.innerHeight / 3) window.scrollBy({top: top - pinned - 4});
+}
+
+const focusRow = (tr) => {
+  if (!tr) return;
+  if (state.one) setCurrent(tr);  // shown before it takes the focus (a hidden row cannot have it)
+  tr.focus({preventScroll: state.one});
+  if (state.one) toTop();
+};
+
+function step(by) {
+  const all = rows();
+  const at = all.findIndex((r) => r.dataset.doc === state.current);
+  const next = all[Math.max(0, Math.min(all.length - 1, at + by))];
+  focusRow(next);
+}
 
 element.addEventListener('click', (event) => {
+  const switcher = event.target.closest ? event.target.closest('button[data-mode], button[data-nav]') : null;
+  if (switcher && element.contains(switcher)) {
+    event.preventDefault();
+    if (switcher.dataset.mode) {
+      state.one = !state.one;
+      showMode();
+      const current = setCurrent(null);
+      if (state.one && current) focusRow(current);
+    } else step(Number(switcher.dataset.nav));
+    return;
+  }
   const button = event.target.closest ? event.target.closest('button[data-action]') : null;
   const tr = rowOf(button);
   if (!tr || !element.contains(tr)) return;
@@ -141,9 +212,9 @@ element.addEventListener('keydown', (event) => {
   } else if (key === 'Delete' || key === 'Backspace') {
     event.preventDefault();
     if (labelOf(tr) !== null) judge(tr, null, true);
-  } else if (key === 'ArrowDown' || key === 'j') {
+  } else if (key === 'ArrowDown' || key === 'j' || (state.one && key === 'ArrowRight')) {
     event.preventDefault(); focusRow(tr.nextElementSibling);
-  } else if (key === 'ArrowUp' || key === 'k') {
+  } else if (key === 'ArrowUp' || key === 'k' || (state.one && key === 'ArrowLeft')) {
     event.preventDefault(); focusRow(tr.previousElementSibling);
   } else if (key === 'n') {
     event.preventDefault();
@@ -181,5 +252,12 @@ watch('value', () => {
     state.query = t.dataset.query;
     state.status.clear(); state.errors.clear(); state.desired.clear(); state.undo = []; state.selected = null;
   }
+  if (t && t.dataset.run && t.dataset.run !== state.run) {  // a new run: from its first document, not stale
+    state.run = t.dataset.run;
+    state.current = null;
+    const root = element.closest('[data-stale]');
+    if (root) delete root.dataset.stale;
+  }
   reapply();
+  showMode();
 });

@@ -93,8 +93,10 @@ def _flags(row: RankedRow, max_length: int, explain: bool = False) -> str:
     return "".join(flags)
 
 
-def _document_cell(row: RankedRow, terms: Sequence[str]) -> str:
+def _document_cell(row: RankedRow, terms: Sequence[str], whole: bool = False) -> str:
     cell = f'<div class="rr-snippet">{snippet(row.text, terms)}</div>'
+    if whole:  # the one-document-at-a-time view reads the whole text (shown only there)
+        cell += f'<div class="rr-onetext">{highlight(row.text, terms)}</div>'
     if len(row.text) > SNIPPET_CHARS:
         if len(row.text) <= INLINE_FULL_TEXT_CHARS:
             cell += (f'<details class="rr-full"><summary>Full text ({len(row.text):,} characters)</summary>'
@@ -114,8 +116,10 @@ def query_key(query: str) -> str:
     return document_hash(normalize_query(query))[:16]
 
 
-def _judgement_cell(row: RankedRow, judged: Annotation | None, disagreement: Disagreement | None) -> str:
-    """One-click buttons for relevant / partly / not relevant (keys 2/1/0), the note, and both verdicts."""
+def _judgement_cell(row: RankedRow, judged: Annotation | None, disagreement: Disagreement | None,
+                    owner_name: str = "you") -> str:
+    """One-click buttons for relevant / partly / not relevant (keys 2/1/0), the note, and both verdicts
+    (``owner_name``: whose judgement it is, "you" or another person's name)."""
     what = html.escape(row.id, quote=True)
     buttons = [
         f'<button type="button" class="rr-jb rr-j{label}" data-action="label" data-label="{label}" '
@@ -129,27 +133,53 @@ def _judgement_cell(row: RankedRow, judged: Annotation | None, disagreement: Dis
     buttons.append('<span class="rr-save" aria-live="polite"></span>')  # saving / saved / not saved
     cell = f'<div class="rr-judge" role="group" aria-label="Judge {what}">{"".join(buttons)}</div>'
     if judged and judged.note:
-        cell += f'<div class="rr-note" title="Your note">📝 {html.escape(judged.note)}</div>'
+        whose = "Your note" if owner_name == "you" else f"{owner_name}'s note"
+        cell += f'<div class="rr-note" title="{html.escape(whose, quote=True)}">📝 {html.escape(judged.note)}</div>'
     if disagreement:
-        cell += (f'<div class="rr-verdicts" title="Model verdict at the disagreement threshold vs your judgement">'
-                 f'model: <b>{disagreement.model_verdict}</b> ({disagreement.score:.3f}) · '
-                 f'you: <b>{disagreement.user_verdict}</b></div>')
+        whose = "your judgement" if owner_name == "you" else f"{owner_name}'s judgement"
+        cell += (f'<div class="rr-verdicts" title="Model verdict at the disagreement threshold vs '
+                 f'{html.escape(whose, quote=True)}">model: <b>{disagreement.model_verdict}</b> '
+                 f'({disagreement.score:.3f}) · {html.escape(owner_name)}: <b>{disagreement.user_verdict}</b></div>')
     return cell
+
+
+def _one_at_a_time(query: str, instruction: str) -> str:
+    """The one-document-at-a-time view's bar: the switch, and (shown in that view only) the run's query and
+    instruction pinned above the document, where it is, the judged count, previous / next."""
+    return (
+        '<div class="rr-onebar"><button type="button" class="rr-jb rr-mode" data-mode="one" aria-pressed="false" '
+        'title="Read and judge one ranked document at a time (long documents), the query pinned above it">'
+        'One document at a time</button></div>'
+        '<div class="rr-onehead" aria-live="polite">'
+        f'<div class="rr-onequery"><span class="rr-muted">Query</span> <b>{html.escape(query)}</b></div>'
+        f'<div class="rr-oneinstruction"><span class="rr-muted">Instruction</span> '
+        f'{html.escape(instruction or "(none)")}</div>'
+        '<div class="rr-onestale" hidden><b>stale</b>: the inputs changed since this run: rank again to judge '
+        'what you now see in the inputs</div>'
+        '<div class="rr-onenav"><button type="button" class="rr-jb" data-nav="-1" title="Previous document '
+        '(← or k)">← Previous</button><span class="rr-onepos"></span> · <span class="rr-onecount"></span>'
+        '<button type="button" class="rr-jb" data-nav="1" title="Next document (→ or j)">Next →</button></div>'
+        '<div class="rr-muted rr-onehelp">Keys: 2 relevant · 1 partly · 0 not relevant (then the next document) · '
+        '← → move · Delete clears · Ctrl+Z undoes</div></div>'
+    )
 
 
 def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int | None = None,
            judgements: Mapping[str, Annotation] | None = None, disagreeing: Mapping[str, Disagreement] | None = None,
-           empty_message: str | None = None, explain: bool = False, owner_heading: str = "Your judgement",
-           scoring: tuple[int, int] | None = None) -> str:
+           empty_message: str | None = None, explain: bool = False, owner: str | None = None,
+           instruction: str = "", run: str = "", scoring: tuple[int, int] | None = None) -> str:
     """The ranked table for ``rows`` (already filtered and sorted); ``total`` = rows before filtering.
 
-    With ``judgements`` (document hash → the user's judgement for this query) each row gets judgement
-    buttons; rows whose hash is in ``disagreeing`` are marked with both verdicts. ``empty_message``
-    replaces the text shown when ``rows`` is empty. With ``explain`` each row gets an Explain button
-    (``data-action="explain"``); ``owner_heading`` heads the judgement column (whose judgements they are).
+    With ``judgements`` (document hash → a judgement for this query) each row gets judgement buttons; rows whose
+    hash is in ``disagreeing`` are marked with both verdicts. The judgements are the visitor's own, or with
+    ``owner`` that person's (the column and verdicts then name them). ``empty_message`` replaces the text shown
+    when ``rows`` is empty. With ``explain`` each row gets an Explain button (``data-action="explain"``).
     Judged rows carry their document's hash (``data-doc``) and label (``data-label``), the table its query's key
-    (``data-query``): the judging script sends judgements by document, never by row. ``scoring`` = (done, total)
-    marks a run under way: the rows scored so far, best first (class ``rr-partial``).
+    (``data-query``) and ``run`` (``data-run``, what makes this run another than the last): the judging script
+    sends judgements by document, never by row. A judged table also has the one-document-at-a-time view (the
+    whole text of each document, ``query`` and ``instruction`` pinned above it), which the script switches on.
+    ``scoring`` = (done, total) marks a run under way: the rows scored so far, best first (class
+    ``rr-partial``).
     """
     if not rows:
         if empty_message:
@@ -160,12 +190,13 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
         return '<div class="rr-empty">Run a query to see the ranking here.</div>'
     terms = query_terms(query)
     annotate = judgements is not None
+    owner_name = owner or "you"
     body = []
     for row in rows:
         cells = (f'<td class="rr-rank">{row.rank}</td>'
                  f'<td class="rr-id" title="{html.escape(row.source, quote=True)}">{html.escape(row.id)}</td>'
                  f'<td>{_bar(row.score, "score")}</td><td>{_bar(row.confidence, "confidence")}</td>'
-                 f'<td class="rr-doc">{_document_cell(row, terms)}</td>'
+                 f'<td class="rr-doc">{_document_cell(row, terms, whole=annotate)}</td>'
                  f'<td class="rr-flags">{_flags(row, max_length, explain)}</td>')
         if not annotate:
             body.append(f'<tr data-rank="{row.rank}">{cells}</tr>')
@@ -175,9 +206,9 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
         classes = "rr-row" + (" rr-disagree" if disagreement else "")
         body.append(f'<tr data-rank="{row.rank}" data-doc="{key}" data-label="{judged.label if judged else ""}" '
                     f'tabindex="0" class="{classes}">{cells}'
-                    f'<td class="rr-judge-cell">{_judgement_cell(row, judged, disagreement)}</td></tr>')
+                    f'<td class="rr-judge-cell">{_judgement_cell(row, judged, disagreement, owner_name)}</td></tr>')
     caption = f"{len(rows)} of {total} documents" if total and total != len(rows) else f"{len(rows)} documents"
-    attributes = judge_header = ""
+    attributes = judge_header = bar = ""
     if scoring:
         caption = (f"Scoring: {scoring[0]} of {scoring[1]} documents so far, best first · the final ranking "
                    "replaces these rows when the run ends")
@@ -187,11 +218,34 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
         caption += (f' · <span class="rr-judged-count">judged {len(shown & judgements.keys())} / {len(shown)}</span>'
                     " · judge with the buttons, or focus a row and press 2 / 1 / 0 (Delete clears, ↑↓ move, "
                     "Ctrl+Z undoes)")
-        attributes = f' data-query="{query_key(query)}"'
-        judge_header = f"<th>{html.escape(owner_heading)}</th>"
+        if owner:
+            caption += f" · showing <b>{html.escape(owner)}</b>'s judgements (read only)"
+        attributes = f' data-query="{query_key(query)}" data-run="{html.escape(run, quote=True)}"'
+        heading = "Your judgement" if owner is None else f"{owner}'s judgement"
+        judge_header = f"<th>{html.escape(heading)}</th>"
+        bar = _one_at_a_time(query, instruction)
     return (
-        f'<div class="rr-table-wrap"><table class="rr-table{" rr-partial" if scoring else ""}"{attributes}>'
+        f'<div class="rr-table-wrap">{bar}<table class="rr-table{" rr-partial" if scoring else ""}"{attributes}>'
         f'<caption>{caption}</caption><thead><tr>'
         f'<th>Rank</th><th>Id</th><th>Score</th><th>Confidence</th><th>Document</th><th></th>{judge_header}</tr>'
         '</thead><tbody>' + "".join(body) + "</tbody></table></div>"
     )
+
+
+def count_line(rows: Sequence[RankedRow], threshold,
+               judged: tuple[Mapping[str, Annotation], Mapping[str, Disagreement]], other: str | None = None) -> str:
+    """The line above the table: the disagreements at ``threshold`` and how many of the run's ``rows`` are
+    judged, by label (``judged``: judgements and disagreements by document hash; ``other``: whose, when not the
+    visitor's own). Without rows: what to do first."""
+    if not rows:
+        return '<span class="rr-count-line">Judge documents once a ranking is shown.</span>'
+    judgements, disagreeing = judged
+    in_run = {document_hash(r.text) for r in rows}
+    labels = [judgements[k].label for k in in_run if k in judgements]
+    missed = sum(d.kind == "missed" for d in disagreeing.values())
+    by_label = ", ".join(f"{labels.count(label)} {name.split()[0]}" for label, name in LABELS.items())
+    n = len(disagreeing)
+    return (f'<span class="rr-count-line"><b id="rr-disagreement-count">{n} disagreement{"s" if n != 1 else ""}'
+            f'</b> at threshold {float(threshold):.2f} ({missed} relevant scored low · {n - missed} not '
+            f'relevant scored high) · {len(labels)} of {len(in_run)} documents judged'
+            f'{" by " + html.escape(other) if other else ""}: {by_label}</span>')

@@ -13,10 +13,14 @@ import html
 from reranker.scoring.check import CANARIES, CheckReport
 
 EDITED = "edited"
-# Run by the inputs' change events (no server round trip): the header says its results no longer match the inputs.
+# Run by the inputs' change events (no server round trip): the header says its results no longer match the inputs,
+# and so does the one-document-at-a-time view of the ranked table (#rr-ranked; a new run clears its mark).
 STALE_JS = ("() => { const h = document.querySelector('#rr-run-header .rr-runhead'); "
             "if (h && !h.classList.contains('rr-stale')) { h.classList.add('rr-stale'); "
-            "const s = h.querySelector('.rr-stale-note'); if (s) s.hidden = false; } }")
+            "const s = h.querySelector('.rr-stale-note'); if (s) s.hidden = false; } "
+            "const t = document.querySelector('#rr-ranked'); "
+            "if (t && t.querySelector('table[data-run]')) { t.dataset.stale = 'true'; "
+            "t.querySelectorAll('.rr-onestale').forEach((n) => { n.hidden = false; }); } }")
 
 SHOW_JS = "() => { const h = document.querySelector('#rr-run-header'); if (h) h.scrollIntoView({block: 'start'}); }"
 

@@ -57,6 +57,23 @@ def test_missing_column_names_the_columns(tmp_path):
         documents.read_upload(path, "line", "text", None)
 
 
+def test_a_numeric_only_column_is_not_taken_as_text_without_saying_so(tmp_path):
+    path = tmp_path / "docs.csv"  # long numbers: the longest column on average, but not text
+    path.write_text("code,title\n1234567890123,a cat\n2234567890123,a dog\n", encoding="utf-8")
+    docs, notes = documents.read_upload(path, "line", None, None)
+    assert [d.text for d in docs] == ["a cat", "a dog"] and not notes
+    docs, notes = documents.read_upload(path, "line", "code", None)  # chosen: taken, and said so
+    assert [d.text for d in docs] == ["1234567890123", "2234567890123"]
+    assert "'code' of docs.csv holds only numbers" in notes[0] and "'title'" in notes[0]
+    only = tmp_path / "numbers.csv"
+    only.write_text("a,b\n1,2.5\n3,4\n", encoding="utf-8")
+    _, notes = documents.read_upload(only, "line", None, None)
+    assert "holds only numbers" in notes[0]
+    frame, _ = documents.read_table(path)
+    with pytest.raises(InputError, match=r"Choose which column of docs.csv.*'code', 'title'"):
+        documents.documents_from_table(frame, "", None, "docs.csv")
+
+
 def test_empty_rows_are_reported_not_silently_dropped(tmp_path):
     path = tmp_path / "docs.csv"
     path.write_text("text\nfirst\n\"\"\nthird\n", encoding="utf-8")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import gradio as gr
+import pytest
+
 from reranker.view import results_table
 from reranker.storage.judgements import AnnotationStore, document_hash
 from reranker.ranking.disagreements import disagreements
@@ -103,3 +106,25 @@ def test_a_judgement_names_its_document_and_only_a_typed_label_is_stored(tmp_pat
     assert annotator.store.labels_for("northern lights") == {document_hash("banana bread"): 2}
     assert judge(action="clear", doc=document_hash("banana bread"))["label"] is None
     assert annotator.store.labels_for("northern lights") == {}
+
+
+def test_the_team_view_of_another_persons_judgements_says_whose_they_are(tmp_path):
+    from types import SimpleNamespace
+
+    from reranker.ui.common import ViewInputs
+    from reranker.ui.visitors import Visitors
+
+    annotator = Annotator(AnnotationStore(Database(tmp_path / "db.sqlite3")), Path(tmp_path), Visitors(team=True))
+    run = result()
+    annotator.store.save(run.query, "banana bread", 2, score=0.2, note="sweet", owner="alice")
+    ranking, view = Ranking(run, ModelSettings("tiny")), ViewInputs("rank", 0, 0, 0)
+    bob = SimpleNamespace(username="bob", session_hash="s")
+    table, count = annotator.view_changed(ranking, view, "alice", request=bob)
+    assert "<th>alice&#x27;s judgement</th>" in table and "Your judgement" not in table
+    assert "alice: <b>relevant</b>" in table and "you:" not in table and "Your note" not in table
+    assert "showing <b>alice</b>'s judgements (read only)" in table
+    assert "1 of 3 documents judged by alice" in count
+    with pytest.raises(gr.Error, match="looking at alice"):  # bob judges only as himself
+        annotator.save(ranking, 1, 2, "", view, "alice", request=bob)
+    own, count = annotator.view_changed(ranking, view, "", request=bob)  # bob's own: none yet
+    assert "<th>Your judgement</th>" in own and "alice" not in own and "judged by" not in count

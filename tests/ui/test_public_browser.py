@@ -97,3 +97,20 @@ def test_an_anonymous_visitor_keeps_judgements_presets_and_run_count_across_a_re
         assert "Alice's wording" not in _preset_options(bob)
         alice.screenshot(path=ARTIFACTS / "public-reload-alice.png", full_page=True)
         assert alice.dialogs == [] and bob.dialogs == []
+
+
+def test_a_public_page_names_its_model_without_a_server_path(chromium, tiny_model, tmp_path):
+    from pathlib import Path
+
+    with serve(tiny_model, "transformers", tmp_path, public=True, runs_per_minute=1000) as url, \
+            visitor(chromium, viewport=VIEWPORT) as page:
+        _rank(page, url)
+        page.get_by_text("loaded · backend").first.wait_for(timeout=30_000)
+        page.screenshot(path=ARTIFACTS / "public-no-paths.png")
+        shown = page.locator("body").inner_text()
+        for path in (str(tmp_path), str(Path(tiny_model).parent)):
+            assert path not in shown, path
+        assert Path(tiny_model).name in shown  # the model, by its name
+        config = page.request.get(url + "config").json()
+        model_box = next(c for c in config["components"] if c.get("props", {}).get("label") == "Model")
+        assert [name for name, _ in model_box["props"]["choices"]] == [Path(tiny_model).name]

@@ -84,3 +84,41 @@ def test_the_status_timer_follows_the_load_state_not_the_html(tiny_model, tmp_pa
     assert state == "failed" and "could not be loaded" in text and inspector.poll_status(missing)[2].active is False
     assert inspector.model_state(ModelInputs("", "auto", 512))[0] == "invalid"  # no model: a message, no timer
     assert inspector.poll_status(ModelInputs("", "auto", 512))[2].active is False
+
+
+def test_one_decorator_shows_library_errors_and_no_tab_copies_it():
+    import ast
+    import inspect
+    from pathlib import Path
+
+    from reranker.errors import InputError, RerankerError
+    from reranker.ui.common import shows_errors
+
+    @shows_errors
+    def handler(text, request: gr.Request = None):
+        raise InputError(f"bad {text}")
+
+    @shows_errors(title="The file cannot be imported")
+    def streams():
+        yield 1
+        raise RerankerError("disk <full>")
+
+    assert list(inspect.signature(handler).parameters) == ["text", "request"]  # Gradio still sees the request
+    with pytest.raises(gr.Error) as refused:
+        handler("<input>")
+    assert refused.value.title == "Please check the input" and refused.value.message == "bad &lt;input&gt;"
+    assert inspect.isgeneratorfunction(streams)
+    steps = streams()
+    assert next(steps) == 1
+    with pytest.raises(gr.Error) as failed:
+        next(steps)
+    assert failed.value.title == "The file cannot be imported" and "disk &lt;full&gt;" in failed.value.message
+    # no handler of the UI layer converts a library error by hand (an ``except`` whose only statement raises it)
+    copied = []
+    for path in Path("reranker/ui").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.ExceptHandler) and len(node.body) == 1 and isinstance(node.body[0], ast.Raise)
+                    and any(name in ast.unparse(node.type or ast.Name("")) for name in ("RerankerError", "InputError"))
+                    and path.name != "common.py"):
+                copied.append(f"{path.name}:{node.lineno}")
+    assert copied == []
