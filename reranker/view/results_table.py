@@ -139,7 +139,7 @@ def _judgement_cell(row: RankedRow, judged: Annotation | None, disagreement: Dis
 def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int | None = None,
            judgements: Mapping[str, Annotation] | None = None, disagreeing: Mapping[str, Disagreement] | None = None,
            empty_message: str | None = None, explain: bool = False, owner_heading: str = "Your judgement",
-           scoring: tuple[int, int] | None = None) -> str:
+           scoring: tuple[int, int] | None = None, labels: Mapping[str, int] | None = None) -> str:
     """The ranked table for ``rows`` (already filtered and sorted); ``total`` = rows before filtering.
 
     With ``judgements`` (document hash → the user's judgement for this query) each row gets judgement
@@ -148,7 +148,8 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
     (``data-action="explain"``); ``owner_heading`` heads the judgement column (whose judgements they are).
     Judged rows carry their document's hash (``data-doc``) and label (``data-label``), the table its query's key
     (``data-query``): the judging script sends judgements by document, never by row. ``scoring`` = (done, total)
-    marks a run under way: the rows scored so far, best first (class ``rr-partial``).
+    marks a run under way: the rows scored so far, best first (class ``rr-partial``). ``labels`` (document hash →
+    label), without ``judgements``: a read-only "Your label" column (the A/B tables).
     """
     if not rows:
         if empty_message:
@@ -167,6 +168,10 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
                  f'<td class="rr-doc">{_document_cell(row, terms)}</td>'
                  f'<td class="rr-flags">{_flags(row, max_length, explain)}</td>')
         if not annotate:
+            if labels is not None:
+                label = labels.get(document_hash(row.text))
+                cells += (f'<td class="rr-label" data-label="{"" if label is None else label}">'
+                          f'{"—" if label is None else f"{html.escape(LABELS[label])} ({label})"}</td>')
             body.append(f'<tr data-rank="{row.rank}">{cells}</tr>')
             continue
         key = document_hash(row.text)
@@ -188,6 +193,8 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
                     "Ctrl+Z undoes)")
         attributes = f' data-query="{query_key(query)}"'
         judge_header = f"<th>{html.escape(owner_heading)}</th>"
+    elif labels is not None:
+        judge_header = "<th>Your label</th>"
     return (
         f'<div class="rr-table-wrap"><table class="rr-table{" rr-partial" if scoring else ""}"{attributes}>'
         f'<caption>{caption}</caption><thead><tr>'
