@@ -155,7 +155,8 @@ def test_the_comparison_names_judged_documents_that_left_and_unjudged_ones_that_
     labels = {document_hash("doc a"): 2, document_hash("doc c"): 0, document_hash("doc d"): 1}
     shown = compare_tab.judged_moves_html(result, labels, relevant_from=2)
     assert "fell out of the top 3 under B: <b>&lt;a&gt;</b> (1 → 5)<br>" in shown  # partly (d) is not relevant (2)
-    assert "entered the top 3 under B (judge them now in <i>Rank &amp; judge</i>): <b>b</b> (6 → 2)" in shown
+    assert ("entered the top 3 under B (judge them now in <i>Rank &amp; judge</i>: <i>Judge now</i> below): "
+            "<b>b</b> (6 → 2)") in shown
     assert "fell out of the top 3 under B: <b>&lt;a&gt;</b> (1 → 5), <b>d</b>" in compare_tab.judged_moves_html(
         result, labels, relevant_from=1)
     assert "No judgements of this query yet" in compare_tab.judged_moves_html(result, {})

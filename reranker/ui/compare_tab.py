@@ -127,7 +127,8 @@ def judged_moves_html(result: Comparison, labels: dict[str, int], relevant_from:
         return ", ".join(f"<b>{html.escape(s.id)}</b> ({s.rank_a} → {s.rank_b})" for s in shifts) or "none"
 
     return (f'<div class="rr-ab-judged">Judged relevant that fell out of the top {k} under B: {names(fell)}<br>'
-            f"Unjudged that entered the top {k} under B (judge them now in <i>Rank &amp; judge</i>): "
+            f"Unjudged that entered the top {k} under B (judge them now in <i>Rank &amp; judge</i>: "
+            "<i>Judge now</i> below): "
             f"{names(entered)}</div>")
 
 
