@@ -105,7 +105,7 @@ def test_sweep_leaderboard_baseline_calibration_and_report(app, tiny_model, hf_r
     assert "Only 3 queries measured" in summary and "(the whole action)" in summary
     assert "Baseline 'BM25': 1 of 3 queries are not in it" in summary
     frame = pd.DataFrame(board["data"], columns=board["headers"])
-    assert len(frame) == 4 and "BM25 (imported)" in frame["run"].tolist()
+    assert len(frame) == 4 and '<span title="an imported run">BM25 (imported)</span>' in frame["run"].tolist()
     settings, leaderboard = read_csv(csv_file)
     assert settings["queries"] == 3 and settings["test"] == "paired t-test" and settings["correction"] == "Holm"
     instructions = {**{name: INSTRUCTION_PRESETS[name] for name in PRESETS}, instruction_choices({}, [], PASTED)[0][0]: PASTED}
@@ -124,7 +124,8 @@ def test_sweep_leaderboard_baseline_calibration_and_report(app, tiny_model, hf_r
     best = leaderboard["run"].iloc[0]
     assert best in instructions and winner == best and leaderboard["run"].iloc[-1] == "BM25"
     assert baseline == "BM25" and metric == f"nDCG@{K}"
-    versus_frame = pd.DataFrame(versus["data"], columns=versus["headers"])
+    assert "winner " in versus["label"] and "against baseline BM25" in versus["label"]  # runs named in the label
+    versus_frame = pd.DataFrame(versus["value"]["data"], columns=versus["value"]["headers"])
     assert len(versus_frame) == 3 and query_choice in {_ids(q, d[0][0])[0] for q, d in JUDGED.items()}
 
     # calibration of the best reranker run, with a Platt fit and a threshold for recall >= 0.8

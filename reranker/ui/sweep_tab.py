@@ -1,7 +1,9 @@
 """The inspector's "Instruction sweep" tab: instruction variants (presets, edited or pasted ones; models and max
 lengths too) x a judged query set -> a leaderboard with confidence intervals and significance, the winner against
-a baseline per query (click through to the A/B tab), "save the winner as a preset", a calibration and threshold
-panel whose threshold feeds the disagreement view, and CSV / HTML report downloads.
+a baseline per query (a row opens its query in Rank & judge; click through to the A/B tab too), "save the winner
+as a preset", a calibration and threshold panel whose threshold feeds the disagreement view, and CSV / HTML report
+downloads. Queries, documents and instructions are shown by their text (ids on hover); every action that fills in
+another workspace's inputs says so and can be undone (``replacing``).
 
 Layout and handlers only; the work is ``reranker.tuning``.
 """
@@ -265,10 +267,9 @@ class SweepTab:
         baseline = next((row.name for row in board.rows if row.imported), baseline)
         versus = self._versus(state, baseline, board.metrics[0])
         runs = [row.name for row in board.rows if not row.imported]
-        summary = self.summary(result, board, 0)  # built once to measure everything; its time comes last
         shown = (self.leaderboard_table(state), report.leaderboard_figure(board))
         exports = self._exports(state, baseline)
-        summary = self.summary(result, board, time.perf_counter() - started)
+        summary = self.summary(result, board, time.perf_counter() - started)  # last: the whole action's time
         return (
             state,
             summary,
@@ -323,16 +324,18 @@ class SweepTab:
         board = state.board
         winner = board.best.name
         if baseline == winner:
-            empty = pd.DataFrame(columns=["query", winner, "difference"])
+            empty = pd.DataFrame(columns=["query", "winner", "difference"])
             return empty, None, gr.update(choices=[], value=None)
         frame = board.versus(winner, baseline, metric)
         texts = {q.query_id: q.query for q in state.result.judged.queries}
-        shown = frame.drop(columns=["query_id"])
-        shown.insert(0, "query", [hover(texts[q], str(q)) for q in frame["query_id"]])
-        for column in (winner, baseline, "difference"):
-            shown[column] = shown[column].map(_number)
+        # runs are named by their instructions' text: named in the label (text), not in the headers
+        shown = pd.DataFrame({"query": [hover(texts[q], str(q)) for q in frame["query_id"]],
+                              "winner": frame[winner].map(_number), "baseline": frame[baseline].map(_number),
+                              "difference": frame["difference"].map(_number)})
+        label = (f"{metric} per query: winner {winner} against baseline {baseline} (click a row to open its query "
+                 "in Rank & judge)")
         choices = [(shortened(texts[q], 80), str(q)) for q in frame["query_id"]]
-        return (shown, report.versus_figure(frame, winner, baseline, metric),
+        return (gr.update(value=shown, label=label), report.versus_figure(frame, winner, baseline, metric),
                 gr.update(choices=choices, value=choices[0][1] if choices else None))
 
     def versus(self, state: SweepState | None, baseline, metric):
@@ -378,11 +381,11 @@ class SweepTab:
         query = state.query(query_id)
         documents = "\n---\n".join(text for _, text in query.documents)
         sides = []
-        for name in (baseline, state.board.best.name):
+        for side, name in zip("AB", (baseline, state.board.best.name)):
             variant = state.variants.get(name)
-            if variant is None:  # an imported run: side A keeps what it had
-                gr.Info(common.message(f"{name!r} is an imported run, not an instruction: side A keeps its "
-                                       "settings; side B is the winner."))
+            if variant is None:  # an imported run: its side keeps what it had
+                gr.Info(common.message(f"{name!r} is an imported run, not an instruction: side {side} keeps its "
+                                       "settings."))
                 sides += current[len(sides) + 4:len(sides) + 7]
             else:
                 sides += [variant.instruction, variant.model, variant.max_length]
