@@ -7,7 +7,7 @@ transformers backend) is started on a free loopback port with its own data folde
 (``--at-ready``: at once when the model is ready), the action is called through ``gradio_client``, then
 ``--repeat`` more times. Every call scores new texts (a new query, new documents or a new instruction), so the
 score cache never answers for a later call and each call does the same work. Times are the client's: the whole
-action, round trip included.
+action, round trip included; ``page_shows_s`` is the whole action's time the page itself shows (server side).
 
     python benchmarks/cold_start.py --out benchmarks/results/cold-start-cpu-tiny.json
 """
@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import random
+import re
 import socket
 import statistics
 import subprocess
@@ -119,13 +120,19 @@ def start_server(model: str, data: Path, wait_for_warm_up: bool) -> tuple[subpro
     raise RuntimeError("the warm-up did not end within 300 s")
 
 
+def shown_seconds(summary: str) -> float | None:
+    """The wall time the page shows for the action ("in 0.42 s (the whole action"), for comparison."""
+    found = re.search(r"in ([0-9.]+) s \(the whole action", summary or "")
+    return float(found.group(1)) if found else None
+
+
 def actions(model: str, data: Path, rng: random.Random):
     """For each action name: a function of the call number that runs it once with new texts."""
     from gradio_client import handle_file
 
     def ab(client, i):
         docs = "\n".join(pseudo_text(rng, 40) for _ in range(AB_DOCS))
-        client.predict(query=f"call {i}: " + pseudo_text(rng, 8), pasted=docs, mode="line", upload=None,
+        return client.predict(query=f"call {i}: " + pseudo_text(rng, 8), pasted=docs, mode="line", upload=None,
                        text_column=None, id_column=None, backend="transformers", batch_size=8,
                        instruction_a="", model_a=model, max_length_a=512,
                        instruction_b=f"Given a web search query (call {i}), retrieve relevant passages",
@@ -133,14 +140,14 @@ def actions(model: str, data: Path, rng: random.Random):
 
     def multi(client, i):
         table = handle_file(str(pair_table(data / f"pairs-{i}.csv", rng)))
-        client.predict(kind="table", table=table, query_col="query", document_col="document", label_col="label",
+        return client.predict(kind="table", table=table, query_col="query", document_col="document", label_col="label",
                        query_id_col="(none)", doc_id_col="(none)", topics=None, qrels=None, corpus=None,
                        instruction="", model=model, backend="transformers", max_length=512, batch_size=8, k=10,
                        relevant_from=1, output_format=".csv", api_name="/multi_query")
 
     def sweep(client, i):
         pasted = "\n".join(f"Variant {v} of call {i}: retrieve passages that answer the query" for v in range(2))
-        client.predict(source="store", table=None, topics=None, qrels=None, corpus=None, chosen=[], pasted=pasted,
+        return client.predict(source="store", table=None, topics=None, qrels=None, corpus=None, chosen=[], pasted=pasted,
                        models="", max_lengths="", baseline_file=None, baseline_name="BM25", k=10, relevant_from=1,
                        stat_test="student", model=model, backend="transformers", max_length=512, batch_size=8,
                        api_name="/sweep")
@@ -171,11 +178,12 @@ def main() -> None:
             try:
                 client = Client(url, verbose=False)
                 run = actions(model, data, rng)[name]
-                times = []
+                times, shown = [], []
                 for i in range(1 + args.repeat):
                     started = time.perf_counter()
-                    run(client, i)
+                    outputs = run(client, i)
                     times.append(time.perf_counter() - started)
+                    shown.append(shown_seconds(outputs[0]))
             except Exception:
                 print((data / "server.log").read_text()[-3000:], file=sys.stderr)
                 raise
@@ -190,7 +198,8 @@ def main() -> None:
                              "warm_up_done_s": None if warm_s is None else round(warm_s, 2),
                              "first_s": round(times[0], 3),
                              "next_s": [round(t, 3) for t in times[1:]], "next_median_s": round(following, 3),
-                             "first_over_next": round(times[0] / following, 2)}
+                             "first_over_next": round(times[0] / following, 2),
+                             "page_shows_s": shown}
             print(f"{name}: first {times[0]:.2f} s, next (median of {args.repeat}) {following:.2f} s, "
                   f"ratio {times[0] / following:.2f} (server ready after {ready_s:.1f} s"
                   + (f", warm-up done after {warm_s:.1f} s)" if warm_s is not None else ")"), flush=True)
