@@ -17,6 +17,7 @@ import pandas as pd
 
 from reranker.files import tables
 from reranker.view import charts, results_table
+from reranker.view.text_cells import shortened
 from reranker.ui import common, replacing
 from reranker.ui.common import DocumentInputs, Fields, ModelInputs, bind
 from reranker.ui.inspector import Inspector
@@ -48,11 +49,6 @@ class SideInputs:
             raise gr.Error(f"Side {name}: {exc.message}")
 
 
-def _short(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def side_labels(a: Side, b: Side) -> tuple[str, str]:
     """Axis labels naming what differs between the sides (instruction, model, max length)."""
     parts: dict[str, list[str]] = {"A": [], "B": []}
@@ -62,7 +58,7 @@ def side_labels(a: Side, b: Side) -> tuple[str, str]:
         if a.reranker.max_length != b.reranker.max_length:
             parts[name].append(f"max {side.reranker.max_length:,}")
         if resolve_instruction(a.instruction) != resolve_instruction(b.instruction):
-            parts[name].append(f"“{_short(resolve_instruction(side.instruction), 28)}”")
+            parts[name].append(f"“{shortened(resolve_instruction(side.instruction), 28)}”")
     return tuple(f"{name}: {' · '.join(parts[name])}" if parts[name] else name for name in SIDES)
 
 
@@ -157,11 +153,11 @@ def summary_markdown(result: Comparison, wall_s: float) -> str:
         return "—" if value is None else f"{value:.3f}"
 
     n = len(result.shifts)
-    lines = [f"**{n} documents** for the query “{html.escape(_short(result.a.query, 120), quote=False)}” compared "
+    lines = [f"**{n} documents** for the query “{html.escape(shortened(result.a.query, 120), quote=False)}” compared "
              f"in {wall_s:.2f} s (the whole action) · Kendall's τ "
              f"**{number(result.kendall_tau)}** · Spearman's ρ **{number(result.spearman)}** · {result.moved} moved"]
     for name, run in zip(SIDES, (result.a, result.b)):
-        lines.append(f"**{name}**: “{html.escape(_short(run.instruction, 90), quote=False)}” · "
+        lines.append(f"**{name}**: “{html.escape(shortened(run.instruction, 90), quote=False)}” · "
                      f"`{html.escape(run.model)}`, max length {run.max_length:,}, {run.backend} · "
                      f"scoring {run.seconds:.2f} s · {run.cache_hits} of {n} from the cache")
     return "  \n".join(lines)

@@ -31,6 +31,7 @@ from reranker.tuning import calibration, leaderboard, report, sweep
 from reranker.ui import common, replacing
 from reranker.ui.common import Fields, ModelInputs, bind
 from reranker.ui.judged_tab import JudgedQueries, Stored
+from reranker.view.text_cells import hover, shortened
 from reranker.ui.inspector import Inspector
 
 SOURCES = [("Judgements store (what you judged on this page)", "store"), ("Pair table with a label column", "table"),
@@ -64,12 +65,6 @@ def _short_model(model: str) -> str:
     return model.rstrip("/").rsplit("/", 1)[-1]
 
 
-def shortened(text: str, limit: int = NAME_CHARS) -> str:
-    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
-
-
 def instruction_choices(presets: dict[str, str], chosen: list[str] | None, pasted: str | None) -> list[tuple[str, str]]:
     """(name, instruction) for the ticked presets, then one per non-empty line of ``pasted``, named by its text in
     quotes (shortened; a number added where two would read the same)."""
@@ -79,7 +74,7 @@ def instruction_choices(presets: dict[str, str], chosen: list[str] | None, paste
         raise InputError(f"Unknown preset(s): {', '.join(map(repr, unknown))}.")
     names = {name for name, _ in found}
     for line in dict.fromkeys(_split(pasted, "\n")):
-        name = base = f"“{shortened(line)}”"
+        name = base = f"“{shortened(line, NAME_CHARS)}”"
         n = 2
         while name in names:
             name, n = f"{base} ({n})", n + 1
@@ -159,12 +154,6 @@ class SweepState:
         if found is None:
             raise gr.Error(common.message(f"There is no query {query_id!r} in this sweep."))
         return found
-
-
-def hover(text: str, title: str, limit: int | None = None) -> str:
-    """A table cell's HTML: ``text`` (shortened to ``limit``) with ``title`` shown on hover, both escaped."""
-    shown = shortened(text, limit) if limit else text
-    return f'<span title="{html.escape(title, quote=True)}">{html.escape(shown, quote=False)}</span>'
 
 
 class SweepTab:
