@@ -132,25 +132,26 @@ def actions(model: str, data: Path, rng: random.Random):
 
     def ab(client, i):
         docs = "\n".join(pseudo_text(rng, 40) for _ in range(AB_DOCS))
-        return client.predict(query=f"call {i}: " + pseudo_text(rng, 8), pasted=docs, mode="line", upload=None,
-                       text_column=None, id_column=None, backend="transformers", batch_size=8,
-                       instruction_a="", model_a=model, max_length_a=512,
-                       instruction_b=f"Given a web search query (call {i}), retrieve relevant passages",
-                       model_b=model, max_length_b=512, k=10, relevant_from=1, threshold=0.5, api_name="/compare")
+        return client.predict(
+            query=f"call {i}: " + pseudo_text(rng, 8), pasted=docs, mode="line", upload=None, text_column=None,
+            id_column=None, backend="transformers", batch_size=8, instruction_a="", model_a=model, max_length_a=512,
+            instruction_b=f"Given a web search query (call {i}), retrieve relevant passages", model_b=model,
+            max_length_b=512, k=10, relevant_from=1, threshold=0.5, api_name="/compare")
 
     def multi(client, i):
         table = handle_file(str(pair_table(data / f"pairs-{i}.csv", rng)))
-        return client.predict(kind="table", table=table, query_col="query", document_col="document", label_col="label",
-                       query_id_col="(none)", doc_id_col="(none)", topics=None, qrels=None, corpus=None,
-                       instruction="", model=model, backend="transformers", max_length=512, batch_size=8, k=10,
-                       relevant_from=1, output_format=".csv", api_name="/multi_query")
+        return client.predict(
+            kind="table", table=table, query_col="query", document_col="document", label_col="label",
+            query_id_col="(none)", doc_id_col="(none)", topics=None, qrels=None, corpus=None, instruction="",
+            model=model, backend="transformers", max_length=512, batch_size=8, k=10, relevant_from=1,
+            output_format=".csv", api_name="/multi_query")
 
     def sweep(client, i):
         pasted = "\n".join(f"Variant {v} of call {i}: retrieve passages that answer the query" for v in range(2))
-        return client.predict(source="store", table=None, topics=None, qrels=None, corpus=None, chosen=[], pasted=pasted,
-                       models="", max_lengths="", baseline_file=None, baseline_name="BM25", k=10, relevant_from=1,
-                       stat_test="student", model=model, backend="transformers", max_length=512, batch_size=8,
-                       api_name="/sweep")
+        return client.predict(
+            source="store", table=None, topics=None, qrels=None, corpus=None, chosen=[], pasted=pasted, models="",
+            max_lengths="", baseline_file=None, baseline_name="BM25", k=10, relevant_from=1, stat_test="student",
+            model=model, backend="transformers", max_length=512, batch_size=8, api_name="/sweep")
 
     return {"A/B compare": ab, "multi-query": multi, "sweep": sweep}
 
