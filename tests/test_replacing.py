@@ -43,6 +43,6 @@ def test_one_replaced_input_is_said_in_the_singular(monkeypatch):
 def test_pasted_instructions_are_named_by_their_text():
     long = "Judge whether the passage is about the same topic as the query, whatever its style"
     names = instruction_choices({"Web search": "w"}, ["Web search"], f"{long}\n{long} too\nshort one\nshort one")
-    assert [name for name, _ in names] == ["Web search", "“Judge whether the passage is about the same top…”",
-                                           "“Judge whether the passage is about the same top…” (2)", "“short one”"]
+    shown = "“Judge whether the passage is about the same top…”"
+    assert [name for name, _ in names] == ["Web search", shown, f"{shown} (2)", "“short one”"]
     assert [instruction for _, instruction in names][1:] == [long, long + " too", "short one"]

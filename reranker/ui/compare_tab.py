@@ -153,8 +153,8 @@ def summary_markdown(result: Comparison, wall_s: float) -> str:
         return "—" if value is None else f"{value:.3f}"
 
     n = len(result.shifts)
-    lines = [f"**{n} documents** for the query “{html.escape(shortened(result.a.query, 120), quote=False)}” compared "
-             f"in {wall_s:.2f} s (the whole action) · Kendall's τ "
+    query = html.escape(shortened(result.a.query, 120), quote=False)
+    lines = [f"**{n} documents** for the query “{query}” compared in {wall_s:.2f} s (the whole action) · Kendall's τ "
              f"**{number(result.kendall_tau)}** · Spearman's ρ **{number(result.spearman)}** · {result.moved} moved"]
     for name, run in zip(SIDES, (result.a, result.b)):
         lines.append(f"**{name}**: “{html.escape(shortened(run.instruction, 90), quote=False)}” · "
