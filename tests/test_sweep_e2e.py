@@ -145,7 +145,8 @@ def test_sweep_leaderboard_baseline_calibration_and_report(app, tiny_model, hf_r
     assert client.predict(threshold, 0.5, api_name="/sweep_use_threshold") == pytest.approx(threshold)
 
     # click through to A/B: the page's query and documents become that query's; side B is the winner
-    mine = ["my query", "my documents", "line", None, "my instruction A", model, 512, "my instruction B", model, 256]
+    mine = ["my query", "my documents", "line", None, "my instruction A", tiny_model, 512, "my instruction B", tiny_model,
+            256]
     query, pasted, split_mode, upload, *sides = client.predict("BM25", query_choice, *mine,
                                                                api_name="/sweep_open_in_ab")
     judged_query = next(q for q in JUDGED if _ids(q, JUDGED[q][0][0])[0] == query_choice)
