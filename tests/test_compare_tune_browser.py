@@ -66,6 +66,7 @@ def test_sweep_views_show_text_and_say_they_cannot_separate_three_queries(url):
         versus = page.locator(".rr-sweep-versus")
         assert "what causes the northern lights?" in versus.inner_text() and "q-" not in versus.inner_text()
         assert versus.locator("span[title^='q-']").count() == 3  # ids on hover
+        page.get_by_label("recall", exact=True).check()
         page.get_by_role("button", name="Calibrate and pick the threshold").click()
         pairs = page.locator(".rr-sweep-pairs")
         pairs.get_by_text("A lighthouse warns ships").first.wait_for(timeout=60_000)
