@@ -17,7 +17,8 @@ import pandas as pd
 
 from reranker.files import tables
 from reranker.view import charts, results_table
-from reranker.ui import common
+from reranker.view.text_cells import shortened
+from reranker.ui import common, replacing
 from reranker.ui.common import DocumentInputs, Fields, ModelInputs, bind
 from reranker.ui.inspector import Inspector
 from reranker.storage.judgements import AnnotationStore, document_hash
@@ -48,11 +49,6 @@ class SideInputs:
             raise gr.Error(f"Side {name}: {exc.message}")
 
 
-def _short(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def side_labels(a: Side, b: Side) -> tuple[str, str]:
     """Axis labels naming what differs between the sides (instruction, model, max length)."""
     parts: dict[str, list[str]] = {"A": [], "B": []}
@@ -62,7 +58,7 @@ def side_labels(a: Side, b: Side) -> tuple[str, str]:
         if a.reranker.max_length != b.reranker.max_length:
             parts[name].append(f"max {side.reranker.max_length:,}")
         if resolve_instruction(a.instruction) != resolve_instruction(b.instruction):
-            parts[name].append(f"“{_short(resolve_instruction(side.instruction), 28)}”")
+            parts[name].append(f"“{shortened(resolve_instruction(side.instruction), 28)}”")
     return tuple(f"{name}: {' · '.join(parts[name])}" if parts[name] else name for name in SIDES)
 
 
@@ -127,7 +123,8 @@ def judged_moves_html(result: Comparison, labels: dict[str, int], relevant_from:
         return ", ".join(f"<b>{html.escape(s.id)}</b> ({s.rank_a} → {s.rank_b})" for s in shifts) or "none"
 
     return (f'<div class="rr-ab-judged">Judged relevant that fell out of the top {k} under B: {names(fell)}<br>'
-            f"Unjudged that entered the top {k} under B (judge them now in <i>Rank &amp; judge</i>): "
+            f"Unjudged that entered the top {k} under B (judge them now in <i>Rank &amp; judge</i>: "
+            "<i>Judge now</i> below): "
             f"{names(entered)}</div>")
 
 
@@ -156,10 +153,12 @@ def summary_markdown(result: Comparison, wall_s: float) -> str:
         return "—" if value is None else f"{value:.3f}"
 
     n = len(result.shifts)
-    lines = [f"**{n} documents** compared in {wall_s:.2f} s (the whole action) · Kendall's τ "
+    query = html.escape(shortened(result.a.query, 120), quote=False)
+    lines = [f"**{n} documents** for the query “{query}” compared in {wall_s:.2f} s (the whole action) · Kendall's τ "
              f"**{number(result.kendall_tau)}** · Spearman's ρ **{number(result.spearman)}** · {result.moved} moved"]
     for name, run in zip(SIDES, (result.a, result.b)):
-        lines.append(f"**{name}**: `{html.escape(run.model)}`, max length {run.max_length:,}, {run.backend} · "
+        lines.append(f"**{name}**: “{html.escape(shortened(run.instruction, 90), quote=False)}” · "
+                     f"`{html.escape(run.model)}`, max length {run.max_length:,}, {run.backend} · "
                      f"scoring {run.seconds:.2f} s · {run.cache_hits} of {n} from the cache")
     return "  \n".join(lines)
 
@@ -212,15 +211,27 @@ class CompareTab:
             gr.Info(common.message(note))
         label_a, label_b = side_labels(a, b)
         max_a, max_b = result.a.max_length, result.b.max_length
+        by_index = {s.index: labels[document_hash(s.text)] for s in result.shifts if document_hash(s.text) in labels}
         return (
             result,
             metrics_html(result),
-            charts.slope_figure(result.shifts, label_a, label_b),
+            charts.slope_figure(result.shifts, label_a, label_b, by_index),
             judged_moves_html(result, labels, int(relevant_from)) + moved_html(result, labels),
-            results_table.render(result.a.rows, query, max_length=max_a),
-            results_table.render(result.b.rows, query, max_length=max_b),
+            results_table.render(result.a.rows, query, max_length=max_a, labels=labels),
+            results_table.render(result.b.rows, query, max_length=max_b, labels=labels),
             self._export(result),
         )
+
+    @staticmethod
+    def judge_with_b(undo: replacing.Undo, instruction_b, query, instruction, pasted, mode):
+        """*Rank & judge* with side B's instruction (the A/B tab ranks its query and documents), to judge what B
+        brought into the top k; the instruction it replaces is kept for ``undo``."""
+        if not (query or "").strip():
+            raise gr.Error("Type a query and documents in Rank & judge first.")
+        return (*undo.replace((query, instruction_b, pasted, mode), (query, instruction, pasted, mode),
+                              "Rank & judge now has side B's instruction: press Rank documents, then judge the "
+                              "documents B brought into the top k."),
+                gr.Tabs(selected="rank"))
 
     def _export(self, result: Comparison) -> str:
         common.prune(self.inspector.export_dir)
@@ -229,10 +240,13 @@ class CompareTab:
         return str(path)
 
 
-def build_tab(inspector: Inspector, *, query, instruction, docs: Fields, settings: Fields, batch_size) -> list:
+def build_tab(inspector: Inspector, *, query, instruction, docs: Fields, settings: Fields, batch_size,
+              rank_undo: replacing.Undo, workspaces: gr.Tabs) -> replacing.Undo:
     """The "A/B compare" tab, wired to the page's query, instruction, document inputs (``DocumentInputs``),
-    model settings (``ModelInputs``) and batch size. Returns the sides' inputs (instruction, model, max
-    length of A, then of B), for the sweep tab's click-through."""
+    model settings (``ModelInputs``) and batch size; ``rank_undo``: *Rank & judge*'s inputs (in ``workspaces``)
+    with their Undo, for "judge now". Returns the Undo of the inputs another workspace may fill in (the page's
+    query, pasted documents, split mode and upload, then each side's instruction, model and max length), for the
+    sweep's click-through."""
     page_instruction, (page_model, backend, page_max_length) = instruction, settings.components
     tab = CompareTab(inspector)
     default = inspector.holder.default
@@ -268,6 +282,10 @@ def build_tab(inspector: Inspector, *, query, instruction, docs: Fields, setting
             threshold = gr.Slider(0, 1, value=DEFAULT_THRESHOLD, step=0.01, scale=2,
                                   label="Disagreement threshold (the model says relevant at or above it)")
         run_button = gr.Button("Compare A and B", variant="primary")
+        side_components = [c for name in SIDES for c in side_inputs[name].components]
+        undo = replacing.Undo([query, *docs.components[:3], *side_components],
+                              "↶ Undo: put back the query, documents and sides the sweep replaced",
+                              elem_id="rr-undo-ab", what="query, documents and A/B settings")
         summary = gr.Markdown()
         metrics_view = gr.HTML(elem_classes="rr-ab-metrics")
         slope = gr.Plot(label="Rank under A and under B", show_label=False, elem_classes="rr-ab-slope")
@@ -279,9 +297,16 @@ def build_tab(inspector: Inspector, *, query, instruction, docs: Fields, setting
             with gr.Column():
                 gr.Markdown("#### Ranking B")
                 table_b = gr.HTML(elem_classes="rr-ab-table-b")
-        download = gr.DownloadButton("Download both rankings (CSV)", value=None, size="sm")
+        with gr.Row():
+            download = gr.DownloadButton("Download both rankings (CSV)", value=None, size="sm")
+            judge_button = gr.Button("Judge now: Rank & judge with B's instruction ↗", size="sm",
+                                     elem_id="rr-ab-judge-now")
     run = bind(tab.run, query, docs, backend, batch_size, side_inputs["A"], side_inputs["B"], k, relevant_from,
                threshold)
     run_button.click(run, run.inputs, [summary, metrics_view, slope, moved, table_a, table_b, download],
                      api_name="compare", concurrency_id="model", show_progress_on=[metrics_view])
-    return [component for name in SIDES for component in side_inputs[name].components]
+    instruction_b = side_inputs["B"].components[0]
+    judge_button.click(lambda *values: tab.judge_with_b(rank_undo, *values),
+                       [instruction_b, *rank_undo.components], [*rank_undo.outputs, workspaces], api_name=False)
+    undo.wire()
+    return undo

@@ -1,6 +1,7 @@
 """The judged-data workspace: every query the visitor judged (a query set, as in Quepid's cases) with its judged
 count, nDCG@10 of the scores stored with the judgements and its disagreements; choosing one brings its query,
-documents (their stored text) and instruction back into *Rank & judge*, saying so, with an undo."""
+documents (their stored text) and instruction back into *Rank & judge*, saying so, with an undo. The other
+workspaces' rows (multi-query, sweep) bring their query back the same way (``bring_back``)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import gradio as gr
 import pandas as pd
 
 from reranker.ranking import metrics
-from reranker.storage.judgements import Annotation
 from reranker.ranking.disagreements import disagreements
-from reranker.ui import common
+from reranker.storage.judgements import Annotation
+from reranker.ui import common, replacing
 from reranker.ui.judging_tab import Annotator
 from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 
@@ -34,8 +35,9 @@ class Stored:
 class JudgedQueries:
     """Handlers of the judged-data workspace, over the page's judgement store."""
 
-    def __init__(self, annotator: Annotator):
+    def __init__(self, annotator: Annotator, undo: replacing.Undo):
         self.annotator = annotator
+        self.undo = undo  # Rank & judge's query, instruction, documents and split mode
 
     def _mine(self, person, request, profile) -> dict[str, list[Annotation]]:
         owner = self.annotator._shown(person, request, profile)
@@ -76,6 +78,21 @@ class JudgedQueries:
         instruction = judged[0].instruction or DEFAULT_INSTRUCTION
         return Stored(query, instruction, [j.document for j in judged])
 
+    def bring_back(self, stored: Stored, query, instruction, pasted, mode) -> tuple:
+        """The outputs that put ``stored`` into *Rank & judge* (in place of the current ``query``, ``instruction``,
+        ``pasted`` documents and split ``mode``, kept for Undo, saying so) and open it."""
+        newline = any("\n" in d for d in stored.documents)
+        if newline and any(SEPARATOR.search(d) for d in stored.documents):
+            raise gr.Error("A stored document contains a line of dashes, so its documents cannot be pasted back "
+                           "apart: export the judgements instead.")
+        mode_back = "dashes" if newline else "line"
+        pasted_back = ("\n---\n" if newline else "\n").join(stored.documents)
+        return (*self.undo.replace((stored.query, stored.instruction, pasted_back, mode_back),
+                                   (query, instruction, pasted, mode),
+                                   f"Opened {stored.query!r} with its {len(stored.documents)} judged documents and "
+                                   "their instruction in Rank & judge."),
+                gr.Tabs(selected="rank"))
+
     def open(self, frame: pd.DataFrame, query, instruction, pasted, mode, person="", evt: gr.SelectData = None,
              request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """A click on a judged query: its query, documents and instruction replace those of *Rank & judge*, which
@@ -84,24 +101,4 @@ class JudgedQueries:
         if row is None or row >= len(frame):
             raise gr.Error("Choose a judged query in the table.")
         stored = self.stored(frame.iloc[row]["Query"], person, request, profile)
-        newline = any("\n" in d for d in stored.documents)
-        if newline and any(SEPARATOR.search(d) for d in stored.documents):
-            raise gr.Error("A stored document contains a line of dashes, so its documents cannot be pasted back "
-                           "apart: export the judgements instead.")
-        mode_back = "dashes" if newline else "line"
-        pasted_back = ("\n---\n" if newline else "\n").join(stored.documents)
-        gr.Info(common.message(f"Opened {stored.query!r} with its {len(stored.documents)} judged documents and "
-                               "their instruction in Rank & judge; your previous query, instruction and documents "
-                               "are kept: Undo brings them back."))
-        previous = {"query": query, "instruction": instruction, "pasted": pasted, "mode": mode}
-        return (stored.query, stored.instruction, pasted_back, mode_back, previous, gr.update(visible=True),
-                gr.Tabs(selected="rank"))
-
-    @staticmethod
-    def undo(previous):
-        """Put back the inputs an opened judged query replaced."""
-        if not previous:
-            raise gr.Error("Nothing to undo.")
-        gr.Info("Your previous query, instruction and documents are back.")
-        return (previous["query"], previous["instruction"], previous["pasted"], previous["mode"], None,
-                gr.update(visible=False))
+        return self.bring_back(stored, query, instruction, pasted, mode)

@@ -10,6 +10,7 @@ import html
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -20,6 +21,7 @@ from reranker.files import judged_pairs
 from reranker.view.numbers import number
 from reranker.ranking import multi_query
 from reranker.ui import common
+from reranker.ui.judged_tab import JudgedQueries, Stored
 from reranker.ui.common import Fields, ModelInputs, bind
 from reranker.ui.inspector import Inspector
 from reranker.errors import RerankerError
@@ -53,6 +55,16 @@ class PairInputs:
     topics: Any
     qrels: Any
     corpus: Any
+
+    def name(self) -> str:
+        """The uploaded file(s) by name, for the summary."""
+        files = [self.table] if self.kind != "trec" else [self.topics, self.qrels, self.corpus]
+        names = []
+        for upload in files:
+            path = upload if isinstance(upload, str) else getattr(upload, "name", None) or (upload or {}).get("path")
+            if path:
+                names.append(Path(path).name)
+        return " + ".join(names)
 
     def read(self) -> judged_pairs.PairSet:
         """The pairs these inputs name, or a message that says which file or column is missing."""
@@ -112,7 +124,7 @@ class MultiQueryTab:
         with self.inspector.visitors.run(request, profile):
             pairs, result, *shown = self._run(source, instruction, model, batch_size, k, relevant_from, output_format,
                                               progress)
-        return self.summary(pairs, result, time.perf_counter() - started), *shown
+        return result, self.summary(pairs, result, time.perf_counter() - started, source.name()), *shown
 
     @common.shows_errors
     def _run(self, source: PairInputs, instruction, model: ModelInputs, batch_size, k, relevant_from, output_format,
@@ -143,11 +155,16 @@ class MultiQueryTab:
         )
 
     @staticmethod
-    def summary(pairs: judged_pairs.PairSet, result: multi_query.MultiQueryResult, wall_s: float) -> str:
-        """The run in a few lines; ``wall_s``: the whole action's wall time (reading, scoring, metrics, files)."""
-        lines = [f"**{len(result.scored):,} pairs** for **{pairs.queries:,} queries** in {wall_s:.2f} s (the whole "
-                 f"action; scoring {result.seconds:.2f} s) · {result.cache_hits:,} from the cache · "
-                 f"`{html.escape(result.model)}`, max length {result.max_length:,}"]
+    def summary(pairs: judged_pairs.PairSet, result: multi_query.MultiQueryResult, wall_s: float,
+                source: str = "") -> str:
+        """The run in a few lines, naming its inputs (``source``: the file(s), the instruction, the model);
+        ``wall_s``: the whole action's wall time (reading, scoring, metrics, files)."""
+        instruction = " ".join(result.instruction.split())
+        lines = [f"**{len(result.scored):,} pairs** for **{pairs.queries:,} queries**"
+                 + (f" from {html.escape(source, quote=False)}" if source else "")
+                 + f" in {wall_s:.2f} s (the whole action; scoring {result.seconds:.2f} s) · {result.cache_hits:,} "
+                 f"from the cache · `{html.escape(result.model)}`, max length {result.max_length:,} · instruction "
+                 f"“{html.escape(instruction[:90] + ('…' if len(instruction) > 90 else ''), quote=False)}”"]
         if result.means:
             averages = " · ".join(f"{name} **{result.means[name]:.4f}** ({result.covered[name]} of {pairs.queries})"
                                   for name in metric_names(result.k) if name in result.means)
@@ -161,6 +178,21 @@ class MultiQueryTab:
         return "  \n".join(lines)
 
     @staticmethod
+    def open_row(result: multi_query.MultiQueryResult | None, judged: JudgedQueries, query, instruction, pasted,
+                 mode, evt: gr.SelectData):
+        """A click on a row of the per-query table: that query, its documents (best first) and the run's
+        instruction in *Rank & judge*, as the judged-data workspace brings a query back (saying so, with Undo)."""
+        if result is None:
+            raise gr.Error("Score the queries first.")
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else None
+        if row is None or not 0 <= row < len(result.per_query):
+            raise gr.Error("Choose a query in the table.")
+        query_id = result.per_query.iloc[row]["query_id"]
+        scored = result.scored[result.scored["query_id"] == query_id]
+        stored = Stored(str(scored["query"].iloc[0]), result.instruction, scored["document"].astype(str).tolist())
+        return judged.bring_back(stored, query, instruction, pasted, mode)
+
+    @staticmethod
     def per_query_table(result: multi_query.MultiQueryResult) -> pd.DataFrame:
         table = result.per_query.copy()
         for name in metric_names(result.k):
@@ -168,10 +200,13 @@ class MultiQueryTab:
         return table
 
 
-def build_tab(inspector: Inspector, *, settings: Fields, batch_size) -> None:
-    """The "Multi-query" tab; ``settings`` are the page's model inputs (``ModelInputs``)."""
+def build_tab(inspector: Inspector, *, settings: Fields, batch_size, judged: JudgedQueries,
+              workspaces: gr.Tabs) -> None:
+    """The "Multi-query" tab; ``settings`` are the page's model inputs (``ModelInputs``); ``judged`` brings a
+    query of the results back into *Rank & judge* (in ``workspaces``)."""
     tab = MultiQueryTab(inspector)
     with gr.Tab("Multi-query"):
+        state = gr.State(None)  # the last run's result, for its rows' click-through
         gr.Markdown(
             "Score many queries at once and measure the ranking against your labels. Upload a **pair table** with "
             "`query` and `document` columns (optionally `label` 0/1/2, `query_id`, `doc_id`), or **TREC** topics, "
@@ -200,8 +235,8 @@ def build_tab(inspector: Inspector, *, settings: Fields, batch_size) -> None:
             output_format = gr.Radio(OUTPUT_FORMATS, value=".csv", label="Scored file")
         run_button = gr.Button("Score all queries", variant="primary")
         summary = gr.Markdown()
-        per_query = gr.Dataframe(label="Metrics per query", interactive=False, max_height=420, wrap=True,
-                                 elem_classes="rr-mq-per-query")
+        per_query = gr.Dataframe(label="Metrics per query (click a row to open its query in Rank & judge)",
+                                 interactive=False, max_height=420, wrap=True, elem_classes="rr-mq-per-query")
         with gr.Row():
             scored_download = gr.DownloadButton("Download scored pairs", value=None, size="sm")
             rejects_download = gr.DownloadButton("Download rejected rows (CSV)", value=None, size="sm", visible=False)
@@ -216,5 +251,14 @@ def build_tab(inspector: Inspector, *, settings: Fields, batch_size) -> None:
     role_columns = {f"{role}_col": picker for role, picker in zip(ROLES, pickers)}
     source = Fields(PairInputs, kind=kind, table=table, **role_columns, topics=topics, qrels=qrels, corpus=corpus)
     run = bind(tab.run, source, instruction, settings, batch_size, k, relevant_from, output_format)
-    run_button.click(run, run.inputs, [summary, per_query, rejects, scored_download, rejects_download],
+    run_button.click(run, run.inputs, [state, summary, per_query, rejects, scored_download, rejects_download],
                      api_name="multi_query", concurrency_id="model", show_progress_on=[per_query])
+    per_query.select(open_row_of(judged), [state, *judged.undo.components], [*judged.undo.outputs, workspaces],
+                     api_name=False)
+
+
+def open_row_of(judged: JudgedQueries):
+    """The per-query table's select handler, bringing queries back through ``judged``."""
+    def open_row(result, query, instruction, pasted, mode, evt: gr.SelectData):
+        return MultiQueryTab.open_row(result, judged, query, instruction, pasted, mode, evt)
+    return open_row

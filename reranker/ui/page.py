@@ -15,7 +15,7 @@ from reranker.scoring.prompt import DEFAULT_INSTRUCTION
 from reranker.storage.judgements import AnnotationStore
 from reranker.storage.presets import PresetStore
 from reranker.ui import (bakeoff_tab, common, compare_tab, explain_panel, judged_tab, judging_tab, multi_query_tab,
-                         sweep_tab)
+                         replacing, sweep_tab)
 from reranker.ui.common import DocumentInputs, Fields, ModelInputs, ViewInputs, bind
 from reranker.ui.inspector import Inspector
 from reranker.ui.visitors import BROWSER_STORAGE_KEY, Visitors
@@ -185,9 +185,10 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                     example = gr.Dropdown(EXAMPLE_NAMES, value=None, scale=3,
                                           label="Examples (English, 한국어, code): they replace the inputs above "
                                                 "(Undo puts yours back)")
-                    undo_button = gr.Button("↶ Undo: put back the replaced inputs", visible=False,
-                                            size="sm", scale=2, elem_id="rr-undo-replace")
-                replaced = gr.State(None)  # the inputs an example or a judged query replaced, for Undo
+                    # what an example or a judged query brought back replaced, for Undo
+                    rank_undo = replacing.Undo([query, instruction, pasted, split_mode],
+                                               "↶ Undo: put back the replaced inputs", elem_id="rr-undo-replace",
+                                               what="query, instruction and documents", scale=2)
 
         # --- wiring --------------------------------------------------------------------------------
         settings = Fields(ModelInputs, model=model, backend=backend, max_length=max_length)
@@ -261,14 +262,17 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
         save_button.click(ui.save_preset, [preset_name, instruction], [preset, preset_name], api_name="save_preset")
         delete_button.click(ui.delete_preset, preset, preset, api_name="delete_preset")
 
+        judged = judged_tab.JudgedQueries(ui.annotator, rank_undo)
         with workspaces:  # the other workspaces, each its own tab
             with gr.Tab("Compare", id="compare"):
-                ab_sides = compare_tab.build_tab(ui, query=query, instruction=instruction, docs=docs,
-                                                 settings=settings, batch_size=batch_size)
-                multi_query_tab.build_tab(ui, settings=settings, batch_size=batch_size)
+                ab_inputs = compare_tab.build_tab(ui, query=query, instruction=instruction, docs=docs,
+                                                  settings=settings, batch_size=batch_size, rank_undo=rank_undo,
+                                                  workspaces=workspaces)
+                multi_query_tab.build_tab(ui, settings=settings, batch_size=batch_size, judged=judged,
+                                          workspaces=workspaces)
                 bakeoff_tab.build_tab(ui, settings=settings.components)  # rerankers against each other
-            sweep_tab.build_tab(ui, settings=settings.components, batch_size=batch_size, threshold=judging.threshold,
-                                ab=sweep_tab.ABTargets(query, pasted, split_mode, upload, ab_sides))
+            sweep_tab.build_tab(ui, settings=settings, batch_size=batch_size, threshold=judging.threshold,
+                                ab=ab_inputs, judged=judged, workspaces=workspaces)
             with gr.Tab("Judged data", id="judged") as judged_workspace:
                 gr.Markdown("Every query you judged, with how many documents, nDCG@10 of the scores stored with "
                             "the judgements, and the disagreements at the threshold of *Rank & judge*. Click a "
@@ -279,28 +283,27 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                 transfer = judging_tab.build_transfer()
         judging_tab.wire(ui.annotator, judging, judging_tab.Panel(*editor, *transfer), demo=demo, table=table,
                          result_state=result_state, view=view)
-        judged = judged_tab.JudgedQueries(ui.annotator)
-        replaceable = [query, instruction, pasted, split_mode]
         judged_workspace.select(judged.table, [judging.threshold, judging.shown], judged_table, api_name=False)
-        judged_table.select(judged.open, [judged_table, *replaceable, judging.shown],
-                            [*replaceable, replaced, undo_button, workspaces], api_name=False)
+        judged_table.select(judged.open, [judged_table, *rank_undo.components, judging.shown],
+                            [*rank_undo.outputs, workspaces], api_name=False)
         # queued, so that their messages (what was replaced, what came back) are shown
-        example.input(load_example, [example, *replaceable], [*replaceable, replaced, undo_button, example],
+        load_example = example_loader(rank_undo)
+        example.input(load_example, [example, *rank_undo.components], [*rank_undo.outputs, example],
                       api_name=False, concurrency_limit=None)
-        undo_button.click(judged.undo, replaced, [*replaceable, replaced, undo_button], api_name=False,
-                          concurrency_limit=None)
+        rank_undo.wire()
     demo.queue(default_concurrency_limit=1, max_size=queue_size)
     return demo
 
 
-def load_example(name, query, instruction, pasted, mode):
-    """An example replaces the query, instruction and documents; the replaced ones are kept for Undo, and a
-    message says so."""
-    if name not in EXAMPLE_NAMES:
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
-    gr.Info(f"Example “{name}” loaded: your previous query, instruction and documents are kept (Undo).")
-    return (*EXAMPLES[EXAMPLE_NAMES.index(name)], {"query": query, "instruction": instruction, "pasted": pasted,
-                                                   "mode": mode}, gr.update(visible=True), None)
+def example_loader(undo: replacing.Undo):
+    """The Examples' handler: an example replaces the query, instruction and documents; ``undo`` keeps the replaced
+    ones, and a message says so."""
+    def load_example(name, query, instruction, pasted, mode):
+        if name not in EXAMPLE_NAMES:
+            return (*[gr.skip()] * len(undo.outputs), None)
+        return (*undo.replace(EXAMPLES[EXAMPLE_NAMES.index(name)], (query, instruction, pasted, mode),
+                              f"Example “{name}” loaded."), None)
+    return load_example
 
 
 _PUBLIC_NOTE = ("**Public demo.** Your judgements, notes and presets are yours alone: other visitors cannot see, "

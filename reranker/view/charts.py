@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import html
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from reranker.ranking.inspection import RankedRow
+from reranker.storage.labels import LABELS
 
 HOVER_CHARS = 120
 
@@ -51,6 +52,8 @@ def ranking_figure(rows: Sequence[RankedRow]) -> go.Figure:
 
 
 SLOPE_LABELLED_MAX = 40  # up to this many documents the chart writes each one's id at both ends
+LABEL_MARKERS = {2: "star", 1: "diamond", 0: "x"}  # the user's label of a document on the slope chart
+UNJUDGED_MARKER = "circle"
 
 
 def _shift_buckets(n: int) -> list[tuple[str, str, float, Callable[[int], bool]]]:
@@ -65,12 +68,20 @@ def _shift_buckets(n: int) -> list[tuple[str, str, float, Callable[[int], bool]]
     ]
 
 
-def slope_figure(shifts: Sequence, label_a: str = "A", label_b: str = "B") -> go.Figure:
+def _judged(label: int | None) -> str:
+    return "unjudged" if label is None else f"your label: {LABELS[label]} ({label})"
+
+
+def slope_figure(shifts: Sequence, label_a: str = "A", label_b: str = "B",
+                 labels: Mapping[int, int] | None = None) -> go.Figure:
     """Rank-shift (slope) chart: each document's rank under A (left) joined to its rank under B (right).
 
-    ``shifts`` are ``compare.Shift`` items (``id``, ``text``, ``rank_a``, ``rank_b``, ``shift``). Green lines:
-    B ranks the document higher; red: lower; grey: unchanged; darker and thicker for larger moves.
+    ``shifts`` are ``compare.Shift`` items (``id``, ``index``, ``text``, ``rank_a``, ``rank_b``, ``shift``). Green
+    lines: B ranks the document higher; red: lower; grey: unchanged; darker and thicker for larger moves.
+    ``labels`` (document index -> the user's label 0/1/2): each end's marker shows it (star relevant, diamond
+    partly, x not relevant, circle unjudged), the id is followed by the label, and the hover names it.
     """
+    labels = labels if labels is not None else {}
     n = len(shifts)
     fig = go.Figure()
     labelled = n <= SLOPE_LABELLED_MAX
@@ -78,22 +89,25 @@ def slope_figure(shifts: Sequence, label_a: str = "A", label_b: str = "B") -> go
         chosen = [s for s in shifts if test(s.shift)]
         if not chosen:
             continue
-        x, y, text, position, custom = [], [], [], [], []
+        x, y, text, position, custom, symbols = [], [], [], [], [], []
         for s in chosen:
-            ident = html.escape(s.id)
+            label = labels.get(s.index)
+            ident = html.escape(s.id) + (f" [{label}]" if label is not None else "")
             move = f"{s.shift:+d}" if s.shift else "±0"
-            info = [s.rank_a, s.rank_b, move, s.score_a, s.score_b, _hover(s)]
+            info = [s.rank_a, s.rank_b, move, s.score_a, s.score_b, _hover(s), _judged(label)]
             x += [0, 1, None]
             y += [s.rank_a, s.rank_b, None]
             text += [ident, ident, ""] if labelled else ["", "", ""]
             position += ["middle left", "middle right", "middle right"]
             custom += [info, info, [None] * len(info)]
+            symbols += [LABEL_MARKERS.get(label, UNJUDGED_MARKER)] * 3
         fig.add_trace(go.Scatter(
             x=x, y=y, mode="lines+markers+text" if labelled else "lines+markers", name=name,
-            line=dict(color=colour, width=width), marker=dict(color=colour, size=7),
+            line=dict(color=colour, width=width), marker=dict(color=colour, size=9, symbol=symbols),
             text=text, textposition=position, textfont=dict(size=11), customdata=custom,
             hovertemplate=("rank %{customdata[0]} → %{customdata[1]} (%{customdata[2]})<br>"
-                           "score %{customdata[3]:.4f} → %{customdata[4]:.4f}<br>%{customdata[5]}<extra></extra>"),
+                           "score %{customdata[3]:.4f} → %{customdata[4]:.4f}<br>%{customdata[6]}<br>"
+                           "%{customdata[5]}<extra></extra>"),
         ))
     fig.update_xaxes(tickvals=[0, 1], ticktext=[html.escape(label_a), html.escape(label_b)],
                      range=[-0.45, 1.45] if labelled else [-0.1, 1.1], showgrid=False, zeroline=False)
@@ -101,6 +115,8 @@ def slope_figure(shifts: Sequence, label_a: str = "A", label_b: str = "B") -> go
                      zeroline=False)
     fig.update_layout(height=max(320, min(900, 22 * n + 120)), margin=dict(l=50, r=20, t=40, b=30),
                       template="plotly_white", hovermode="closest",
-                      title=dict(text="Rank under A and under B", x=0.01, y=0.98, font=dict(size=14)),
+                      title=dict(text="Rank under A and under B" + (" · ★ relevant ◆ partly × not relevant ○ "
+                                                                    "unjudged (your labels)" if labels else ""),
+                                 x=0.01, y=0.98, font=dict(size=14)),
                       legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
     return fig

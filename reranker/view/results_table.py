@@ -167,7 +167,8 @@ def _one_at_a_time(query: str, instruction: str) -> str:
 def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int | None = None,
            judgements: Mapping[str, Annotation] | None = None, disagreeing: Mapping[str, Disagreement] | None = None,
            empty_message: str | None = None, explain: bool = False, owner: str | None = None,
-           instruction: str = "", run: str = "", scoring: tuple[int, int] | None = None) -> str:
+           instruction: str = "", run: str = "", scoring: tuple[int, int] | None = None,
+           labels: Mapping[str, int] | None = None) -> str:
     """The ranked table for ``rows`` (already filtered and sorted); ``total`` = rows before filtering.
 
     With ``judgements`` (document hash → a judgement for this query) each row gets judgement buttons; rows whose
@@ -179,7 +180,8 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
     sends judgements by document, never by row. A judged table also has the one-document-at-a-time view (the
     whole text of each document, ``query`` and ``instruction`` pinned above it), which the script switches on.
     ``scoring`` = (done, total) marks a run under way: the rows scored so far, best first (class
-    ``rr-partial``).
+    ``rr-partial``). ``labels`` (document hash → label), without ``judgements``: a read-only "Your label" column
+    (the A/B tables).
     """
     if not rows:
         if empty_message:
@@ -199,6 +201,10 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
                  f'<td class="rr-doc">{_document_cell(row, terms, whole=annotate)}</td>'
                  f'<td class="rr-flags">{_flags(row, max_length, explain)}</td>')
         if not annotate:
+            if labels is not None:
+                label = labels.get(document_hash(row.text))
+                cells += (f'<td class="rr-label" data-label="{"" if label is None else label}">'
+                          f'{"—" if label is None else f"{html.escape(LABELS[label])} ({label})"}</td>')
             body.append(f'<tr data-rank="{row.rank}">{cells}</tr>')
             continue
         key = document_hash(row.text)
@@ -224,6 +230,8 @@ def render(rows: Sequence[RankedRow], query: str, *, max_length: int, total: int
         heading = "Your judgement" if owner is None else f"{owner}'s judgement"
         judge_header = f"<th>{html.escape(heading)}</th>"
         bar = _one_at_a_time(query, instruction)
+    elif labels is not None:
+        judge_header = "<th>Your label</th>"
     return (
         f'<div class="rr-table-wrap">{bar}<table class="rr-table{" rr-partial" if scoring else ""}"{attributes}>'
         f'<caption>{caption}</caption><thead><tr>'

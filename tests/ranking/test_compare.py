@@ -156,7 +156,21 @@ def test_the_comparison_names_judged_documents_that_left_and_unjudged_ones_that_
     labels = {document_hash("doc a"): 2, document_hash("doc c"): 0, document_hash("doc d"): 1}
     shown = compare_tab.judged_moves_html(result, labels, relevant_from=2)
     assert "fell out of the top 3 under B: <b>&lt;a&gt;</b> (1 → 5)<br>" in shown  # partly (d) is not relevant (2)
-    assert "entered the top 3 under B (judge them now in <i>Rank &amp; judge</i>): <b>b</b> (6 → 2)" in shown
+    assert ("entered the top 3 under B (judge them now in <i>Rank &amp; judge</i>: <i>Judge now</i> below): "
+            "<b>b</b> (6 → 2)") in shown
     assert "fell out of the top 3 under B: <b>&lt;a&gt;</b> (1 → 5), <b>d</b>" in compare_tab.judged_moves_html(
         result, labels, relevant_from=1)
     assert "No judgements of this query yet" in compare_tab.judged_moves_html(result, {})
+
+
+def test_slope_chart_marks_the_users_labels():
+    shifts = [Shift(0, "d1", "first", 1, 3, 0.9, 0.2), Shift(1, "d2", "second", 2, 2, 0.5, 0.5),
+              Shift(2, "d3", "third", 3, 1, 0.1, 0.8)]
+    fig = charts.slope_figure(shifts, labels={0: 2, 2: 0})
+    traces = {t.name: t for t in fig.data}
+    down, same, up = traces["down ≥ 2"], traces["unchanged"], traces["up ≥ 2"]
+    assert list(down.text[:2]) == ["d1 [2]", "d1 [2]"] and list(down.marker.symbol[:2]) == ["star", "star"]
+    assert list(up.marker.symbol[:2]) == ["x", "x"] and list(same.marker.symbol[:2]) == ["circle", "circle"]
+    assert down.customdata[0][6] == "your label: relevant (2)" and same.customdata[0][6] == "unjudged"
+    assert "your labels" in fig.layout.title.text
+    assert "your labels" not in charts.slope_figure(shifts).layout.title.text  # nothing judged: no legend

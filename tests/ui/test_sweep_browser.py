@@ -26,7 +26,7 @@ def test_sweep_tab_runs_and_sets_the_disagreement_threshold(chromium, tiny_model
         page.get_by_text("variant(s)").wait_for(timeout=120_000)
         grid = page.locator(".rr-sweep-leaderboard [role=grid]")
         assert grid.get_attribute("aria-rowcount") == "4"  # the header and three runs
-        assert "custom 2" in grid.inner_text() and "Web search (default)" in grid.inner_text()
+        assert "“<img src=x onerror=alert(1)>”" in grid.inner_text() and "Web search (default)" in grid.inner_text()
         page.locator(".rr-sweep-chart .js-plotly-plot").wait_for()
         assert page.get_by_text("90 pairs").count() == 0 and page.get_by_text("30 pairs").count() == 1
         assert page.locator(".rr-sweep-versus [role=grid]").get_attribute("aria-rowcount") == "4"

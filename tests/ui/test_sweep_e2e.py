@@ -18,6 +18,7 @@ from reranker.scoring.prompt import INSTRUCTION_PRESETS
 from reranker.storage.database import Database
 from reranker.storage.judgements import AnnotationStore, document_hash
 from reranker.storage.presets import PresetStore
+from reranker.ui.sweep_tab import instruction_choices
 from tests.support.app_server import serve
 from tests.support.samples import JUDGED
 
@@ -87,10 +88,10 @@ def test_sweep_leaderboard_baseline_calibration_and_report(app, tiny_model, hf_r
     assert "Only 3 queries measured" in summary and "(the whole action)" in summary
     assert "Baseline 'BM25': 1 of 3 queries are not in it" in summary
     frame = pd.DataFrame(board["data"], columns=board["headers"])
-    assert len(frame) == 4 and "BM25 (imported)" in frame["run"].tolist()
+    assert len(frame) == 4 and '<span title="an imported run">BM25 (imported)</span>' in frame["run"].tolist()
     settings, leaderboard = read_csv(csv_file)
     assert settings["queries"] == 3 and settings["test"] == "paired t-test" and settings["correction"] == "Holm"
-    instructions = {**{name: INSTRUCTION_PRESETS[name] for name in PRESETS}, "custom 1": PASTED}
+    instructions = {**{name: INSTRUCTION_PRESETS[name] for name in PRESETS}, instruction_choices({}, [], PASTED)[0][0]: PASTED}
     for name, instruction in instructions.items():
         row = leaderboard[leaderboard["run"] == name].iloc[0]
         assert row[f"nDCG@{K}"] == pytest.approx(_trec_eval_ndcg(hf_reranker, instruction), abs=1e-9)
@@ -106,7 +107,8 @@ def test_sweep_leaderboard_baseline_calibration_and_report(app, tiny_model, hf_r
     best = leaderboard["run"].iloc[0]
     assert best in instructions and winner == best and leaderboard["run"].iloc[-1] == "BM25"
     assert baseline == "BM25" and metric == f"nDCG@{K}"
-    versus_frame = pd.DataFrame(versus["data"], columns=versus["headers"])
+    assert "winner " in versus["label"] and "against baseline BM25" in versus["label"]  # runs named in the label
+    versus_frame = pd.DataFrame(versus["value"]["data"], columns=versus["value"]["headers"])
     assert len(versus_frame) == 3 and query_choice in {_ids(q, d[0][0])[0] for q, d in JUDGED.items()}
 
     # calibration of the best reranker run, with a Platt fit and a threshold for recall >= 0.8
@@ -123,14 +125,23 @@ def test_sweep_leaderboard_baseline_calibration_and_report(app, tiny_model, hf_r
     report = open(html2, encoding="utf-8").read()
     assert "Reliability diagram" in report and "Plotly.newPlot" in report and "against BM25, per query" in report
     assert "&lt;b&gt;semicolons" in report and "<b>semicolons" not in report  # query text is shown as text
-    assert client.predict(threshold, api_name="/sweep_use_threshold") == pytest.approx(threshold)
+    assert client.predict(threshold, 0.5, api_name="/sweep_use_threshold") == pytest.approx(threshold)
 
     # click through to A/B: the page's query and documents become that query's; side B is the winner
-    query, pasted, split_mode, upload, *sides = client.predict("BM25", query_choice, api_name="/sweep_open_in_ab")
+    mine = ["my query", "my documents", "line", None, "my instruction A", tiny_model, 512, "my instruction B", tiny_model,
+            256]
+    query, pasted, split_mode, upload, *sides = client.predict("BM25", query_choice, *mine,
+                                                               api_name="/sweep_open_in_ab")
     judged_query = next(q for q in JUDGED if _ids(q, JUDGED[q][0][0])[0] == query_choice)
     assert query == judged_query and split_mode == "dashes" and upload is None
     assert pasted.split("\n---\n") == [text for text, _ in JUDGED[judged_query]]
+    assert sides[:3] == mine[4:7]  # side A: the imported BM25 run has no settings, so A keeps its own
     assert sides[3] == instructions[best]
+    # and into Rank & judge: the query, its documents and the winner's instruction
+    query, instruction, pasted, split_mode = client.predict(
+        query_choice, "my query", "my instruction", "my documents", "line", api_name="/sweep_open_in_rank")
+    assert query == judged_query and instruction == instructions[best] and split_mode == "line"
+    assert pasted.split("\n") == [text for text, _ in JUDGED[judged_query]]
 
     client.predict("Sweep winner", api_name="/sweep_save_winner")
     assert PresetStore(Database(data / "reranker.sqlite3"), {}).saved()["Sweep winner"] == instructions[best]
