@@ -207,7 +207,7 @@ def main() -> None:
     out = {"benchmark": "cold start of the comparison views (first call of a process vs the next ones)",
            "first_call": "at /health ready" if args.at_ready else "once the start-up warm-up logged it was done",
            "machine": machine(), "cores": os.cpu_count(), "load_average": os.getloadavg(),
-           "model": f"tiny random Qwen3 (reranker.testing.synthetic), transformers backend",
+           "model": "tiny random Qwen3 (reranker.testing.synthetic), transformers backend",
            "sizes": {"ab_documents": AB_DOCS, "queries": QUERIES, "documents_per_query": DOCS_PER_QUERY,
                      "sweep_variants": 2},
            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "results": results}

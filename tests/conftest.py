@@ -28,10 +28,11 @@ def vllm_reranker(tiny_model):
 
 @pytest.fixture(scope="session")
 def hf_reranker(tiny_model):
-    """The tiny model on the transformers backend, without a cache."""
+    """The tiny model on the transformers backend in float32 (the reference's precision, also on CPUs where bfloat16
+    would be chosen), without a cache."""
     from reranker import Reranker
 
-    return Reranker(tiny_model, backend="transformers", cache=False, max_length=512)
+    return Reranker(tiny_model, backend="transformers", cache=False, max_length=512, dtype="float32")
 
 
 @pytest.fixture(autouse=True)

@@ -145,6 +145,29 @@ def _run_scores(ranking: Sequence[str]) -> dict[str, float]:
     return scores
 
 
+RANX_KEY_WIDTH = 9  # characters of every document key ranx sees (ranx_keys)
+
+
+def ranx_keys(qrels: Mapping[str, Mapping[str, int]], runs: Sequence[Mapping[str, Mapping[str, float]]]
+              ) -> tuple[dict[str, dict[str, int]], list[dict[str, dict[str, float]]]]:
+    """``qrels`` and ``runs`` with each query's document ids replaced by keys of one fixed width, the same key for
+    the same id in all of them (the metrics do not depend on ids).
+
+    ranx hands document ids to numba as fixed-width strings, and the width is part of the compiled type: every new
+    longest id would compile ranx's kernels again (1–2 s on a 2-core CPU, on a visitor's first comparison). With one
+    width they are compiled once, by the start-up warm-up (``reranker.ui.warmup``)."""
+    codes: dict[str, dict[str, str]] = {}
+
+    def key(query_id: str, doc: str) -> str:
+        table = codes.setdefault(query_id, {})
+        return table.setdefault(doc, f"{len(table):0{RANX_KEY_WIDTH}d}")
+
+    recoded_qrels = {q: {key(q, doc): label for doc, label in labels.items()} for q, labels in qrels.items()}
+    recoded_runs = [{q: {key(q, doc): score for doc, score in scores.items()} for q, scores in run.items()}
+                    for run in runs]
+    return recoded_qrels, recoded_runs
+
+
 def _ranx(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
           metrics: list[str]) -> dict[str, dict[str, float]]:
     """Per-query values of ranx ``metrics`` (ranx names) for the queries of ``qrels``."""
@@ -153,6 +176,7 @@ def _ranx(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
     from numba.core.errors import NumbaTypeSafetyWarning
     from ranx import Qrels, Run, evaluate as ranx_evaluate
 
+    qrels, (run,) = ranx_keys(qrels, [run])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NumbaTypeSafetyWarning)  # ranx casts hashed ids; harmless
         ranx_run = Run.from_dict(run)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from reranker.errors import InputError
-from reranker.ranking.metrics import DEFAULT_K, metric_names
+from reranker.ranking.metrics import DEFAULT_K, metric_names, ranx_keys
 from reranker.storage.labels import check_relevant_from
 from reranker.tuning import significance
 from reranker.tuning.sweep import SweepResult, VariantRun
@@ -197,12 +197,13 @@ def build(result: SweepResult, *, k: int = DEFAULT_K, relevant_from: int = 1, st
     from numba.core.errors import NumbaTypeSafetyWarning
     from ranx import Qrels, Run, evaluate
 
-    qrels = Qrels.from_dict({q: qrels_all[q] for q in query_ids})
+    judged, ranked = ranx_keys({q: qrels_all[q] for q in query_ids}, [_ranked(run, query_ids) for run in result.runs])
+    qrels = Qrels.from_dict(judged)
     per_query: dict[str, dict[str, np.ndarray]] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
-        for run in result.runs:
-            ranx_run = Run.from_dict(_ranked(run, query_ids), name=run.name)
+        for run, ranking in zip(result.runs, ranked):
+            ranx_run = Run.from_dict(ranking, name=run.name)
             scores = evaluate(qrels, ranx_run, list(names_in_ranx.values()), return_mean=False,
                               save_results_in_run=False)
             position = {q: i for i, q in enumerate(ranx_run.get_query_ids())}

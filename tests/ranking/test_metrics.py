@@ -125,3 +125,16 @@ def test_values_equal_trec_eval_through_ir_measures(k, relevant_from):
                 level = 1 if name.startswith("nDCG") else relevant_from
                 assert not [v for v in labels[query_id].values() if v >= level]
     assert compared >= 100
+
+
+def test_document_ids_of_any_length_reach_ranx_in_one_width():
+    """ranx compiles its numba kernels per width of the document ids it is given: ids of a new length must not
+    compile them again (a second's stall on a visitor's first comparison), and the values must not change."""
+    from ranx.data_structures.common import create_and_sort
+
+    short = evaluate_many({"q": ["a", "b", "c"]}, {"q": {"a": 2, "c": 1}})
+    compiled = len(create_and_sort.overloads)
+    long_ids = ["document-" + "x" * n for n in (20, 31, 45)]
+    longer = evaluate_many({"q": long_ids}, {"q": {long_ids[0]: 2, long_ids[2]: 1}})
+    assert len(create_and_sort.overloads) == compiled
+    assert longer["q"].values == short["q"].values

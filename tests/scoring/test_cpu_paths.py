@@ -139,7 +139,6 @@ def test_the_cpu_paths_benchmark_runs_and_compares_with_float32(tiny_model, tmp_
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
     script = ROOT / "benchmarks" / "cpu_paths.py"
     out = tmp_path / "cpu"

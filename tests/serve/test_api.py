@@ -350,7 +350,6 @@ def test_langchain_cohere_rerank(api, tiny_model, hf_reranker):
 def test_latency_benchmark_reports_percentiles(api, tmp_path):
     import importlib.util
     import json
-    from pathlib import Path
 
     path = ROOT / "benchmarks" / "api_latency.py"
     spec = importlib.util.spec_from_file_location("api_latency", path)
