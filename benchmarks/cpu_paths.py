@@ -6,7 +6,8 @@
 Paths, each timed through ``Reranker.rank`` (cache off) with and without the query's shared head computed once:
 the transformers backend in float32, bfloat16, float32 under ``torch.compile`` (inductor, CPU) and with int8
 linear layers (torch's dynamic quantization, applied here: not a product option); the openvino backend in float32
-(the model converted at load); ONNX Runtime (float32 and dynamic int8) on the same prompts, in its own venv
+and bfloat16 (the model converted at load; bfloat16 where its CPU plugin computes in it); ONNX Runtime (float32
+and dynamic int8) on the same prompts, in its own venv
 (benchmarks/cpu_paths_worker.py). Every path's log-odds are compared with float32's (whole prompts): bfloat16's
 difference is the noise a kept path must stay within.
 
@@ -43,11 +44,13 @@ TORCH_PATHS = {  # label: (backend, dtype, what is done to the loaded model: Non
     "transformers float32": ("transformers", "float32", None),
     "openvino float32": ("openvino", "float32", None),
     "transformers bfloat16": ("transformers", "bfloat16", None),
+    "openvino bfloat16": ("openvino", "bfloat16", None),  # where OpenVINO's CPU plugin computes in bf16
     "transformers float32 + torch.compile": ("transformers", "float32", "compile"),
     "transformers int8 (torch dynamic quantization)": ("transformers", "float32", "int8"),
 }
 WORKER_PATHS = {"onnxruntime float32": "onnxruntime", "onnxruntime int8 (dynamic)": "onnxruntime-int8"}
-ORDER = ["transformers float32", "openvino float32", "transformers bfloat16", "transformers float32 + torch.compile",
+ORDER = ["transformers float32", "openvino float32", "transformers bfloat16", "openvino bfloat16",
+         "transformers float32 + torch.compile",
          "onnxruntime float32", "transformers int8 (torch dynamic quantization)", "onnxruntime int8 (dynamic)"]
 
 

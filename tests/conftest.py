@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Every test compares with float32 references: CPUs with fast bf16 kernels would otherwise compute in bfloat16 by
+# default (the tests of that choice unset it). The variable reaches the app and CLI processes the tests start.
+if shutil.which("nvidia-smi") is None:
+    os.environ.setdefault("RERANKER_DTYPE", "float32")
 
 
 @pytest.fixture(scope="session")
@@ -28,11 +33,10 @@ def vllm_reranker(tiny_model):
 
 @pytest.fixture(scope="session")
 def hf_reranker(tiny_model):
-    """The tiny model on the transformers backend in float32 (the reference's precision, also on CPUs where bfloat16
-    would be chosen), without a cache."""
+    """The tiny model on the transformers backend, without a cache."""
     from reranker import Reranker
 
-    return Reranker(tiny_model, backend="transformers", cache=False, max_length=512, dtype="float32")
+    return Reranker(tiny_model, backend="transformers", cache=False, max_length=512)
 
 
 @pytest.fixture(autouse=True)

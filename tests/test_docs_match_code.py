@@ -17,7 +17,7 @@ from typing import Callable
 
 import pytest
 
-from tests.support import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 BLOCK = re.compile(r"(<!-- options: (?P<name>[\w-]+) -->\n)(?P<table>.*?)(<!-- /options -->)", re.S)
 

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import logging
 import math
+import os
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ BF16_RELATIVE = 0.02
 # whole units.
 FLOAT32_TOLERANCE = 0.01
 CPU_PATHS = ("transformers", "openvino")  # the backends whose precision ``auto`` chooses on a CPU
+DTYPES = ("float32", "bfloat16", "float16")  # what ``dtype`` and RERANKER_DTYPE may name
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,8 @@ class Reranker:
         "vllm", "transformers", "openvino" or "remote" (pass ``servers=[urls]``). ``cache``: True for the user cache
         folder, a folder path, or False. ``dtype``: the precision to compute in (default bfloat16 on an NVIDIA GPU or ZeroGPU, float32
         elsewhere, except bfloat16 where the transformers or openvino backend runs on a CPU with fast bf16 kernels and
-        agrees with float32 on the canary pairs at load); an OpenVINO engine is kept only where it agrees with
+        agrees with float32 on the canary pairs at load; the variable ``RERANKER_DTYPE`` sets it where ``dtype`` is not
+        given, e.g. float32 for exact float32 scores everywhere); an OpenVINO engine is kept only where it agrees with
         transformers float32 on the canary pairs at load (:meth:`_keep_cpu_path_if_it_agrees`); scores are cached
         per precision. ``engine_options`` go to the backend
         (e.g. ``tensor_parallel_size``, ``memory_fraction``, ``max_num_batched_tokens``, ``servers``, the fast
@@ -162,6 +165,10 @@ class Reranker:
         self.builder = PromptBuilder(self.tokenizer, max_length)
         self._tokenizer_lock = threading.Lock()
         self.model_key = _model_key(self.model, revision, config)
+        dtype = dtype or os.environ.get("RERANKER_DTYPE") or None
+        if dtype is not None and dtype not in DTYPES:
+            raise InputError(f"Unknown precision {dtype!r} (dtype or RERANKER_DTYPE): use {', '.join(DTYPES)}, or "
+                             "leave it unset for the default.")
         if dtype is None:  # (on ZeroGPU CUDA is emulated outside @spaces.GPU, and may not be patched in yet)
             dtype = "bfloat16" if cuda_available() or on_zerogpu() else "float32"
             if dtype == "float32" and _first_choice(backend) in CPU_PATHS and cpu_computes_bf16():

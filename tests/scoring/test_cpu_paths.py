@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from reranker import Reranker
-from reranker.errors import BackendUnavailable, ModelError
+from reranker.errors import BackendUnavailable, InputError, ModelError
 from reranker.scoring import backends
 from reranker.scoring import engine as engine_module
 from reranker.scoring.backends import openvino_backend, transformers_backend
@@ -56,6 +56,7 @@ def test_bfloat16_with_shared_heads_stays_within_bf16_noise(tiny_model, float32_
 
 
 def test_auto_takes_bfloat16_on_a_cpu_with_bf16_kernels_only_when_it_agrees(tiny_model, monkeypatch):
+    monkeypatch.delenv("RERANKER_DTYPE", raising=False)  # the default, not the tests' float32
     monkeypatch.setattr(engine_module, "cpu_computes_bf16", lambda: True)
     kept = Reranker(tiny_model, backend="transformers", cache=False, max_length=MAX_LENGTH)
     assert kept._settings["dtype"] == "bfloat16"
@@ -73,6 +74,18 @@ def test_float32_where_the_cpu_has_no_bf16_kernels(tiny_model, monkeypatch):
     reranker = Reranker(tiny_model, backend="transformers", cache=False, max_length=MAX_LENGTH)
     assert reranker._settings["dtype"] == "float32" and reranker.checks == {}
     assert transformers_backend.cpu_computes_bf16() in (True, False)
+
+
+def test_reranker_dtype_sets_the_precision_where_none_is_given(tiny_model, monkeypatch):
+    monkeypatch.setattr(engine_module, "cpu_computes_bf16", lambda: True)
+    monkeypatch.setenv("RERANKER_DTYPE", "float32")
+    exact = Reranker(tiny_model, backend="transformers", cache=False, max_length=MAX_LENGTH)
+    assert exact.precision == "float32" and exact.checks == {}  # asked for: no bfloat16, no check
+    asked = Reranker(tiny_model, backend="transformers", cache=False, max_length=MAX_LENGTH, dtype="bfloat16")
+    assert asked.precision == "bfloat16"  # an explicit dtype wins
+    monkeypatch.setenv("RERANKER_DTYPE", "fp8")
+    with pytest.raises(InputError, match="Unknown precision 'fp8'.*float32, bfloat16"):
+        Reranker(tiny_model, backend="transformers", cache=False, max_length=MAX_LENGTH)
 
 
 @pytest.mark.parametrize("share_heads", [True, False])
@@ -109,6 +122,7 @@ def test_openvino_refuses_bfloat16_where_the_cpu_cannot_compute_it(tiny_model, m
 @pytest.fixture
 def small_cpu_machine(monkeypatch):
     """As on a 2-core CPU-only machine without fast bf16 kernels (a free Hugging Face CPU Space)."""
+    monkeypatch.delenv("RERANKER_DTYPE", raising=False)
     monkeypatch.setattr(backends, "cuda_available", lambda: False)
     monkeypatch.setattr(engine_module, "cuda_available", lambda: False)
     monkeypatch.setattr(engine_module, "cpu_computes_bf16", lambda: False)
