@@ -17,6 +17,7 @@ Labels are graded 0 (not relevant), 1 (partly relevant), 2 (relevant). The conve
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -92,7 +93,7 @@ def evaluate_many(rankings: Mapping[str, Sequence[str]], labels: Mapping[str, Ma
     names = metric_names(k)
     suffix = "" if relevant_from == 1 else f"-l{relevant_from}"
     ranx_names = dict(zip(names, (f"ndcg@{k}", f"mrr{suffix}", f"map{suffix}", f"precision@{k}{suffix}")))
-    computed = _ranx(graded, runs, list(ranx_names.values()))
+    computed = ranx_values(graded, runs, list(ranx_names.values()))
     values: dict[str, dict[str, float]] = {q: {} for q in rankings}
     for query_id, scores in computed.items():
         shown = names if query_id in binary else names[:1]  # binary metrics need a relevant document
@@ -145,10 +146,11 @@ def _run_scores(ranking: Sequence[str]) -> dict[str, float]:
     return scores
 
 
-RANX_KEY_WIDTH = 9  # characters of every document key ranx sees (ranx_keys)
+RANX_KEY_WIDTH = 9  # characters of every document key ranx sees (_ranx_keys)
+_RANX_LOCK = threading.Lock()  # ranx_values: one thread at a time
 
 
-def ranx_keys(qrels: Mapping[str, Mapping[str, int]], runs: Sequence[Mapping[str, Mapping[str, float]]]
+def _ranx_keys(qrels: Mapping[str, Mapping[str, int]], runs: Sequence[Mapping[str, Mapping[str, float]]]
               ) -> tuple[dict[str, dict[str, int]], list[dict[str, dict[str, float]]]]:
     """``qrels`` and ``runs`` with each query's document ids replaced by keys of one fixed width, the same key for
     the same id in all of them (the metrics do not depend on ids).
@@ -168,16 +170,18 @@ def ranx_keys(qrels: Mapping[str, Mapping[str, int]], runs: Sequence[Mapping[str
     return recoded_qrels, recoded_runs
 
 
-def _ranx(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
-          metrics: list[str]) -> dict[str, dict[str, float]]:
-    """Per-query values of ranx ``metrics`` (ranx names) for the queries of ``qrels``."""
+def ranx_values(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]],
+                metrics: list[str]) -> dict[str, dict[str, float]]:
+    """Per-query values of ranx ``metrics`` (ranx names): query id → metric → value, for the queries of ``qrels``
+    (``run`` names each of them). One thread at a time: numba's default threading layer aborts the whole process
+    when two threads run ranx's parallel kernels at once (a request beside the start-up warm-up, two visitors)."""
     if not qrels:
         return {}
     from numba.core.errors import NumbaTypeSafetyWarning
     from ranx import Qrels, Run, evaluate as ranx_evaluate
 
-    qrels, (run,) = ranx_keys(qrels, [run])
-    with warnings.catch_warnings():
+    qrels, (run,) = _ranx_keys(qrels, [run])
+    with _RANX_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore", NumbaTypeSafetyWarning)  # ranx casts hashed ids; harmless
         ranx_run = Run.from_dict(run)
         scores = ranx_evaluate(Qrels.from_dict(qrels), ranx_run, metrics, return_mean=False,

@@ -16,14 +16,13 @@ on exactly those queries, so the tests are paired.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from reranker.errors import InputError
-from reranker.ranking.metrics import DEFAULT_K, metric_names, ranx_keys
+from reranker.ranking.metrics import DEFAULT_K, metric_names, ranx_values
 from reranker.storage.labels import check_relevant_from
 from reranker.tuning import significance
 from reranker.tuning.sweep import SweepResult, VariantRun
@@ -194,21 +193,12 @@ def build(result: SweepResult, *, k: int = DEFAULT_K, relevant_from: int = 1, st
         raise InputError("Two runs share a name: give the imported run another name.")
     names_in_ranx = ranx_names(k, relevant_from)
     metrics = list(names_in_ranx)
-    from numba.core.errors import NumbaTypeSafetyWarning
-    from ranx import Qrels, Run, evaluate
-
-    judged, ranked = ranx_keys({q: qrels_all[q] for q in query_ids}, [_ranked(run, query_ids) for run in result.runs])
-    qrels = Qrels.from_dict(judged)
+    judged = {q: qrels_all[q] for q in query_ids}
     per_query: dict[str, dict[str, np.ndarray]] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
-        for run, ranking in zip(result.runs, ranked):
-            ranx_run = Run.from_dict(ranking, name=run.name)
-            scores = evaluate(qrels, ranx_run, list(names_in_ranx.values()), return_mean=False,
-                              save_results_in_run=False)
-            position = {q: i for i, q in enumerate(ranx_run.get_query_ids())}
-            order = [position[q] for q in query_ids]
-            per_query[run.name] = {m: np.asarray(scores[names_in_ranx[m]], dtype=float)[order] for m in metrics}
+    for run in result.runs:
+        values = ranx_values(judged, _ranked(run, query_ids), list(names_in_ranx.values()))
+        per_query[run.name] = {m: np.array([values[q][names_in_ranx[m]] for q in query_ids], dtype=float)
+                               for m in metrics}
     indices = np.random.default_rng(seed).integers(0, len(query_ids), size=(n_resamples, len(query_ids)))
     rows = [LeaderRow(run.name, run.imported,
                       means={m: float(per_query[run.name][m].mean()) for m in metrics},

@@ -138,3 +138,16 @@ def test_document_ids_of_any_length_reach_ranx_in_one_width():
     longer = evaluate_many({"q": long_ids}, {"q": {long_ids[0]: 2, long_ids[2]: 1}})
     assert len(create_and_sort.overloads) == compiled
     assert longer["q"].values == short["q"].values
+
+
+def test_threads_evaluating_at_once_get_their_own_values():
+    """A request beside the start-up warm-up, or two visitors: numba's default threading layer aborts the process
+    when two threads run ranx's parallel kernels at once, so evaluations take turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [_random_case(random.Random(seed), 30) for seed in range(8)]
+    alone = [evaluate_many(rankings, labels) for rankings, labels in cases]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda case: evaluate_many(*case), cases * 3))
+    assert [{q: e.values for q, e in result.items()} for result in together] == [
+        {q: e.values for q, e in result.items()} for result in alone * 3]

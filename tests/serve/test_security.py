@@ -372,6 +372,7 @@ def test_no_visitor_state_holds_an_engine_after_a_sweep(tiny_model, tmp_path):
     import types
 
     from reranker.scoring.engine import Reranker
+    from reranker.ui.sweep_tab import SweepState
 
     holder = ModelHolder(ModelSettings(tiny_model, "transformers", 512), cache=str(tmp_path))
     holder.get()
@@ -387,7 +388,7 @@ def test_no_visitor_state_holds_an_engine_after_a_sweep(tiny_model, tmp_path):
         assert "2 variant(s)" in summary
         states = [value for session in list(blocks.state_holder.session_data.values())
                   for value in session.state_data.values()]
-    assert any(isinstance(v, dict) and "board" in v for v in states)  # the sweep's state is among them
+    assert any(isinstance(v, SweepState) for v in states)  # the sweep's state is among them
     skip = (type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
     seen, queue, found = set(), list(states), []
     while queue and len(seen) < 500_000:
