@@ -2,7 +2,7 @@
 
 import sys
 
-from reranker.cli import main
+from reranker.cli import command
 
 if __name__ == "__main__":  # vLLM starts its workers by spawn: keep this guard
-    sys.exit(main())
+    sys.exit(command())

@@ -27,5 +27,5 @@ def test_pyproject_lists_equal_the_requirements_files(extra, name):
 
 
 def test_the_console_script_is_the_module_entry_point():
-    assert PROJECT["scripts"] == {"reranker": "reranker.cli:main"}
+    assert PROJECT["scripts"] == {"reranker": "reranker.cli:command"}
     assert PROJECT["requires-python"] == ">=3.11"

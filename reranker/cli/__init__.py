@@ -470,3 +470,14 @@ def main(argv: list[str] | None = None) -> int:
     except RerankerError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
+
+
+def command() -> int:
+    """The ``reranker`` command (``python -m reranker``): :func:`main`, then every engine of the process closed in
+    order rather than torn down with the interpreter, where vLLM's could abort the exit of a finished job."""
+    from reranker.scoring.backends import shutdown_all
+
+    try:
+        return main()
+    finally:
+        shutdown_all()

@@ -166,3 +166,21 @@ def test_the_cpu_paths_benchmark_runs_and_compares_with_float32(tiny_model, tmp_
     assert rows[("transformers float32", True)]["max_abs_diff"] < 1e-5
     assert all(r["median_s"] > 0 and r["median_cpu_s"] > 0 for r in rows.values())
     assert "| transformers float32 | once per query |" in out.with_suffix(".md").read_text()
+
+
+def test_openvino_scores_calls_from_several_threads_at_once(tiny_model):
+    """The batch job's threads and the app's requests call one engine at once: OpenVINO's compiled model has one
+    infer request of its own ("Infer Request is busy"), so each call takes its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = dict(revision=None, dtype="float32", yes_id=9693, no_id=2152)
+    engine = openvino_backend.OpenVINOBackend(tiny_model, **settings)
+    rng = np.random.default_rng(1)
+    head = list(rng.integers(0, 150_000, 12))
+    batches = [[head + list(rng.integers(0, 150_000, int(n))) for n in rng.integers(1, 40, 6)] for _ in range(8)]
+    alone = [engine.score_logodds(batch) for batch in batches]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(engine.score_logodds, batches * 2))
+    for got, want in zip(together, alone * 2):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    engine.close()

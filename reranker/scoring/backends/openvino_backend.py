@@ -113,14 +113,16 @@ class OpenVINOBackend(TransformersBackend):
         return {"model": f"OpenVINO CPU plugin, inference precision {HINTS[self.precision]}"}
 
     def _score_tails(self, head: tuple[int, ...], tails: list[Sequence[int]]) -> np.ndarray:
-        """Log-odds of ``head + tail`` for each tail, the head's keys and values computed once."""
+        """Log-odds of ``head + tail`` for each tail, the head's keys and values computed once. Each call has infer
+        requests of its own: calls from several threads at once (the batch job's, the app's) never share one."""
+        scorer, header = self.scorer.create_infer_request(), self.header.create_infer_request()
         layers, pair, kv_heads, head_dim = self.cache_shape
         out = np.zeros(len(tails), dtype=np.float32)
         head_cache = np.zeros((layers, pair, 1, kv_heads, 0, head_dim), np.float32)
         if head:
             ids = np.asarray([head], np.int64)
-            head_cache = self.header([ids, np.arange(len(head))[None], np.asarray([len(head) - 1]),
-                                      head_cache])[0]
+            head_cache = header.infer([ids, np.arange(len(head))[None], np.asarray([len(head) - 1]),
+                                       head_cache])[0].copy()
         for batch in self.batches([len(t) for t in tails]):
             width = max(len(tails[i]) for i in batch)
             ids = np.full((len(batch), width), self.pad_id, np.int64)
@@ -129,7 +131,7 @@ class OpenVINOBackend(TransformersBackend):
             positions = np.broadcast_to(np.arange(len(head), len(head) + width), ids.shape).copy()
             last = np.asarray([len(tails[i]) - 1 for i in batch], np.int64)
             past = np.repeat(head_cache, len(batch), axis=2)  # the head's keys and values, once per row
-            out[batch] = self.scorer([ids, positions, last, past])[0]
+            out[batch] = scorer.infer([ids, positions, last, past])[0]
         return out
 
     def close(self) -> None:
