@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from reranker.errors import InputError
 from reranker.storage.database import Database
 from reranker.storage.judgements import AnnotationStore
 from tests.support.app_process import app_process
-from tests.support.app_server import serve
+from tests.support.app_server import pressed, serve
 from tests.support.samples import DEMO_DOCS as DOCS, DEMO_QUERY as QUERY
 
 KEY = "team-key-123"
@@ -35,13 +34,6 @@ def judge(client, rank_, label, note=""):
     return client.predict(rank_, label, note, "rank", 0, 0, 0, 0.5, False, api_name="/save_judgement")
 
 
-def pressed(table: str) -> dict[int, int]:
-    found = {}
-    for rank_, body in re.findall(r'<tr data-rank="(\d+)"(.*?)</tr>', table, flags=re.S):
-        label = re.search(r'data-label="(\d)" aria-pressed="true"', body)
-        if label:
-            found[int(rank_)] = int(label.group(1))
-    return found
 
 
 # --- bounded engines and the allow-list (a real app.py process, so its memory can be measured) ---------------

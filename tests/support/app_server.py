@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -43,3 +44,13 @@ def run(app):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def pressed(table: str) -> dict[int, int]:
+    """rank → label of the pressed judgement button in a ranked table's HTML (as the Gradio API returns it)."""
+    found = {}
+    for rank_, body in re.findall(r'<tr data-rank="(\d+)"(.*?)</tr>', table, flags=re.S):
+        label = re.search(r'data-label="(\d)" aria-pressed="true"', body)
+        if label:
+            found[int(rank_)] = int(label.group(1))
+    return found

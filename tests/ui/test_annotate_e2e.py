@@ -12,7 +12,7 @@ from reranker.ranking import export
 from reranker.files.judgement_files import import_judgements
 from reranker.storage.judgements import AnnotationStore, document_hash
 from reranker.storage.database import Database
-from tests.support.app_server import serve
+from tests.support.app_server import pressed, serve
 
 QUERY = "what causes the northern lights?"
 XSS = "<img src=x onerror=alert(1)>"
@@ -29,14 +29,6 @@ def judge(client, rank_, label, note="", threshold=0.5, only=False):
     return client.predict(rank_, label, note, "rank", 0, 0, 0, threshold, only, api_name="/save_judgement")
 
 
-def pressed(table: str) -> dict[int, int]:
-    """rank → label of the pressed judgement button in the table HTML."""
-    found = {}
-    for rank_, body in re.findall(r'<tr data-rank="(\d+)"(.*?)</tr>', table, flags=re.S):
-        label = re.search(r'data-label="(\d)" aria-pressed="true"', body)
-        if label:
-            found[int(rank_)] = int(label.group(1))
-    return found
 
 
 def test_annotate_disagree_restart(tiny_model, tmp_path):
