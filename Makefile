@@ -1,12 +1,13 @@
 # Two commands do all the set-up:  `make run` (install, then start the app) and `make test` (install, then test).
 # Variables: PYTHON (default python3), VENV (default .venv), ARGS (passed to app.py), PYTEST_ARGS, PYTEST_WORKERS
-# (pytest-xdist worker processes, default 2; 0 runs the tests in one process), PIP_FLAGS.
+# (pytest-xdist worker processes: default 0, every test in one process, as fits 24 GB; 2 on machines with 32 GB or
+# more), PIP_FLAGS.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 0
 # One retry per index: where PyTorch's CPU index is unreachable (a closed network with torch in a local wheel
 # folder) pip moves on at once instead of backing off for every package.
 PIP_FLAGS ?= --retries 1
@@ -18,7 +19,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev browser java
 	@# pytest exits with 5 when it collects no tests: say so rather than fail.
-	@# Two workers: the tests that use vLLM in one, one after another; the rest by module (tests/conftest.py).
+	@# With workers: the tests that use vLLM in one, one after another; the rest by module (tests/conftest.py).
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
