@@ -91,13 +91,12 @@ def evaluate_many(rankings: Mapping[str, Sequence[str]], labels: Mapping[str, Ma
         if any(label >= relevant_from for label in kept.values()):
             binary[query_id] = kept
     names = metric_names(k)
-    suffix = "" if relevant_from == 1 else f"-l{relevant_from}"
-    ranx_names = dict(zip(names, (f"ndcg@{k}", f"mrr{suffix}", f"map{suffix}", f"precision@{k}{suffix}")))
-    computed = ranx_values(graded, runs, list(ranx_names.values()))
+    in_ranx = ranx_names(k, relevant_from)
+    computed = ranx_values(graded, runs, list(in_ranx.values()))
     values: dict[str, dict[str, float]] = {q: {} for q in rankings}
     for query_id, scores in computed.items():
         shown = names if query_id in binary else names[:1]  # binary metrics need a relevant document
-        values[query_id] = {name: scores[ranx_names[name]] for name in shown}
+        values[query_id] = {name: scores[in_ranx[name]] for name in shown}
     results = {}
     for query_id in rankings:
         count = counts[query_id]
@@ -146,14 +145,20 @@ def _run_scores(ranking: Sequence[str]) -> dict[str, float]:
     return scores
 
 
+def ranx_names(k: int, relevant_from: int) -> dict[str, str]:
+    """Our metric name → ranx's name for it, at cut-off ``k`` with relevance from grade ``relevant_from``."""
+    suffix = "" if relevant_from == 1 else f"-l{relevant_from}"
+    return dict(zip(metric_names(k), (f"ndcg@{k}", f"mrr{suffix}", f"map{suffix}", f"precision@{k}{suffix}")))
+
+
 RANX_KEY_WIDTH = 9  # characters of every document key ranx sees (_ranx_keys)
 _RANX_LOCK = threading.Lock()  # ranx_values: one thread at a time
 
 
-def _ranx_keys(qrels: Mapping[str, Mapping[str, int]], runs: Sequence[Mapping[str, Mapping[str, float]]]
-              ) -> tuple[dict[str, dict[str, int]], list[dict[str, dict[str, float]]]]:
-    """``qrels`` and ``runs`` with each query's document ids replaced by keys of one fixed width, the same key for
-    the same id in all of them (the metrics do not depend on ids).
+def _ranx_keys(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]]
+               ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, float]]]:
+    """``qrels`` and ``run`` with each query's document ids replaced by keys of one fixed width, the same key for
+    the same id in both (the metrics do not depend on ids).
 
     ranx hands document ids to numba as fixed-width strings, and the width is part of the compiled type: every new
     longest id would compile ranx's kernels again (1–2 s on a 2-core CPU, on a visitor's first comparison). With one
@@ -165,9 +170,8 @@ def _ranx_keys(qrels: Mapping[str, Mapping[str, int]], runs: Sequence[Mapping[st
         return table.setdefault(doc, f"{len(table):0{RANX_KEY_WIDTH}d}")
 
     recoded_qrels = {q: {key(q, doc): label for doc, label in labels.items()} for q, labels in qrels.items()}
-    recoded_runs = [{q: {key(q, doc): score for doc, score in scores.items()} for q, scores in run.items()}
-                    for run in runs]
-    return recoded_qrels, recoded_runs
+    recoded_run = {q: {key(q, doc): score for doc, score in scores.items()} for q, scores in run.items()}
+    return recoded_qrels, recoded_run
 
 
 def ranx_values(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]],
@@ -180,7 +184,7 @@ def ranx_values(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mappin
     from numba.core.errors import NumbaTypeSafetyWarning
     from ranx import Qrels, Run, evaluate as ranx_evaluate
 
-    qrels, (run,) = _ranx_keys(qrels, [run])
+    qrels, run = _ranx_keys(qrels, run)
     with _RANX_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore", NumbaTypeSafetyWarning)  # ranx casts hashed ids; harmless
         ranx_run = Run.from_dict(run)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from reranker.errors import InputError
-from reranker.ranking.metrics import DEFAULT_K, metric_names, ranx_values
+from reranker.ranking.metrics import DEFAULT_K, metric_names, ranx_names, ranx_values
 from reranker.storage.labels import check_relevant_from
 from reranker.tuning import significance
 from reranker.tuning.sweep import SweepResult, VariantRun
@@ -154,12 +154,6 @@ def paired_p(a, b, stat_test: str, *, n_permutations: int = N_PERMUTATIONS, seed
     if stat_test == "student":
         return significance.t_test(a, b).p_value
     return significance.randomisation_test(a, b, n_permutations=n_permutations, seed=seed).p_value
-
-
-def ranx_names(k: int, relevant_from: int) -> dict[str, str]:
-    """Our metric name → ranx's name for it, at cut-off ``k`` with relevance from grade ``relevant_from``."""
-    suffix = "" if relevant_from == 1 else f"-l{relevant_from}"
-    return dict(zip(metric_names(k), (f"ndcg@{k}", f"mrr{suffix}", f"map{suffix}", f"precision@{k}{suffix}")))
 
 
 def _ranked(run: VariantRun, query_ids: list[str]) -> dict[str, dict[str, float]]:
