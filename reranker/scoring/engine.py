@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -159,11 +160,11 @@ class Reranker:
         self.model = MODELS.get(model, model)
         self.revision = revision
         self.max_length = max_length
-        self.tokenizer, config = _load_tokenizer_and_config(self.model, revision)
+        # the lock goes with the tokenizer: every Reranker of the same files shares both (_shared_tokenizer)
+        self.tokenizer, config, self._tokenizer_lock = _shared_tokenizer(self.model, revision)
         self.context = getattr(config, "max_position_embeddings", max_length)
         self._check_max_length(max_length)
         self.builder = PromptBuilder(self.tokenizer, max_length)
-        self._tokenizer_lock = threading.Lock()
         self.model_key = _model_key(self.model, revision, config)
         dtype = dtype or os.environ.get("RERANKER_DTYPE") or None
         if dtype is not None and dtype not in DTYPES:
@@ -515,6 +516,29 @@ def validate_pairs(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return checked
 
 
+TOKENIZERS_KEPT = 4  # a Qwen3 tokenizer holds ~30 MB; loading one takes ~1.7 s (2-core EPYC), the weights of the
+# tiny test model 0.03 s: switching between a few models should not read their tokenizers again
+_tokenizers: OrderedDict[str, tuple] = OrderedDict()
+_tokenizers_lock = threading.Lock()
+
+
+def _shared_tokenizer(model: str, revision: str | None) -> tuple:
+    """(tokenizer, config, lock) of ``model``: loaded once and shared by every Reranker of the same files, the
+    ``TOKENIZERS_KEPT`` models used last kept. Its calls take the lock (a call may set the tokenizer's options)."""
+    key = _files_key(model, revision)
+    with _tokenizers_lock:
+        if key in _tokenizers:
+            _tokenizers.move_to_end(key)
+            return _tokenizers[key]
+    loaded = (*_load_tokenizer_and_config(model, revision), threading.Lock())
+    with _tokenizers_lock:
+        kept = _tokenizers.setdefault(key, loaded)  # another thread's, where it loaded the same files first
+        _tokenizers.move_to_end(key)
+        while len(_tokenizers) > TOKENIZERS_KEPT:
+            _tokenizers.popitem(last=False)
+    return kept
+
+
 def _load_tokenizer_and_config(model: str, revision: str | None):
     try:
         from transformers import AutoConfig, AutoTokenizer
@@ -540,6 +564,14 @@ def _load_tokenizer_and_config(model: str, revision: str | None):
 
 def _model_key(model: str, revision: str | None, config) -> str:
     """What identifies the weights: hub id + resolved commit, or a local folder + its files' fingerprint."""
+    if Path(model).is_dir():
+        return _files_key(model, revision)
+    commit = getattr(config, "_commit_hash", None) or revision or "main"
+    return f"{model}@{commit}"
+
+
+def _files_key(model: str, revision: str | None) -> str:
+    """A local folder + its files' names, sizes and times; a hub id + the revision asked for."""
     path = Path(model)
     if path.is_dir():
         digest = hashlib.sha256()
@@ -548,8 +580,7 @@ def _model_key(model: str, revision: str | None, config) -> str:
                 stat = file.stat()
                 digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
         return f"{path.resolve()}@{digest.hexdigest()[:16]}"
-    commit = getattr(config, "_commit_hash", None) or revision or "main"
-    return f"{model}@{commit}"
+    return f"{model}@{revision or 'main'}"
 
 
 def _open_cache(cache: bool | str | Path) -> ScoreCache | None:
