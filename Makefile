@@ -1,23 +1,25 @@
 # Two commands do all the set-up:  `make run` (install, then start the app) and `make test` (install, then test).
 # Variables: PYTHON (default python3), VENV (default .venv), ARGS (passed to app.py), PYTEST_ARGS, PYTEST_WORKERS
-# (pytest-xdist worker processes: default 0, every test in one process, as fits 24 GB; 2 on machines with 32 GB or
-# more), PIP_FLAGS.
+# (pytest-xdist worker processes: default 2, one per core of the 2-core CI machine; 0 runs every test in this
+# process), PIP_FLAGS.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
-PYTEST_WORKERS ?= 0
+PYTEST_WORKERS ?= 2
 # One retry per index: where PyTorch's CPU index is unreachable (a closed network with torch in a local wheel
 # folder) pip moves on at once instead of backing off for every package.
 PIP_FLAGS ?= --retries 1
 
-.PHONY: run test install install-dev browser java space
+.PHONY: run test install install-dev test-system space
 
 run: $(VENV)/.installed
 	$(PY) app.py $(ARGS)
 
-test: $(VENV)/.installed-dev browser java
+test:
+	@# The Python packages and the system ones (test-system) install side by side, then the tests run.
+	@$(MAKE) --no-print-directory -j2 $(VENV)/.installed-dev test-system
 	@# pytest exits with 5 when it collects no tests: say so rather than fail.
 	@# With workers: the tests that use vLLM in one, one after another; the rest by module (tests/conftest.py).
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); status=$$?; \
@@ -40,13 +42,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PY) -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
 	touch $@
 
-# Browser tests drive Debian's Chromium (Playwright's own browser download is not used).
-browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
-
-# The Spark recipe's test runs a local Spark, which needs a Java runtime (17 or newer).
-java:
-	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null; }
+# What the tests need outside Python, in one apt-get call: Debian's Chromium for the browser tests (Playwright's own
+# browser download is not used) and a Java runtime (17 or newer) for the Spark recipe's local Spark.
+test-system:
+	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
+	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
 # The Hugging Face Space's folder: the repository's tracked files, with requirements-space.txt as its
 # requirements.txt (ZeroGPU needs PyPI's CUDA torch and no vLLM). Upload it with

@@ -158,8 +158,8 @@ def test_same_settings_share_one_engine(tiny_model, hf_reranker):
     assert auto.backend is hf_reranker.backend  # max_length only changes truncation, not the engine
 
 
-def test_the_same_files_share_one_tokenizer_and_its_lock_and_edited_files_are_read_again(tiny_model, tmp_path,
-                                                                                          monkeypatch):
+def test_the_same_files_share_one_tokenizer_and_its_lock_and_edited_files_are_read_again(tiny_model, hf_reranker,
+                                                                                          tmp_path, monkeypatch):
     """Loading a Qwen3 tokenizer takes ~1.7 s: Rerankers of the same files share it (and the lock its calls take);
     other files, edited files and a model used before the last ``TOKENIZERS_KEPT`` others load their own."""
     import shutil
@@ -167,19 +167,17 @@ def test_the_same_files_share_one_tokenizer_and_its_lock_and_edited_files_are_re
     from reranker.scoring import engine
 
     monkeypatch.setattr(engine, "TOKENIZERS_KEPT", 2)
-    first = Reranker(tiny_model, backend="transformers", cache=False, max_length=512)
     again = Reranker(tiny_model, backend="transformers", cache=False, max_length=256)
-    assert again.tokenizer is first.tokenizer and again._tokenizer_lock is first._tokenizer_lock
+    assert again.tokenizer is hf_reranker.tokenizer and again._tokenizer_lock is hf_reranker._tokenizer_lock
     copy = shutil.copytree(tiny_model, tmp_path / "copy")
-    other = Reranker(str(copy), backend="transformers", cache=False, max_length=512)
-    assert other.tokenizer is not first.tokenizer and other._tokenizer_lock is not first._tokenizer_lock
+    other, _, other_lock = engine._shared_tokenizer(str(copy), None)
+    assert other is not hf_reranker.tokenizer and other_lock is not hf_reranker._tokenizer_lock
     (copy / "tokenizer_config.json").touch()  # an edited file: its folder is read again
-    edited = Reranker(str(copy), backend="transformers", cache=False, max_length=512)
-    assert edited.tokenizer is not other.tokenizer
-    assert edited.score([(QUERY, DOCUMENTS[0])])[0].score == pytest.approx(first.score([(QUERY, DOCUMENTS[0])])[0].score)
+    edited, _, _ = engine._shared_tokenizer(str(copy), None)
+    assert edited is not other and edited("yes")["input_ids"] == hf_reranker.tokenizer("yes")["input_ids"]
     # two other folders used since: the first one's tokenizer was let go and is loaded again
     assert len(engine._tokenizers) == 2
-    assert Reranker(tiny_model, backend="transformers", cache=False).tokenizer is not first.tokenizer
+    assert engine._shared_tokenizer(tiny_model, None)[0] is not hf_reranker.tokenizer
 
 
 @pytest.mark.parametrize(
