@@ -164,7 +164,8 @@ class Reranker:
         self.tokenizer, config, self._tokenizer_lock = _shared_tokenizer(self.model, revision)
         self.context = getattr(config, "max_position_embeddings", max_length)
         self._check_max_length(max_length)
-        self.builder = PromptBuilder(self.tokenizer, max_length)
+        with self._tokenizer_lock:  # another Reranker of these files may be tokenizing right now
+            self.builder = PromptBuilder(self.tokenizer, max_length)
         self.model_key = _model_key(self.model, revision, config)
         dtype = dtype or os.environ.get("RERANKER_DTYPE") or None
         if dtype is not None and dtype not in DTYPES:
@@ -264,7 +265,8 @@ class Reranker:
         self._check_max_length(max_length)
         view = copy.copy(self)
         view.max_length = max_length
-        view.builder = PromptBuilder(self.tokenizer, max_length)
+        with self._tokenizer_lock:
+            view.builder = PromptBuilder(self.tokenizer, max_length)
         view._settings = {**self._settings, "max_model_len": max(self._settings["max_model_len"],
                                                                  self._engine_length(max_length))}
         return view

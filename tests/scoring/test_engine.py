@@ -180,6 +180,26 @@ def test_the_same_files_share_one_tokenizer_and_its_lock_and_edited_files_are_re
     assert engine._shared_tokenizer(tiny_model, None)[0] is not hf_reranker.tokenizer
 
 
+def test_a_new_reranker_waits_while_another_of_the_same_files_tokenizes(tiny_model):
+    """Each call may set the shared tokenizer's options (whether typed markers stay text): a Reranker being made
+    tokenizes its template only under the lock the others hold while they tokenize."""
+    from reranker.scoring import engine
+
+    _, _, lock = engine._shared_tokenizer(tiny_model, None)
+    made = threading.Event()
+
+    def make():
+        Reranker(tiny_model, backend="transformers", cache=False, max_length=300).at_max_length(200)
+        made.set()
+
+    with lock:
+        maker = threading.Thread(target=make)
+        maker.start()
+        assert not made.wait(2.0), "a Reranker tokenized while another held the tokenizer"
+    assert made.wait(60)
+    maker.join()
+
+
 @pytest.mark.parametrize(
     "query, documents, message",
     [
