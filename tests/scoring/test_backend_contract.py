@@ -54,7 +54,6 @@ class Engine:
     reranker: Reranker
     options: dict = field(default_factory=dict)
     cli: list[str] = field(default_factory=list)
-    env: dict = field(default_factory=dict)  # for processes that start their own engine
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +71,12 @@ def remote_server(tiny_model, tmp_path_factory):
 @pytest.fixture(scope="module", params=BACKENDS)
 def engine(request, tiny_model) -> Engine:
     name = request.param
-    options, cli, env = {}, ["--backend", name], {}
+    options, cli = {}, ["--backend", name]
     if name == "remote":
         url = request.getfixturevalue("remote_server").url
         options, cli = {"servers": [url]}, ["--servers", url]
-    if name == "vllm":
-        env = {"VLLM_CPU_KVCACHE_SPACE": "1"}  # processes of their own: 1 GiB of KV cache, not 30 % of the host
     reranker = Reranker(tiny_model, backend=name, cache=False, max_length=512, **options)
-    return Engine(name, reranker, options, cli, env)
+    return Engine(name, reranker, options, cli)
 
 
 @pytest.mark.slow
@@ -164,7 +161,7 @@ def test_rest_api_and_the_canary_check(engine):
 
 def _cli(engine: Engine, args: list[str], log: Path) -> subprocess.Popen:
     """The command in a process group of its own (a vLLM engine runs in child processes), output to ``log``."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **engine.env}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     with open(log, "w") as out:
         return subprocess.Popen([sys.executable, "-m", "reranker", *args], env=env, stdout=out,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
