@@ -162,7 +162,8 @@ class Inspector:
             profile: gr.OAuthProfile | None = None):
         """Rank the documents, yielding the rows scored so far (best first) and the run header's progress after each
         batch, then the session's new ``Ranking``, its views (with ``person``'s judgements), the files of the
-        ranking as shown (the API's downloads), the summary, the status and the run header. One run at a time per
+        ranking as shown (the API's downloads), the summary, the status, the run header and the prompt of the row
+        chosen. One run at a time per
         visitor, within the visitor's limit; closing the generator (Cancel) stops the scoring."""
         started = time.perf_counter()
         owner = self.visitors.owner(request, profile)
@@ -184,14 +185,16 @@ class Inspector:
                 table = results_table.render(step.rows, query, max_length=reranker.max_length, total=total,
                                              scoring=(step.done, step.total))
                 yield (gr.skip(), table, *(gr.skip(),) * 7,
-                       run_header.scoring(step.done, step.total, left, time.perf_counter() - started))
+                       run_header.scoring(step.done, step.total, left, time.perf_counter() - started), gr.skip())
             for note in result.notes:
                 gr.Info(common.message(note))
             ranking = Ranking(result, settings)
-            outputs = (*self._view(ranking, view, *shown), *self.export(ranking, view, owner=shown[0]))
+            table, figure, row_choice = self._view(ranking, view, *shown)
+            outputs = (table, figure, row_choice, *self.export(ranking, view, owner=shown[0]))
+            prompt = self.inspect_row(ranking, row_choice["value"])  # of the row chosen, in the same update
         wall_s = time.perf_counter() - started
         ranking.header = self.header(ranking, owner, wall_s, f"{len(result.rows)} documents ranked")
-        yield (ranking, *outputs, self.summary(result, wall_s), *(self.status(model),) * 2, ranking.header)
+        yield (ranking, *outputs, self.summary(result, wall_s), *(self.status(model),) * 2, ranking.header, prompt)
 
     @staticmethod
     def cancelled(ranking: Ranking | None) -> str:

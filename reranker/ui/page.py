@@ -220,7 +220,7 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
                                                                   batch_size, view, judging.shown)
         runs = [trigger(check, check.inputs, None, concurrency_limit=None, api_name=False).success(
                     run, run.inputs, [result_state, *view_outputs, csv_download, json_download, summary, status,
-                                      status_side, header],
+                                      status_side, header, prompt_view],
                     concurrency_id="model", show_progress_on=[header],
                     api_name="rank" if trigger == run_button.click else False)
                 for trigger in (run_button.click, query.submit)]
@@ -241,12 +241,11 @@ def build_app(holder: ModelHolder, presets: PresetStore, *, max_documents: int =
             export = bind(ui.export_file(suffix), result_state, view, judging.shown)
             button.click(export, export.inputs, download, api_name=False, concurrency_limit=None).success(
                 None, js=f"() => document.querySelector('#{download.elem_id}').click()")
+        # A run shows its chosen row's prompt itself, in the update that sets the row (a second event on the new
+        # state could read the row before the update and land last); a row chosen afterwards shows its own.
         row_choice.change(ui.inspect_row, [result_state, row_choice], prompt_view, api_name="inspect_row",
-                          concurrency_limit=None)
+                          concurrency_limit=None, trigger_mode="always_last", show_progress="hidden")
         table.select(ui.select_row, result_state, [row_choice, explaining.rank], api_name=False, queue=False)
-        # a new run with the same row chosen: the prompt of that row of the new run (never the last run's)
-        result_state.change(ui.inspect_row, [result_state, row_choice], prompt_view, api_name=False,
-                            concurrency_limit=None, show_progress="hidden")
 
         explain_panel.wire(explainer, explaining, table=table, result_state=result_state, batch_size=batch_size)
         if visitors.public:  # the browser's signed id first: it says whose data this session reads

@@ -36,7 +36,7 @@ def rank(client, model, backend, query=QUERY, pasted=PASTED, upload=None, top_k=
 
 
 def check_against_engine(outputs, reranker):
-    table, _chart, _rows, csv_file, json_file, summary, status, _status_in_settings, header = outputs
+    table, _chart, rows, csv_file, json_file, summary, status, _status_in_settings, header, prompt = outputs
     assert "<b>6 documents ranked</b> in" in header and "float32" in header
     settings, frame = export.read_csv(csv_file)
     texts = PASTED.split("\n") + [t for _, t in CSV_ROWS]
@@ -47,6 +47,11 @@ def check_against_engine(outputs, reranker):
     assert settings["query"] == QUERY and settings["max_length"] == 512 and settings["model"] == reranker.model
     assert "&lt;img src=x onerror=alert(1)&gt;" in table and "<img" not in table
     assert "6 documents" in summary and "loaded" in status
+    # the prompt of the row the run chose, in the same update (never left to a second event that may read the
+    # row choice from before the run)
+    assert rows["value"] == frame["rank"].iloc[0] == 1
+    first = frame["text"].iloc[0].replace("<", "&lt;").replace(">", "&gt;")
+    assert "prompt tokens of max_length 512" in prompt and first in prompt
     return frame
 
 
