@@ -17,6 +17,7 @@ if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"):  # a Zer
     import spaces  # noqa: F401  and must be imported before anything initializes CUDA
 
 import argparse
+import asyncio
 import logging
 import secrets
 import signal
@@ -26,7 +27,9 @@ from pathlib import Path
 from typing import Callable
 
 import gradio as gr
+import uvicorn
 from fastapi import FastAPI
+from starlette.routing import Mount
 
 from reranker.serve.api import install_api
 from reranker.serve.serving import (API_KEY_ENV, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES,
@@ -54,6 +57,8 @@ THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
 DEFAULT_RUNS_PER_MINUTE = 20  # per visitor, in public mode
 DEFAULT_QUEUE_SIZE = 64
 LOGIN_FAILURES_PER_MINUTE = 5  # per client address; further attempts are answered 429
+GRACEFUL_SHUTDOWN_S = 5  # on SIGTERM or Ctrl-C, requests in flight get this long, then are cut: the app stops
+# within `docker stop`'s 10 s and still releases its engines
 
 
 def create_server(holder: ModelHolder, *, data_dir=None, max_documents: int = MAX_DOCUMENTS, api_key: str | None = None,
@@ -211,9 +216,21 @@ def resolve_limits(args: argparse.Namespace) -> str:
                                                f"documents**, each read up to **{hold.max_length:,} tokens**.")
 
 
-def main(argv=None) -> None:
-    import uvicorn
+class Server(uvicorn.Server):
+    """uvicorn's server for ``app`` (``create_server``'s), which, asked to stop, first ends the heartbeat stream
+    that every open page keeps (as Gradio's own launch does): a graceful shutdown would otherwise wait for them."""
 
+    def __init__(self, app: FastAPI, host: str, port: int):
+        super().__init__(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S))
+        self.gradio_app = next(r.app for r in app.routes if isinstance(r, Mount) and r.path == "")
+
+    def handle_exit(self, sig, frame) -> None:
+        asyncio.get_running_loop().call_soon_threadsafe(self.gradio_app.stop_event.set)
+        super().handle_exit(sig, frame)
+
+
+def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -240,7 +257,7 @@ def main(argv=None) -> None:
                         max_request_bytes=args.max_request_bytes, public=args.public, users=users,
                         runs_per_minute=args.runs_per_minute, queue_size=args.queue_size,
                         max_in_flight=args.max_in_flight, limits_note=args.limits_note)
-    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
+    server = Server(app, args.host, args.port)
     if args.share:
         threading.Thread(target=_share, args=(server, args.host, args.port), daemon=True).start()
     mode = "public demo" if args.public else f"team server, {len(users)} user(s)" if users else "private"

@@ -1,5 +1,8 @@
 """The running inspector driven through gradio_client on the tiny model: paste, upload, run, export, inspect."""
 
+import signal
+import time
+
 import httpx
 import pytest
 from gradio_client import Client, handle_file
@@ -133,9 +136,15 @@ def test_messages_quoting_user_text_are_escaped():
 
 def test_python_app_py_serves_the_model_named_by_the_environment(tiny_model, tmp_path):
     env = {"RERANKER_MODEL": tiny_model, "RERANKER_BACKEND": "transformers"}
-    with app_process(["--max-length", "512"], tmp_path, tmp_path / "app.log", env=env) as (url, _):
+    with app_process(["--max-length", "512"], tmp_path, tmp_path / "app.log", env=env) as (url, process):
         assert tiny_model in httpx.get(url + "config").text  # the model dropdown defaults to $RERANKER_MODEL
-        outputs = Client(url, verbose=False).predict(
-            QUERY, "", PASTED, "line", None, None, None, tiny_model, "transformers", 512, 8, "rank", 0, 0, 0,
-            api_name="/rank")
+        client = Client(url, verbose=False)
+        outputs = client.predict(QUERY, "", PASTED, "line", None, None, None, tiny_model, "transformers", 512, 8,
+                                 "rank", 0, 0, 0, api_name="/rank")
         assert f"`{tiny_model}` on transformers" in outputs[5]
+        # SIGTERM (docker stop) with a client's stream still open: the app stops in seconds, releasing its engines
+        started = time.monotonic()
+        process.terminate()
+        assert process.wait(timeout=20) == 128 + signal.SIGTERM
+        print(f"app.py stopped {time.monotonic() - started:.1f} s after SIGTERM")
+    assert "released a transformers engine" in (tmp_path / "app.log").read_text()
