@@ -288,6 +288,10 @@ class Inspector:
         row = next((r for r in result.rows if r.rank == rank), None)
         if row is None:
             raise gr.Error(f"There is no row ranked {rank} in the last run.")
+        if self.visitors.public and self.holder.state(ranking.settings)[0] != "ready":
+            # loading it again here would be a model load outside the visitor's run limit
+            raise gr.Error("This run's model was released to make room for another one: run the query again to see "
+                           "its prompts.")
         reranker = self.holder.get(ranking.settings)
         view = reranker.prompt(result.query, row.text, instruction=result.instruction)
         full = (f'<details class="rr-full"><summary>Full document ({len(row.text):,} characters)</summary>'

@@ -436,3 +436,33 @@ def test_visitor_sessions_sweeping_more_models_than_max_engines_keep_memory_boun
         # a session that kept its sweep's engines held ~150 MB each (issue 23): 3 of them would be ~450 MB; the
         # noise over sessions that keep nothing was -8 to +43 MB here
         assert grown < 150, f"the server grew by {grown:.0f} MB over 3 visitor sessions"
+
+
+def test_the_prompt_of_a_row_never_loads_a_released_model_on_a_public_demo(tiny_model, tmp_path):
+    """A visitor's old ranking names a model released since: showing its prompt would load it again outside the
+    visitor's run limit, so the public demo says to run again; a private server loads it."""
+    from reranker.files.documents import collect
+    from reranker.ranking import inspection
+    from reranker.storage.judgements import AnnotationStore
+    from reranker.testing.synthetic import build_model
+    from reranker.ui.common import Ranking
+    from reranker.ui.inspector import Inspector
+
+    other = str(build_model(tmp_path / "other", "tiny", seed=3, max_position_embeddings=8192))
+    for public in (True, False):
+        holder = ModelHolder(ModelSettings(tiny_model, "transformers", 512), cache=False, models=[other],
+                             max_models=1, check_at_load=False)
+        db = Database(tmp_path / f"data-{public}.sqlite3")
+        inspector = Inspector(holder, PresetStore(db, {}), max_documents=10, annotations=AnnotationStore(db),
+                              visitors=Visitors(public=public))
+        ranking = Ranking(inspection.run(holder.get(), "auroras", None, collect("aurora\nbread", "line")),
+                          holder.default)
+        assert "rr-prompt-doc" in inspector.inspect_row(ranking, 1)
+        holder.get(ModelSettings(other, "transformers", 512))  # the visitor's model is released to load this one
+        assert holder.state(holder.default)[0] == "not loaded"
+        if public:
+            with pytest.raises(gr.Error, match="run the query again"):
+                inspector.inspect_row(ranking, 1)
+            assert holder.state(holder.default)[0] == "not loaded"
+        else:
+            assert "rr-prompt-doc" in inspector.inspect_row(ranking, 1)
