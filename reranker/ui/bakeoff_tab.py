@@ -208,7 +208,7 @@ class BakeoffTab:
                            f"{len(query.documents)}.")
         doc_id, text = query.documents[position - 1]
         if isinstance(contender, QwenEntry):
-            reranker = self.inspector.holder.get(contender.settings)
+            reranker = self.inspector.reranker_for_view(contender.settings)
             view = reranker.prompt(query.query, text, instruction=contender.instruction)
             return prompt_view.render(view, document_id=doc_id)
         prompt = contender.prompt(query.query, text)

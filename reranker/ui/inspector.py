@@ -156,6 +156,14 @@ class Inspector:
             progress(0, desc=loading)
         return self.holder.get(settings)
 
+    def reranker_for_view(self, settings: ModelSettings):
+        """The Reranker of ``settings`` for a view that scores nothing (a prompt): on a public demo only while it is
+        loaded, since loading it again there would be a model load outside the visitor's run limit."""
+        if self.visitors.public and self.holder.state(settings)[0] != "ready":
+            raise gr.Error("The model of these results was released to make room for another one: run again to see "
+                           "its prompts.")
+        return self.holder.get(settings)
+
     @common.shows_errors
     def run(self, query, instruction, docs: DocumentInputs, model: ModelInputs, batch_size, view: ViewInputs,
             person=judging_tab.EVERYONE, progress=gr.Progress(), request: gr.Request = None,
@@ -288,11 +296,7 @@ class Inspector:
         row = next((r for r in result.rows if r.rank == rank), None)
         if row is None:
             raise gr.Error(f"There is no row ranked {rank} in the last run.")
-        if self.visitors.public and self.holder.state(ranking.settings)[0] != "ready":
-            # loading it again here would be a model load outside the visitor's run limit
-            raise gr.Error("This run's model was released to make room for another one: run the query again to see "
-                           "its prompts.")
-        reranker = self.holder.get(ranking.settings)
+        reranker = self.reranker_for_view(ranking.settings)
         view = reranker.prompt(result.query, row.text, instruction=result.instruction)
         full = (f'<details class="rr-full"><summary>Full document ({len(row.text):,} characters)</summary>'
                 f'<div class="rr-fulltext">{html.escape(row.text)}</div></details>')

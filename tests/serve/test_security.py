@@ -461,7 +461,7 @@ def test_the_prompt_of_a_row_never_loads_a_released_model_on_a_public_demo(tiny_
         holder.get(ModelSettings(other, "transformers", 512))  # the visitor's model is released to load this one
         assert holder.state(holder.default)[0] == "not loaded"
         if public:
-            with pytest.raises(gr.Error, match="run the query again"):
+            with pytest.raises(gr.Error, match="released to make room for another one: run again"):
                 inspector.inspect_row(ranking, 1)
             assert holder.state(holder.default)[0] == "not loaded"
         else:
