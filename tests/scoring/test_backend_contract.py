@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from fastapi import FastAPI
 
@@ -172,6 +173,20 @@ def _kill_group(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def _left_in_group(group: int, timeout: float) -> list[str]:
+    """The processes of process group ``group`` still running after at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = []
+        for found in psutil.process_iter(["name", "status"]):
+            with contextlib.suppress(OSError):
+                if os.getpgid(found.pid) == group and found.info["status"] != psutil.STATUS_ZOMBIE:
+                    left.append(f"{found.pid} {found.info['name']}")
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
+
+
 @pytest.mark.slow
 def test_batch_job_survives_sigkill_and_resumes(engine, tiny_model, tmp_path):
     rows = make_pairs(400, docs_per_query=16)
@@ -184,11 +199,14 @@ def test_batch_job_survives_sigkill_and_resumes(engine, tiny_model, tmp_path):
     deadline = time.monotonic() + 600
     while committed_chunks(job_file) < 2 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    _kill_group(process)  # the command and its engine's processes, as a crashed machine
+    os.kill(process.pid, signal.SIGKILL)  # the command alone, as the OOM killer does
     process.wait()
     killed_at = committed_chunks(job_file)
     assert process.returncode == -signal.SIGKILL, (tmp_path / "killed.log").read_text()
     assert 2 <= killed_at < 100, f"the kill must land partway through the 100 chunks, not after {killed_at}"
+    left = _left_in_group(process.pid, timeout=30)  # an engine's processes end with the command that started them
+    _kill_group(process)
+    assert not left, f"processes of the killed command outlived it: {left}"
 
     resumed = _cli(engine, args, tmp_path / "resumed.log")
     try:

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from reranker.scoring.backends.base import Backend, cuda_available
+from reranker.scoring.backends.orphan_guard import OrphanGuard
 from reranker.errors import BackendUnavailable, ModelError
 
 log = logging.getLogger(__name__)
@@ -88,10 +89,12 @@ class VLLMBackend(Backend):
         if async_scheduling is not None:
             options["async_scheduling"] = async_scheduling
         log.info("starting vLLM engine: %s", {k: v for k, v in options.items() if k != "hf_overrides"})
+        before = OrphanGuard.children()
         try:
             self.llm = LLM(**options)
         except Exception as exc:
             raise ModelError(f"vLLM could not load {model!r}: {type(exc).__name__}: {exc}") from exc
+        self._orphan_guard = OrphanGuard(before)  # its engine processes end with this process, however it ends
         self._raw = PoolingParams(use_activation=False)
         self._lock = threading.Lock()  # LLM is not thread-safe: the UI and API requests call it from several threads
 
@@ -115,6 +118,7 @@ class VLLMBackend(Backend):
         shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
         if shutdown:
             shutdown()
+        self._orphan_guard.dismiss()
         del self.llm
 
 
