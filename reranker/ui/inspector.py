@@ -171,8 +171,8 @@ class Inspector:
         """Rank the documents, yielding the rows scored so far (best first) and the run header's progress after each
         batch, then the session's new ``Ranking``, its views (with ``person``'s judgements), the files of the
         ranking as shown (the API's downloads), the summary, the status, the run header and the prompt of the row
-        chosen. One run at a time per
-        visitor, within the visitor's limit; closing the generator (Cancel) stops the scoring."""
+        chosen. One run at a time per visitor, within the visitor's limit; closing the generator (Cancel) stops the
+        scoring."""
         started = time.perf_counter()
         owner = self.visitors.owner(request, profile)
         shown = self.annotator._whose(person, request, profile)
@@ -199,7 +199,8 @@ class Inspector:
             ranking = Ranking(result, settings)
             table, figure, row_choice = self._view(ranking, view, *shown)
             outputs = (table, figure, row_choice, *self.export(ranking, view, owner=shown[0]))
-            prompt = self.inspect_row(ranking, row_choice["value"])  # of the row chosen, in the same update
+            chosen = next((r for r in result.rows if r.rank == row_choice["value"]), None)  # shown in this update
+            prompt = self._prompt(reranker, result, chosen) if chosen else self.inspect_row(None, None)
         wall_s = time.perf_counter() - started
         ranking.header = self.header(ranking, owner, wall_s, f"{len(result.rows)} documents ranked")
         yield (ranking, *outputs, self.summary(result, wall_s), *(self.status(model),) * 2, ranking.header, prompt)
@@ -296,7 +297,10 @@ class Inspector:
         row = next((r for r in result.rows if r.rank == rank), None)
         if row is None:
             raise gr.Error(f"There is no row ranked {rank} in the last run.")
-        reranker = self.reranker_for_view(ranking.settings)
+        return self._prompt(self.reranker_for_view(ranking.settings), result, row)
+
+    @staticmethod
+    def _prompt(reranker, result, row) -> str:
         view = reranker.prompt(result.query, row.text, instruction=result.instruction)
         full = (f'<details class="rr-full"><summary>Full document ({len(row.text):,} characters)</summary>'
                 f'<div class="rr-fulltext">{html.escape(row.text)}</div></details>')
