@@ -105,6 +105,8 @@ def test_the_sweep_threshold_says_what_it_replaced_and_undo_puts_it_back(chromiu
         page.get_by_role("button", name="Use it in the disagreement view (Rank & judge)").click()
         page.get_by_text("The disagreement threshold of Rank & judge is now").first.wait_for(timeout=15_000)
         page.get_by_text("Undo puts it back").first.wait_for()
+        # the message is sent while the handler runs, so it can show a moment before the values it names
+        expect(page.locator("#rr-undo-threshold")).to_be_visible(timeout=15_000)  # the same update as the values
         slider = page.locator("#rr-threshold input[type=number]")
         assert float(slider.input_value()) == pytest.approx(chosen, abs=1e-3)
         page.screenshot(path=ARTIFACTS / "sweep-threshold-undo.png")
@@ -120,8 +122,8 @@ def test_open_in_ab_says_what_it_replaced_and_undo_puts_it_back_exactly(chromium
         run_sweep(page)
         page.get_by_role("button", name="Open in A/B compare ↗").click()
         page.get_by_text("A/B compare now holds").first.wait_for(timeout=15_000)
+        expect(page.locator("#rr-undo-ab")).to_be_visible(timeout=15_000)  # the same update as the values
         assert query_box(page).input_value() in JUDGED
-        assert page.locator("#rr-undo-ab").is_visible()
         page.screenshot(path=ARTIFACTS / "sweep-open-in-ab-undo.png")
         page.locator("#rr-undo-ab").click()
         page.wait_for_function(f"document.querySelector('#rr-workspaces textarea').value === {MY_QUERY!r}",
@@ -138,7 +140,7 @@ def test_a_sweep_row_brings_its_query_back_into_rank_and_judge(chromium, url):
         cell = page.locator(".rr-sweep-versus span[title^='q-']", has_text="how do I bake sourdough bread")
         cell.click()
         page.get_by_text("Opened 'how do I bake sourdough bread'").first.wait_for(timeout=15_000)
-        assert query_box(page).input_value() == "how do I bake sourdough bread"
+        expect(query_box(page)).to_have_value("how do I bake sourdough bread", timeout=15_000)
         assert sorted(page.get_by_label("Documents", exact=True).input_value().split("\n")) == sorted(
             text for text, _ in JUDGED["how do I bake sourdough bread"])
         page.screenshot(path=ARTIFACTS / "sweep-row-to-rank.png")
@@ -164,7 +166,7 @@ def test_a_multi_query_row_brings_its_query_back_into_rank_and_judge(chromium, u
         assert "instruction “" in summary.inner_text()  # the result names its inputs
         page.locator(".rr-mq-per-query span", has_text="how do I bake sourdough bread").first.click()
         page.get_by_text("Opened 'how do I bake sourdough bread'").first.wait_for(timeout=15_000)
-        assert query_box(page).input_value() == "how do I bake sourdough bread"
+        expect(query_box(page)).to_have_value("how do I bake sourdough bread", timeout=15_000)
         assert sorted(page.get_by_label("Documents", exact=True).input_value().split("\n")) == sorted(
             text for text, _ in JUDGED["how do I bake sourdough bread"])
         assert page.get_by_label("Instruction", exact=True).input_value() == DEFAULT_INSTRUCTION
