@@ -15,7 +15,8 @@ import sys
 
 import psutil
 
-GRACE_S = 10  # what an engine process is given to stop after SIGTERM before SIGKILL
+GRACE_S = 2  # what an orphaned engine process is given after SIGTERM before SIGKILL (vLLM's engine core took over
+# 10 s to stop on SIGTERM here; its memory is the kernel's to free either way)
 
 _WATCHDOG = f"""
 import json, sys
